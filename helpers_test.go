@@ -1,0 +1,103 @@
+//go:build linux
+
+package netcore_test
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/netcore-dev/netcore/netcore"
+)
+
+// testTimeout bounds every blocking step of a loopback test.
+const testTimeout = 10 * time.Second
+
+// openFDs counts this process's open descriptors (/proc/self/fd).
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("reading /proc/self/fd: %v", err)
+	}
+	return len(ents) - 1 // the directory's own descriptor
+}
+
+// checkLeaks records the descriptors and goroutines now and, when the test
+// ends, fails it unless both are back to that baseline within testTimeout.
+// Only sequential (non-parallel) tests may call it: the counts are the
+// whole process's.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	fds, gs := openFDs(t), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(testTimeout)
+		for {
+			nfd, ng := openFDs(t), runtime.NumGoroutine()
+			if nfd <= fds && ng <= gs {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("leak: %d descriptors (baseline %d), %d goroutines (baseline %d)\n%s", nfd, fds, ng, gs, buf)
+				return
+			}
+			runtime.Gosched()
+			time.Sleep(5 * time.Millisecond) // polling a count, not standing in for synchronisation
+		}
+	})
+}
+
+// listen opens a listener on a loopback address and port 0, closed when the
+// test ends. network "tcp6" skips the test where IPv6 is absent.
+func listen(t testing.TB, network, address string) *netcore.Listener {
+	t.Helper()
+	l, err := netcore.Listen(network, address)
+	if err != nil {
+		if network == "tcp6" || address[0] == '[' {
+			t.Skipf("no IPv6 here: Listen(%q, %q): %v", network, address, err)
+		}
+		t.Fatalf("Listen(%q, %q): %v", network, address, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// pair returns a connected client and server Conn over l (a fresh loopback
+// listener if l is nil), both closed when the test ends and both bounded by
+// a deadline of testTimeout.
+func pair(t testing.TB, network, address string) (client, server *netcore.Conn) {
+	t.Helper()
+	l := listen(t, network, address)
+	type result struct {
+		c   *netcore.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := l.AcceptConn()
+		ch <- result{c, err}
+	}()
+	client, err := netcore.Dial(network, l.Addr().String())
+	if err != nil {
+		t.Fatalf("Dial(%q, %q): %v", network, l.Addr(), err)
+	}
+	t.Cleanup(func() { client.Close() })
+	var r result
+	select {
+	case r = <-ch:
+	case <-time.After(testTimeout):
+		t.Fatalf("Accept on %v did not return within %v", l.Addr(), testTimeout)
+	}
+	if r.err != nil {
+		t.Fatalf("Accept: %v", r.err)
+	}
+	server = r.c
+	t.Cleanup(func() { server.Close() })
+	deadline := time.Now().Add(testTimeout)
+	client.SetDeadline(deadline)
+	server.SetDeadline(deadline)
+	return client, server
+}

@@ -1,0 +1,324 @@
+package sys
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Op names a system call.
+type Op uint8
+
+// The calls netcore makes.
+const (
+	OpSocket Op = iota
+	OpBind
+	OpListen
+	OpAccept
+	OpConnect
+	OpRead
+	OpWrite
+	OpWritev
+	OpShutdown
+	OpClose
+	OpGetsockopt
+	OpSetsockopt
+	OpGetsockname
+	OpGetpeername
+	OpPoll
+	NumOps
+)
+
+var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
+	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll"}
+
+// String returns the system call's name, as os.NewSyscallError wants it.
+func (o Op) String() string {
+	if o < NumOps {
+		return opNames[o]
+	}
+	return "op?"
+}
+
+// Call is a system call about to be made, as a Filter sees it.
+type Call struct {
+	Op    Op
+	FD    int // the socket; -1 for socket(2) and poll(2)
+	Len   int // read, write, writev: bytes asked for; a Filter may lower it to force a short transfer
+	Level int // getsockopt, setsockopt
+	Name  int // getsockopt, setsockopt
+}
+
+// A Filter sees every call before it is made. A non-nil error fails the call
+// with that error, without making it. Otherwise the call is made, with Len
+// lowered if the Filter lowered it (never raised). Filters run concurrently
+// from many goroutines and must be safe for that.
+type Filter func(c *Call) error
+
+var (
+	filter atomic.Pointer[Filter]
+	counts [NumOps]atomic.Uint64
+)
+
+// SetFilter installs f (nil removes the filter) and returns a function that
+// restores the previous one. Tests that install a filter must not run in
+// parallel with other tests that make sockets.
+func SetFilter(f Filter) (restore func()) {
+	var p *Filter
+	if f != nil {
+		p = &f
+	}
+	old := filter.Swap(p)
+	return func() { filter.Store(old) }
+}
+
+// Count returns how many times op has been called (including calls a Filter
+// failed) since the process started.
+func Count(op Op) uint64 { return counts[op].Load() }
+
+// Counts returns every counter at once.
+func Counts() (c [NumOps]uint64) {
+	for i := range c {
+		c[i] = counts[i].Load()
+	}
+	return c
+}
+
+// Total sums the counters.
+func Total() (n uint64) {
+	for i := range counts {
+		n += counts[i].Load()
+	}
+	return n
+}
+
+// enter counts c and asks the Filter about it.
+func enter(c *Call) error {
+	counts[c.Op].Add(1)
+	if f := filter.Load(); f != nil {
+		limit := c.Len
+		if err := (*f)(c); err != nil {
+			return err
+		}
+		if c.Len > limit || c.Len < 0 {
+			c.Len = limit
+		}
+	}
+	return nil
+}
+
+func errnoErr(e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// Socket wraps socket(2).
+func Socket(domain, typ, proto int) (int, error) {
+	if err := enter(&Call{Op: OpSocket, FD: -1}); err != nil {
+		return -1, err
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), uintptr(proto))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Bind wraps bind(2); sa holds the raw bytes of a struct sockaddr.
+func Bind(fd int, sa []byte) error {
+	if err := enter(&Call{Op: OpBind, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))), uintptr(len(sa)))
+	return errnoErr(e)
+}
+
+// Listen wraps listen(2).
+func Listen(fd, backlog int) error {
+	if err := enter(&Call{Op: OpListen, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_LISTEN, uintptr(fd), uintptr(backlog), 0)
+	return errnoErr(e)
+}
+
+// Accept4 wraps accept4(2). The peer's address is written into sa (which
+// should hold at least 28 bytes); n is how many bytes of it the kernel
+// filled.
+func Accept4(fd int, sa []byte, flags int) (nfd, n int, err error) {
+	if err := enter(&Call{Op: OpAccept, FD: fd}); err != nil {
+		return -1, 0, err
+	}
+	l := uint32(len(sa))
+	r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))),
+		uintptr(unsafe.Pointer(&l)), uintptr(flags), 0, 0)
+	if e != 0 {
+		return -1, 0, e
+	}
+	return int(r), int(min(l, uint32(len(sa)))), nil
+}
+
+// Connect wraps connect(2); sa holds the raw bytes of a struct sockaddr.
+func Connect(fd int, sa []byte) error {
+	if err := enter(&Call{Op: OpConnect, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))), uintptr(len(sa)))
+	return errnoErr(e)
+}
+
+// Read wraps read(2).
+func Read(fd int, p []byte) (int, error) {
+	c := Call{Op: OpRead, FD: fd, Len: len(p)}
+	if err := enter(&c); err != nil {
+		return -1, err
+	}
+	r, _, e := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(c.Len))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Write wraps write(2).
+func Write(fd int, p []byte) (int, error) {
+	c := Call{Op: OpWrite, FD: fd, Len: len(p)}
+	if err := enter(&c); err != nil {
+		return -1, err
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(c.Len))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Writev wraps writev(2). A Filter's Len limits the total: iovecs past it
+// are dropped and the last one is cut.
+func Writev(fd int, iov []unix.Iovec) (int, error) {
+	total := 0
+	for i := range iov {
+		total += int(iov[i].Len)
+	}
+	c := Call{Op: OpWritev, FD: fd, Len: total}
+	if err := enter(&c); err != nil {
+		return -1, err
+	}
+	if c.Len < total {
+		iov = cutIovecs(iov, c.Len)
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// cutIovecs returns a copy of iov that holds only its first n bytes.
+func cutIovecs(iov []unix.Iovec, n int) []unix.Iovec {
+	out := make([]unix.Iovec, 0, len(iov))
+	for _, v := range iov {
+		if n <= 0 {
+			break
+		}
+		if int(v.Len) > n {
+			v.SetLen(n)
+		}
+		n -= int(v.Len)
+		out = append(out, v)
+	}
+	return out
+}
+
+// Shutdown wraps shutdown(2).
+func Shutdown(fd, how int) error {
+	if err := enter(&Call{Op: OpShutdown, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+	return errnoErr(e)
+}
+
+// Close wraps close(2). netcore calls it for a descriptor the runtime does
+// not own yet; for one it does, netcore calls CountClose and lets
+// (*os.File).Close do the work.
+func Close(fd int) error {
+	if err := enter(&Call{Op: OpClose, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+// CountClose records a close(2) that the runtime makes on netcore's behalf.
+func CountClose() { counts[OpClose].Add(1) }
+
+// Getsockopt wraps getsockopt(2); val is the option's buffer and n the
+// length the kernel filled.
+func Getsockopt(fd, level, name int, val []byte) (n int, err error) {
+	if err := enter(&Call{Op: OpGetsockopt, FD: fd, Level: level, Name: name}); err != nil {
+		return 0, err
+	}
+	l := uint32(len(val))
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name),
+		uintptr(unsafe.Pointer(unsafe.SliceData(val))), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(l), nil
+}
+
+// Setsockopt wraps setsockopt(2); val is the option's bytes.
+func Setsockopt(fd, level, name int, val []byte) error {
+	if err := enter(&Call{Op: OpSetsockopt, FD: fd, Level: level, Name: name}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name),
+		uintptr(unsafe.Pointer(unsafe.SliceData(val))), uintptr(len(val)), 0)
+	return errnoErr(e)
+}
+
+// Getsockname wraps getsockname(2), writing the address into sa.
+func Getsockname(fd int, sa []byte) (n int, err error) {
+	return sockname(OpGetsockname, unix.SYS_GETSOCKNAME, fd, sa)
+}
+
+// Getpeername wraps getpeername(2), writing the address into sa.
+func Getpeername(fd int, sa []byte) (n int, err error) {
+	return sockname(OpGetpeername, unix.SYS_GETPEERNAME, fd, sa)
+}
+
+func sockname(op Op, trap uintptr, fd int, sa []byte) (int, error) {
+	if err := enter(&Call{Op: op, FD: fd}); err != nil {
+		return 0, err
+	}
+	l := uint32(len(sa))
+	_, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(min(l, uint32(len(sa)))), nil
+}
+
+// Poll wraps ppoll(2), as poll(2) with a timeout in milliseconds (negative:
+// wait without a bound). Every Linux architecture has ppoll; not all have
+// poll.
+func Poll(fds []unix.PollFd, timeoutMs int) (int, error) {
+	if err := enter(&Call{Op: OpPoll, FD: -1}); err != nil {
+		return 0, err
+	}
+	var ts *unix.Timespec
+	if timeoutMs >= 0 {
+		t := unix.NsecToTimespec(int64(timeoutMs) * 1e6)
+		ts = &t
+	}
+	r, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(unsafe.SliceData(fds))), uintptr(len(fds)),
+		uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

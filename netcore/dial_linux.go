@@ -1,0 +1,238 @@
+package netcore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// Dialer holds the options for connecting. The zero Dialer is what Dial
+// uses.
+type Dialer struct {
+	// Timeout bounds the whole dial, name resolution and every address
+	// tried included; 0 means no bound beyond the context's.
+	Timeout time.Duration
+	// LocalAddr, if valid, is bound before connecting (the source
+	// address). Port 0 lets the kernel pick the port at connect time
+	// (IP_BIND_ADDRESS_NO_PORT), so the 4-tuple, not the port alone, must
+	// be unique.
+	LocalAddr Sockaddr
+	// Device binds the socket to a network interface (SO_BINDTODEVICE).
+	Device string
+	// KeepAlive > 0 turns TCP keep-alive on with this idle time and probe
+	// interval; 0 leaves it off (the kernel's default).
+	KeepAlive time.Duration
+	// Nagle leaves Nagle's algorithm on. By default netcore sets
+	// TCP_NODELAY, as Go's net does.
+	Nagle bool
+	// Control, if not nil, is called with the new socket before
+	// bind/connect, after netcore's own options. An error aborts that
+	// address.
+	Control func(fd int) error
+}
+
+// Dial connects to address on network ("tcp", "tcp4", "tcp6"). A host name
+// is resolved and its addresses tried in order until one connects.
+func Dial(network, address string) (*Conn, error) {
+	var d Dialer
+	return d.DialContext(context.Background(), network, address)
+}
+
+// Dial connects like the package's Dial, with d's options.
+func (d *Dialer) Dial(network, address string) (*Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects to address on network. Cancelling ctx, or its
+// deadline or d.Timeout passing, aborts the dial with an error that matches
+// ctx's error (context.Canceled or context.DeadlineExceeded). The
+// addresses of a name are tried in the resolver's order: the getaddrinfo
+// loop. The error is that of the first address.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Conn, error) {
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	sas, err := Resolve(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	var first error
+	for i, sa := range sas {
+		if d.LocalAddr.IsValid() && d.LocalAddr.Is4() != sa.Is4() {
+			if first == nil {
+				first = opError("dial", network, "", d.LocalAddr, sa, errors.New("source address family differs from the destination's"))
+			}
+			continue
+		}
+		actx, cancel := attemptContext(ctx, len(sas)-i)
+		c, err := d.dialOne(actx, network, sa)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// attemptContext gives one of n remaining addresses its share of the time
+// left, as Go's net does, but never less than two seconds (or all that is
+// left, if less).
+func attemptContext(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return ctx, func() {}
+	}
+	left := time.Until(dl)
+	share := left / time.Duration(n)
+	if share < 2*time.Second {
+		share = min(2*time.Second, left)
+	}
+	return context.WithTimeout(ctx, share)
+}
+
+func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (*Conn, error) {
+	fail := func(err error) (*Conn, error) {
+		return nil, opError("dial", network, "", d.LocalAddr, sa, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	s, err := openSocket(sa.Family())
+	if err != nil {
+		return fail(err)
+	}
+	if err := d.setup(s); err != nil {
+		closeRaw(s)
+		return fail(err)
+	}
+	fd, err := newNetFD(s, sa.Family())
+	if err != nil {
+		return fail(err)
+	}
+	if err := connect(ctx, fd, sa); err != nil {
+		fd.Close()
+		return fail(err)
+	}
+	return newConn(fd, sa), nil
+}
+
+// setup applies the options that go before connect(2), and binds the
+// source address.
+func (d *Dialer) setup(s int) error {
+	if !d.Nagle {
+		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return err
+		}
+	}
+	if d.KeepAlive > 0 {
+		if err := setKeepAlive(s, true, d.KeepAlive); err != nil {
+			return err
+		}
+	}
+	if d.Device != "" {
+		if err := setDevice(s, d.Device); err != nil {
+			return err
+		}
+	}
+	if d.Control != nil {
+		if err := d.Control(s); err != nil {
+			return err
+		}
+	}
+	if !d.LocalAddr.IsValid() {
+		return nil
+	}
+	if d.LocalAddr.Port() == 0 {
+		// Without this, bind(2) reserves an ephemeral port for this
+		// source address alone, and a busy client runs out of ports long
+		// before it runs out of 4-tuples.
+		if err := setInt(s, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1); err != nil {
+			return err
+		}
+	}
+	var raw [unix.SizeofSockaddrInet6]byte
+	b, _ := d.LocalAddr.AppendBinary(raw[:0])
+	return os.NewSyscallError("bind", sys.Bind(s, b))
+}
+
+// connect runs the non-blocking connect algorithm: connect(2); on
+// EINPROGRESS wait for writability, read SO_ERROR, and confirm with
+// getpeername(2), since a wake-up does not prove the connection is made.
+// Cancelling ctx wakes the wait through a write deadline in the past.
+func connect(ctx context.Context, fd *netFD, sa Sockaddr) error {
+	var raw [unix.SizeofSockaddrInet6]byte
+	b, _ := sa.AppendBinary(raw[:0])
+	var cerr error
+	for {
+		cerr = nil
+		err := fd.control(func(s int) error { return sys.Connect(s, b) })
+		switch {
+		case err == nil, errors.Is(err, unix.EISCONN):
+			return nil
+		case classify(err, false) == retry:
+			continue // EINTR: the connect goes on in the kernel; the next call says EALREADY or EISCONN
+		case classify(err, false) != wait:
+			return os.NewSyscallError("connect", err)
+		}
+		break
+	}
+	// The context's end (its deadline too) wakes the wait by setting a
+	// write deadline in the past. If that raced with success, the
+	// deadline is cleared again once the callback has surely finished.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		fd.f.SetWriteDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+			fd.f.SetWriteDeadline(time.Time{})
+		}
+	}()
+	err := fd.rc.Write(func(s uintptr) bool {
+		soerr, err := getInt(int(s), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			cerr = err
+			return true
+		}
+		switch e := unix.Errno(soerr); e {
+		case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
+			return false
+		case 0, unix.EISCONN:
+			if _, err := sockname(int(s), true); err != nil {
+				if errors.Is(err, unix.ENOTCONN) {
+					return false // a spurious wake-up: wait again
+				}
+				cerr = err
+			}
+			return true
+		default:
+			cerr = os.NewSyscallError("connect", e)
+			return true
+		}
+	})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		return fd.rawErr(err)
+	}
+	return cerr
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes a wait.
+var aLongTimeAgo = time.Unix(1, 0)

@@ -1,0 +1,70 @@
+package netcore
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+)
+
+// ErrServerClosed is returned by Server.Serve and ListenAndServe after
+// Shutdown or Close.
+var ErrServerClosed = errors.New("netcore: server closed")
+
+// action is what a loop does after a system call failed.
+type action uint8
+
+const (
+	fail  action = iota // give the error to the caller
+	retry               // make the same call again at once (EINTR, ECONNABORTED on accept)
+	wait                // wait for readiness, then call again (EAGAIN, EINPROGRESS, EALREADY)
+)
+
+// classify is the one place that decides how an errno is handled. accept
+// is set for accept4, where ECONNABORTED means a queued connection was reset
+// before it was accepted: skip it and take the next.
+func classify(err error, accept bool) action {
+	switch err {
+	case nil:
+		return fail
+	case syscall.EINTR:
+		return retry
+	case syscall.EAGAIN, syscall.EINPROGRESS, syscall.EALREADY:
+		return wait
+	case syscall.ECONNABORTED:
+		if accept {
+			return retry
+		}
+	}
+	return fail
+}
+
+// isResourceLimit reports whether an accept error means the process or the
+// system ran out of something that frees up later: descriptors (EMFILE,
+// ENFILE) or memory (ENOBUFS, ENOMEM). A server backs off instead of
+// stopping.
+func isResourceLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// opError wraps a failed system call the way Go's net package does:
+// *net.OpError{Op, Net, Source, Addr, Err: *os.SyscallError{Syscall, errno}}.
+// Deadline and closed errors pass through unwrapped inside the OpError so
+// errors.Is finds os.ErrDeadlineExceeded and net.ErrClosed.
+func opError(op, network, syscallName string, src, dst Sockaddr, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errno, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(syscallName, errno)
+	}
+	oe := &net.OpError{Op: op, Net: network, Err: err}
+	if src.IsValid() {
+		oe.Source = src.TCPAddr()
+	}
+	if dst.IsValid() {
+		oe.Addr = dst.TCPAddr()
+	}
+	return oe
+}

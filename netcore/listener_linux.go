@@ -1,0 +1,303 @@
+package netcore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// ListenConfig holds the options applied between socket(2) and bind(2).
+// The zero ListenConfig is what Listen uses.
+type ListenConfig struct {
+	// Backlog is listen(2)'s backlog; 0 means the system's maximum,
+	// /proc/sys/net/core/somaxconn (unix.SOMAXCONN if it cannot be read).
+	Backlog int
+	// ReusePort sets SO_REUSEPORT, so several sockets can listen on one
+	// port and the kernel spreads connections among them.
+	ReusePort bool
+	// V6Only sets IPV6_V6ONLY on an IPv6 socket: it then accepts IPv6
+	// connections only. "tcp6" always sets it; "tcp" on a wildcard address
+	// leaves it off (dual-stack) unless V6Only is set.
+	V6Only bool
+	// Device binds the socket to a network interface (SO_BINDTODEVICE),
+	// "lo" for example. Binding to a device may need CAP_NET_RAW.
+	Device string
+	// KeepMapped keeps the peers of a dual-stack listener as IPv4-mapped
+	// IPv6 addresses ([::ffff:1.2.3.4]:5) instead of unmapping them to IPv4
+	// (1.2.3.4:5), which is the default.
+	KeepMapped bool
+	// Nagle leaves Nagle's algorithm on for accepted connections. By
+	// default netcore sets TCP_NODELAY on every connection, as Go's net
+	// does, so small writes go out at once.
+	Nagle bool
+	// Control, if not nil, is called with the new socket before bind(2),
+	// after netcore's own options: for options netcore does not wrap. An
+	// error aborts Listen.
+	Control func(fd int) error
+}
+
+// Listen announces on the local network address. network is "tcp",
+// "tcp4" or "tcp6"; address is "host:port", where an empty host or a
+// wildcard address listens on every address (dual-stack for "tcp") and
+// port 0 lets the kernel choose (Addr reports it).
+func Listen(network, address string) (*Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(context.Background(), network, address)
+}
+
+// Listen announces on the local network address with lc's options. ctx
+// bounds name resolution only.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*Listener, error) {
+	sas, err := Resolve(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	// "tcp" on a wildcard address is one dual-stack IPv6 socket, as in Go.
+	if network == "tcp" && sas[0].Addr().IsUnspecified() {
+		sas = []Sockaddr{SockaddrFrom16([16]byte{}, sas[0].Port(), 0), SockaddrFrom4([4]byte{}, sas[0].Port())}
+	}
+	var first error
+	for _, sa := range sas {
+		l, err := lc.listen(network, sa)
+		if err == nil {
+			return l, nil
+		}
+		if first == nil {
+			first = err
+		}
+		// Only a missing address family (no IPv6 here) moves on to the
+		// next address; any other failure is the answer.
+		if !errors.Is(err, syscall.EAFNOSUPPORT) {
+			break
+		}
+	}
+	return nil, first
+}
+
+func (lc *ListenConfig) listen(network string, sa Sockaddr) (*Listener, error) {
+	fail := func(err error) (*Listener, error) {
+		return nil, opError("listen", network, "", Sockaddr{}, sa, err)
+	}
+	s, err := openSocket(sa.Family())
+	if err != nil {
+		return fail(err)
+	}
+	if err := lc.setup(s, network, sa); err != nil {
+		closeRaw(s)
+		return fail(err)
+	}
+	var raw [unix.SizeofSockaddrInet6]byte
+	b, _ := sa.AppendBinary(raw[:0])
+	if err := sys.Bind(s, b); err != nil {
+		closeRaw(s)
+		return fail(os.NewSyscallError("bind", err))
+	}
+	backlog := lc.Backlog
+	if backlog <= 0 {
+		backlog = maxListenerBacklog()
+	}
+	if err := sys.Listen(s, backlog); err != nil {
+		closeRaw(s)
+		return fail(os.NewSyscallError("listen", err))
+	}
+	bound, err := sockname(s, false)
+	if err != nil {
+		closeRaw(s)
+		return fail(err)
+	}
+	fd, err := newNetFD(s, sa.Family())
+	if err != nil {
+		return fail(err)
+	}
+	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle}
+	l.acceptFn = l.acceptOnce
+	return l, nil
+}
+
+// setup applies the options that go between socket(2) and bind(2).
+func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
+	if err := setInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if sa.Is6() {
+		if err := setInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(lc.V6Only || network == "tcp6")); err != nil {
+			return err
+		}
+	}
+	if lc.ReusePort {
+		if err := setInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return err
+		}
+	}
+	if lc.Device != "" {
+		if err := setDevice(s, lc.Device); err != nil {
+			return err
+		}
+	}
+	if lc.Control != nil {
+		return lc.Control(s)
+	}
+	return nil
+}
+
+var somaxconn = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return unix.SOMAXCONN
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return unix.SOMAXCONN
+	}
+	return n
+})
+
+// maxListenerBacklog is the backlog Listen uses by default.
+func maxListenerBacklog() int { return somaxconn() }
+
+// Listener is a TCP listener. It implements net.Listener; Accept and Close
+// are safe to call from different goroutines, and Close wakes a blocked
+// Accept.
+type Listener struct {
+	fd      *netFD
+	addr    Sockaddr
+	network string
+	unmap   bool
+	noDelay bool
+
+	// Accept holds mu for the whole call; the callback, bound once, leaves
+	// its result in these fields.
+	mu       sync.Mutex
+	sabuf    sockaddrBuf
+	nfd      int
+	salen    int
+	aerr     error
+	acceptFn func(uintptr) bool
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Accept waits for and returns the next connection as a net.Conn (a
+// *Conn); see AcceptConn.
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptConn()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptConn waits for and returns the next connection. EINTR and
+// ECONNABORTED (a connection reset while it waited in the queue) are
+// retried inside. Other accept4(2) errors, EMFILE among them, are returned
+// in a *net.OpError; after Close the error matches net.ErrClosed, after a
+// deadline os.ErrDeadlineExceeded.
+func (l *Listener) AcceptConn() (*Conn, error) {
+	l.mu.Lock()
+	l.nfd, l.salen, l.aerr = -1, 0, nil
+	err := l.fd.rc.Read(l.acceptFn)
+	s, peerBytes, aerr := l.nfd, l.sabuf[:l.salen], l.aerr
+	peer, derr := decodeSockaddr(peerBytes)
+	l.mu.Unlock()
+	if err != nil {
+		return nil, l.opErr("accept", l.fd.rawErr(err))
+	}
+	if aerr != nil {
+		return nil, l.opErr("accept", aerr)
+	}
+	if derr != nil {
+		closeRaw(s)
+		return nil, l.opErr("accept", derr)
+	}
+	if l.unmap {
+		peer = peer.Unmap()
+	}
+	if l.noDelay {
+		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			closeRaw(s)
+			return nil, l.opErr("accept", err)
+		}
+	}
+	fd, err := newNetFD(s, l.fd.family)
+	if err != nil {
+		return nil, l.opErr("accept", err)
+	}
+	c := newConn(fd, peer)
+	c.unmap = l.unmap
+	if !l.addr.Addr().IsUnspecified() {
+		// The listener's own address is the connection's: no
+		// getsockname needed.
+		local := l.addr
+		c.laddr.Store(&local)
+	}
+	return c, nil
+}
+
+// acceptOnce is the accept callback: accept4(2), retried on EINTR and
+// ECONNABORTED; false asks the runtime to wait for a connection.
+func (l *Listener) acceptOnce(s uintptr) bool {
+	for {
+		nfd, n, err := sys.Accept4(int(s), l.sabuf[:], sockFlags)
+		switch classify(err, true) {
+		case retry:
+			continue
+		case wait:
+			return false
+		}
+		if err != nil {
+			l.aerr = os.NewSyscallError("accept4", err)
+		} else {
+			l.nfd, l.salen = nfd, n
+		}
+		return true
+	}
+}
+
+// Close stops listening. A blocked Accept returns an error matching
+// net.ErrClosed; connections already accepted stay open. A second Close
+// returns nil.
+func (l *Listener) Close() error {
+	return l.opErr("close", l.fd.Close())
+}
+
+// Addr returns the listener's address as a *net.TCPAddr, with the port the
+// kernel chose for port 0.
+func (l *Listener) Addr() net.Addr { return l.addr.TCPAddr() }
+
+// Sockaddr returns the listener's address, with the port the kernel chose
+// for port 0.
+func (l *Listener) Sockaddr() Sockaddr { return l.addr }
+
+// SetDeadline sets a deadline for Accept calls, pending ones included; the
+// zero time removes it.
+func (l *Listener) SetDeadline(t time.Time) error {
+	if l.fd.closed.Load() || l.fd.f.SetReadDeadline(t) != nil {
+		return l.opErr("set", net.ErrClosed)
+	}
+	return nil
+}
+
+// SyscallConn returns the raw listening socket, for options netcore does
+// not wrap.
+func (l *Listener) SyscallConn() (syscall.RawConn, error) {
+	if l.fd.closed.Load() {
+		return nil, l.opErr("raw-conn", net.ErrClosed)
+	}
+	return l.fd.rc, nil
+}
+
+func (l *Listener) opErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return opError(op, l.network, "accept4", l.addr, Sockaddr{}, err)
+}
