@@ -72,9 +72,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.idle > 0 && !c.readDeadlineSet.Load() {
-		if err := c.fd.f.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
-			return 0, c.opErr("read", "read", net.ErrClosed)
+		if err := c.fd.setReadDeadline(time.Now().Add(c.idle)); err != nil {
+			return 0, c.opErr("read", "read", err)
 		}
+	}
+	if c.fd.blocking {
+		n, err := c.readBlocking(p)
+		if err != nil && err != io.EOF {
+			err = c.opErr("read", "read", err)
+		}
+		return n, err
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.fd.rc.Read(c.readFn)
@@ -123,6 +130,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return 0, c.opErr("write", "write", net.ErrClosed)
 		}
 		return 0, nil
+	}
+	if c.fd.blocking {
+		n, err := c.writeBlocking(p)
+		return n, c.opErr("write", "write", err)
 	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.fd.rc.Write(c.writeFn)
@@ -224,27 +235,17 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // While a read deadline is set, a Server's IdleTimeout does not apply; the
 // zero time removes the deadline and brings IdleTimeout back.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if c.fd.closed.Load() {
-		return c.opErr("set", "setdeadline", net.ErrClosed)
+	if err := c.fd.setReadDeadline(t); err != nil {
+		return c.opErr("set", "setdeadline", err)
 	}
 	c.readDeadlineSet.Store(!t.IsZero())
-	return c.deadlineErr(c.fd.f.SetReadDeadline(t))
+	return nil
 }
 
 // SetWriteDeadline sets the deadline for Write calls, pending ones
 // included. A Write that times out may have written part of its buffer.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if c.fd.closed.Load() {
-		return c.opErr("set", "setdeadline", net.ErrClosed)
-	}
-	return c.deadlineErr(c.fd.f.SetWriteDeadline(t))
-}
-
-func (c *Conn) deadlineErr(err error) error {
-	if err != nil {
-		return c.opErr("set", "setdeadline", net.ErrClosed)
-	}
-	return nil
+	return c.opErr("set", "setdeadline", c.fd.setWriteDeadline(t))
 }
 
 // SetNoDelay turns Nagle's algorithm off (true, netcore's default, as in
@@ -295,7 +296,7 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	if c.fd.closed.Load() {
 		return nil, c.opErr("raw-conn", "", net.ErrClosed)
 	}
-	return c.fd.rc, nil
+	return c.fd.rawConn(), nil
 }
 
 // opErr wraps err as Go's net does, naming both ends (the local one only

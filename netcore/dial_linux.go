@@ -34,6 +34,10 @@ type Dialer struct {
 	// bind/connect, after netcore's own options. An error aborts that
 	// address.
 	Control func(fd int) error
+	// Blocking selects the fast path (see ListenConfig.Blocking): Read and
+	// Write block in the kernel on their own thread. The connect itself is
+	// still non-blocking, so a context can cancel it.
+	Blocking bool
 }
 
 // Dial connects to address on network ("tcp", "tcp4", "tcp6"). A host name
@@ -118,7 +122,14 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (*Con
 		closeRaw(s)
 		return fail(err)
 	}
-	fd, err := newNetFD(s, sa.Family())
+	var fd *netFD
+	connect := connectPoller
+	if d.Blocking {
+		fd, err = newBlockingFD(s, sa.Family(), false)
+		connect = connectBlocking
+	} else {
+		fd, err = newNetFD(s, sa.Family())
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -168,11 +179,11 @@ func (d *Dialer) setup(s int) error {
 	return os.NewSyscallError("bind", sys.Bind(s, b))
 }
 
-// connect runs the non-blocking connect algorithm: connect(2); on
+// connectPoller runs the non-blocking connect algorithm: connect(2); on
 // EINPROGRESS wait for writability, read SO_ERROR, and confirm with
 // getpeername(2), since a wake-up does not prove the connection is made.
 // Cancelling ctx wakes the wait through a write deadline in the past.
-func connect(ctx context.Context, fd *netFD, sa Sockaddr) error {
+func connectPoller(ctx context.Context, fd *netFD, sa Sockaddr) error {
 	var raw [unix.SizeofSockaddrInet6]byte
 	b, _ := sa.AppendBinary(raw[:0])
 	var cerr error
@@ -204,26 +215,9 @@ func connect(ctx context.Context, fd *netFD, sa Sockaddr) error {
 		}
 	}()
 	err := fd.rc.Write(func(s uintptr) bool {
-		soerr, err := getInt(int(s), unix.SOL_SOCKET, unix.SO_ERROR)
-		if err != nil {
-			cerr = err
-			return true
-		}
-		switch e := unix.Errno(soerr); e {
-		case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
-			return false
-		case 0, unix.EISCONN:
-			if _, err := sockname(int(s), true); err != nil {
-				if errors.Is(err, unix.ENOTCONN) {
-					return false // a spurious wake-up: wait again
-				}
-				cerr = err
-			}
-			return true
-		default:
-			cerr = os.NewSyscallError("connect", e)
-			return true
-		}
+		var done bool
+		done, cerr = connectResult(int(s))
+		return done
 	})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {

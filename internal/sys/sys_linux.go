@@ -27,11 +27,12 @@ const (
 	OpGetsockname
 	OpGetpeername
 	OpPoll
+	OpFcntl
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
-	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll"}
+	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
@@ -303,16 +304,16 @@ func sockname(op Op, trap uintptr, fd int, sa []byte) (int, error) {
 	return int(min(l, uint32(len(sa)))), nil
 }
 
-// Poll wraps ppoll(2), as poll(2) with a timeout in milliseconds (negative:
+// Poll wraps ppoll(2), as poll(2) with a timeout in nanoseconds (negative:
 // wait without a bound). Every Linux architecture has ppoll; not all have
 // poll.
-func Poll(fds []unix.PollFd, timeoutMs int) (int, error) {
+func Poll(fds []unix.PollFd, timeoutNs int64) (int, error) {
 	if err := enter(&Call{Op: OpPoll, FD: -1}); err != nil {
 		return 0, err
 	}
 	var ts *unix.Timespec
-	if timeoutMs >= 0 {
-		t := unix.NsecToTimespec(int64(timeoutMs) * 1e6)
+	if timeoutNs >= 0 {
+		t := unix.NsecToTimespec(timeoutNs)
 		ts = &t
 	}
 	r, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(unsafe.SliceData(fds))), uintptr(len(fds)),
@@ -321,4 +322,26 @@ func Poll(fds []unix.PollFd, timeoutMs int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// SetNonblock turns O_NONBLOCK on or off with fcntl(2) (F_GETFL, F_SETFL;
+// counted as two fcntl calls).
+func SetNonblock(fd int, nonblocking bool) error {
+	if err := enter(&Call{Op: OpFcntl, FD: fd}); err != nil {
+		return err
+	}
+	flags, _, e := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_GETFL, 0)
+	if e != 0 {
+		return e
+	}
+	if nonblocking {
+		flags |= unix.O_NONBLOCK
+	} else {
+		flags &^= unix.O_NONBLOCK
+	}
+	if err := enter(&Call{Op: OpFcntl, FD: fd}); err != nil {
+		return err
+	}
+	_, _, e = unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, flags)
+	return errnoErr(e)
 }

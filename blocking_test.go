@@ -1,0 +1,356 @@
+//go:build linux
+
+package netcore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/netcore-dev/netcore/netcore"
+	"golang.org/x/sys/unix"
+)
+
+// blockingPair is pair for the fast path: both ends in blocking mode.
+func blockingPair(t *testing.T, network, address string) (client, server *netcore.Conn, l *netcore.Listener) {
+	t.Helper()
+	lc := netcore.ListenConfig{Blocking: true}
+	l, err := lc.Listen(context.Background(), network, address)
+	if err != nil {
+		if network == "tcp6" {
+			t.Skipf("no IPv6 here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	accepted := make(chan *netcore.Conn, 1)
+	go func() {
+		c, err := l.AcceptConn()
+		if err != nil {
+			t.Errorf("blocking Accept: %v", err)
+		}
+		accepted <- c
+	}()
+	d := netcore.Dialer{Blocking: true, Timeout: testTimeout}
+	client, err = d.Dial(network, l.Addr().String())
+	if err != nil {
+		t.Fatalf("blocking Dial: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	select {
+	case server = <-accepted:
+	case <-time.After(testTimeout):
+		t.Fatal("blocking Accept did not return")
+	}
+	if server == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server, l
+}
+
+type sysRawConn = interface{ Control(func(uintptr)) error }
+
+func fdIsBlocking(t *testing.T, rc sysRawConn) bool {
+	t.Helper()
+	var flags int
+	var err error
+	rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if err != nil {
+		t.Fatalf("fcntl(F_GETFL): %v", err)
+	}
+	return flags&unix.O_NONBLOCK == 0
+}
+
+func TestBlockingEcho(t *testing.T) {
+	t.Parallel()
+	for _, nt := range []struct{ network, address string }{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
+		for _, size := range []int{1, 64 << 10, 16 << 20} {
+			t.Run(nt.network+"/"+strconv.Itoa(size), func(t *testing.T) {
+				t.Parallel()
+				client, server, l := blockingPair(t, nt.network, nt.address)
+				for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
+					if !fdIsBlocking(t, rc) {
+						t.Errorf("%s socket has O_NONBLOCK in blocking mode", name)
+					}
+				}
+				client.SetDeadline(time.Now().Add(testTimeout))
+				server.SetDeadline(time.Now().Add(testTimeout))
+				go func() {
+					io.Copy(server, server)
+					server.CloseWrite()
+				}()
+				want := make([]byte, size)
+				for i := range want {
+					want[i] = byte(rand.Uint32())
+				}
+				werr := make(chan error, 1)
+				go func() {
+					_, err := client.Write(want)
+					if err == nil {
+						err = client.CloseWrite()
+					}
+					werr <- err
+				}()
+				got, err := io.ReadAll(client)
+				if err != nil {
+					t.Fatalf("reading the echo: %v", err)
+				}
+				if err := <-werr; err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("echo of %d bytes: got %d bytes (sha256 %x), want sha256 %x", size, len(got), sha256.Sum256(got), sha256.Sum256(want))
+				}
+				if server.RemoteSockaddr() != client.LocalSockaddr() {
+					t.Errorf("server sees %v, client is %v", server.RemoteSockaddr(), client.LocalSockaddr())
+				}
+			})
+		}
+	}
+}
+
+func mustRaw(t *testing.T, v any) sysRawConn {
+	t.Helper()
+	var rc sysRawConn
+	var err error
+	switch x := v.(type) {
+	case *netcore.Conn:
+		rc, err = x.SyscallConn()
+	case *netcore.Listener:
+		rc, err = x.SyscallConn()
+	}
+	if err != nil || rc == nil {
+		t.Fatalf("SyscallConn: %v", err)
+	}
+	return rc
+}
+
+// The default mode and the fast path talk to each other: the mode is a
+// property of one end only.
+func TestBlockingInteropWithDefaultMode(t *testing.T) {
+	t.Parallel()
+	lc := netcore.ListenConfig{Blocking: true}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	errc := echoOnce(l)
+	c, err := netcore.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	c.Write([]byte("mixed"))
+	c.CloseWrite()
+	if got, err := io.ReadAll(c); err != nil || string(got) != "mixed" {
+		t.Errorf("echo = %q, %v; want \"mixed\"", got, err)
+	}
+	if err := <-errc; err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBlockingDeadlines(t *testing.T) {
+	t.Parallel()
+	client, server, l := blockingPair(t, "tcp4", "127.0.0.1:0")
+
+	client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("blocking Read past its deadline = %d, %v; want os.ErrDeadlineExceeded", n, err)
+	}
+	client.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("blocking Read with a past deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+	// Removing the deadline makes Read wait again, and data arrives.
+	client.SetReadDeadline(time.Time{})
+	server.Write([]byte("z"))
+	if n, err := client.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("Read after removing the deadline = %d, %v", n, err)
+	}
+
+	client.SetWriteBuffer(4096)
+	server.SetReadBuffer(4096)
+	client.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := client.Write(make([]byte, 8<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 8<<20 {
+		t.Fatalf("blocking Write of 8 MiB to a peer that does not read = %d, %v; want os.ErrDeadlineExceeded", n, err)
+	}
+
+	l.SetDeadline(time.Now().Add(20 * time.Millisecond))
+	if c, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("blocking Accept past its deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// TestBlockingDeadlineChangeDuringCall pins down the documented behaviour:
+// a blocked call keeps the kernel timeout it started with. Moving the
+// deadline later while it waits makes it wait on when that timeout fires;
+// moving it earlier takes effect at the latest when the original timeout
+// fires.
+func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
+	t.Parallel()
+	client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
+	client.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	got := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		buf := make([]byte, 4)
+		n, err := io.ReadFull(client, buf)
+		if err == nil && string(buf[:n]) != "late" {
+			err = errors.New("read " + strconv.Quote(string(buf[:n])))
+		}
+		got <- err
+	}()
+	<-started
+	// Extend the deadline while the Read may already be blocked, then send
+	// after the original deadline: the Read must still succeed.
+	client.SetReadDeadline(time.Now().Add(testTimeout))
+	<-time.After(100 * time.Millisecond) // past the original deadline: the behaviour under test
+	server.Write([]byte("late"))
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Read with its deadline extended during the call: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Read did not return")
+	}
+}
+
+func TestBlockingCloseWakesCalls(t *testing.T) {
+	t.Parallel()
+	t.Run("Read", func(t *testing.T) {
+		t.Parallel()
+		client, _, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
+		expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
+	})
+	t.Run("Write", func(t *testing.T) {
+		t.Parallel()
+		client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
+		client.SetWriteBuffer(4096)
+		server.SetReadBuffer(4096)
+		expectClosedAfterClose(t, client, func() error { _, err := client.Write(make([]byte, 64<<20)); return err })
+	})
+	t.Run("Accept", func(t *testing.T) {
+		t.Parallel()
+		_, _, l := blockingPair(t, "tcp4", "127.0.0.1:0")
+		expectClosedAfterClose(t, l, func() error {
+			c, err := l.Accept()
+			if c != nil {
+				c.Close()
+			}
+			return err
+		})
+	})
+}
+
+// expectClosedAfterClose runs call (which blocks), closes c, and checks
+// call returns net.ErrClosed within testTimeout.
+func expectClosedAfterClose(t *testing.T, c io.Closer, call func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- call() }()
+	// Give the call a chance to block; if it has not yet, it meets the
+	// closed socket instead, which must give the same error.
+	select {
+	case err := <-errc:
+		t.Fatalf("the call returned before Close: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("blocked call after Close = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close did not wake the blocked call")
+	}
+}
+
+func TestBlockingDialCancel(t *testing.T) {
+	t.Parallel()
+	addr := fullListener(t)
+	d := netcore.Dialer{Blocking: true, Timeout: 100 * time.Millisecond}
+	c, err := d.Dial("tcp4", addr)
+	if err == nil {
+		c.Close()
+		t.Skip("the kernel completed a connect to a full accept queue: cannot test a timeout here")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("blocking Dial with Timeout = %v, want context.DeadlineExceeded", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		d := netcore.Dialer{Blocking: true}
+		c, err := d.DialContext(ctx, "tcp4", addr)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled blocking DialContext = %v, want context.Canceled", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("cancelling the context did not stop the blocking dial")
+	}
+}
+
+// TestBlockingNoLeaks runs many fast-path connections, including ones
+// closed while calls are blocked, and checks every descriptor and
+// goroutine is gone afterwards.
+func TestBlockingNoLeaks(t *testing.T) {
+	checkLeaks(t)
+	lc := netcore.ListenConfig{Blocking: true}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := netcore.Dialer{Blocking: true, Timeout: testTimeout}
+	for i := range 200 {
+		c, err := d.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		s, err := l.AcceptConn()
+		if err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+		if i%2 == 0 {
+			// Close while a Read is blocked on the other goroutine.
+			errc := make(chan error, 1)
+			go func() { _, err := s.Read(make([]byte, 1)); errc <- err }()
+			s.Close()
+			if err := <-errc; !errors.Is(err, net.ErrClosed) && err != io.EOF {
+				t.Fatalf("blocked Read after Close = %v", err)
+			}
+		} else {
+			s.Close()
+		}
+		c.Close()
+	}
+}
