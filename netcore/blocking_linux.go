@@ -20,17 +20,18 @@ import (
 
 const closingBit = 1
 
-// newBlockingFD makes s a blocking-mode socket; netcore owns it from here.
+// initBlocking makes s a blocking-mode socket; netcore owns it from here.
 // clearNonblock turns O_NONBLOCK off now (a dialed socket keeps it until it
 // is connected). On failure s is closed.
-func newBlockingFD(s, family int, clearNonblock bool) (*netFD, error) {
+func (fd *netFD) initBlocking(s, family int, clearNonblock bool) error {
 	if clearNonblock {
 		if err := sys.SetNonblock(s, false); err != nil {
 			closeRaw(s)
-			return nil, os.NewSyscallError("fcntl", err)
+			return os.NewSyscallError("fcntl", err)
 		}
 	}
-	return &netFD{blocking: true, sysfd: s, family: family}, nil
+	fd.blocking, fd.sysfd, fd.family = true, s, family
+	return nil
 }
 
 // incref takes a reference for a call, unless Close has begun.
@@ -116,7 +117,7 @@ func timedOut(dl int64) bool {
 
 // readBlocking is Read in blocking mode; the caller holds c.rmu.
 func (c *Conn) readBlocking(p []byte) (int, error) {
-	fd := c.fd
+	fd := &c.fd
 	if !fd.incref() {
 		return 0, net.ErrClosed
 	}
@@ -150,7 +151,7 @@ func (c *Conn) readBlocking(p []byte) (int, error) {
 
 // writeBlocking is Write in blocking mode; the caller holds c.wmu.
 func (c *Conn) writeBlocking(p []byte) (int, error) {
-	fd := c.fd
+	fd := &c.fd
 	if !fd.incref() {
 		return 0, net.ErrClosed
 	}
@@ -187,7 +188,7 @@ func (c *Conn) writeBlocking(p []byte) (int, error) {
 // acceptBlocking is accept4(2) in blocking mode; the caller holds l.mu. The
 // new socket is blocking too.
 func (l *Listener) acceptBlocking() (s int, peer []byte, err error) {
-	fd := l.fd
+	fd := &l.fd
 	if !fd.incref() {
 		return -1, nil, net.ErrClosed
 	}

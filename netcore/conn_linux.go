@@ -22,18 +22,19 @@ import (
 // returns an error that matches net.ErrClosed, and a second Close returns
 // nil.
 type Conn struct {
-	fd      *netFD
+	fd      netFD
 	network string   // "tcp4" or "tcp6", the socket's family
 	raddr   Sockaddr // the peer, known when the connection is made
 	unmap   bool     // report an IPv4-mapped local address as IPv4 (dual-stack listeners)
-	laddr   atomic.Pointer[Sockaddr]
+	laddrMu sync.Mutex
+	laddr   Sockaddr // asked of the kernel on first use, unless known
 
 	idle            time.Duration // Server.IdleTimeout, 0 for none
 	readDeadlineSet atomic.Bool   // the user set a read deadline: idle does not apply
 
 	// Read and Write each hold their own lock for the whole call, and pass
-	// the buffer to a callback bound once per connection, so the steady
-	// state allocates nothing.
+	// the buffer to a callback bound on first use, once per connection, so
+	// the steady state allocates nothing.
 	rmu    sync.Mutex
 	rbuf   []byte
 	rn     int
@@ -49,13 +50,13 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-func newConn(fd *netFD, raddr Sockaddr) *Conn {
-	c := &Conn{fd: fd, raddr: raddr, network: "tcp4"}
-	if fd.family == unix.AF_INET6 {
+// newConn returns a Conn to the peer raddr; the caller then initialises
+// c.fd in one of its two modes.
+func newConn(raddr Sockaddr) *Conn {
+	c := &Conn{raddr: raddr, network: "tcp4"}
+	if raddr.Is6() {
 		c.network = "tcp6"
 	}
-	c.readFn = c.readOnce
-	c.writeFn = c.writeAll
 	return c
 }
 
@@ -82,6 +83,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 			err = c.opErr("read", "read", err)
 		}
 		return n, err
+	}
+	if c.readFn == nil {
+		c.readFn = c.readOnce
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.fd.rc.Read(c.readFn)
@@ -134,6 +138,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.fd.blocking {
 		n, err := c.writeBlocking(p)
 		return n, c.opErr("write", "write", err)
+	}
+	if c.writeFn == nil {
+		c.writeFn = c.writeAll
 	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.fd.rc.Write(c.writeFn)
@@ -205,8 +212,10 @@ func (c *Conn) RemoteSockaddr() Sockaddr { return c.raddr }
 // call for an address nobody reads. It is the zero Sockaddr if the
 // connection was closed before anyone asked.
 func (c *Conn) LocalSockaddr() Sockaddr {
-	if p := c.laddr.Load(); p != nil {
-		return *p
+	c.laddrMu.Lock()
+	defer c.laddrMu.Unlock()
+	if c.laddr.IsValid() {
+		return c.laddr
 	}
 	var sa Sockaddr
 	_ = c.fd.control(func(s int) (err error) {
@@ -216,9 +225,7 @@ func (c *Conn) LocalSockaddr() Sockaddr {
 	if c.unmap {
 		sa = sa.Unmap()
 	}
-	if sa.IsValid() {
-		c.laddr.Store(&sa)
-	}
+	c.laddr = sa
 	return sa
 }
 
@@ -305,9 +312,8 @@ func (c *Conn) opErr(op, syscallName string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var local Sockaddr
-	if p := c.laddr.Load(); p != nil {
-		local = *p
-	}
+	c.laddrMu.Lock()
+	local := c.laddr
+	c.laddrMu.Unlock()
 	return opError(op, c.network, syscallName, local, c.raddr, err)
 }

@@ -63,9 +63,15 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Con
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	sas, err := Resolve(ctx, network, address)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	var one [1]Sockaddr
+	sas := one[:]
+	if sa, ok := resolveNumeric(network, address); ok {
+		one[0] = sa
+	} else {
+		var err error
+		if sas, err = Resolve(ctx, network, address); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
 	}
 	var first error
 	for i, sa := range sas {
@@ -122,22 +128,20 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (*Con
 		closeRaw(s)
 		return fail(err)
 	}
-	var fd *netFD
-	connect := connectPoller
+	c := newConn(sa)
 	if d.Blocking {
-		fd, err = newBlockingFD(s, sa.Family(), false)
-		connect = connectBlocking
+		if err := c.fd.initBlocking(s, sa.Family(), false); err != nil {
+			return fail(err)
+		}
+		err = connectBlocking(ctx, &c.fd, sa)
 	} else {
-		fd, err = newNetFD(s, sa.Family())
+		err = connectPoller(ctx, &c.fd, s, sa)
 	}
 	if err != nil {
+		c.fd.Close()
 		return fail(err)
 	}
-	if err := connect(ctx, fd, sa); err != nil {
-		fd.Close()
-		return fail(err)
-	}
-	return newConn(fd, sa), nil
+	return c, nil
 }
 
 // setup applies the options that go before connect(2), and binds the
@@ -179,42 +183,58 @@ func (d *Dialer) setup(s int) error {
 	return os.NewSyscallError("bind", sys.Bind(s, b))
 }
 
-// connectPoller runs the non-blocking connect algorithm: connect(2); on
-// EINPROGRESS wait for writability, read SO_ERROR, and confirm with
+// connectPoller runs the non-blocking connect algorithm on s: connect(2);
+// on EINPROGRESS wait for writability, read SO_ERROR, and confirm with
 // getpeername(2), since a wake-up does not prove the connection is made.
-// Cancelling ctx wakes the wait through a write deadline in the past.
-func connectPoller(ctx context.Context, fd *netFD, sa Sockaddr) error {
+// s is handed to the poller (fd) after connect(2), which epoll does not
+// mind: registering reports the current readiness. On loopback the
+// connection is usually made by then, and the first check finds it without
+// any waiting machinery. Cancelling ctx wakes the wait through a write
+// deadline in the past.
+func connectPoller(ctx context.Context, fd *netFD, s int, sa Sockaddr) error {
 	var raw [unix.SizeofSockaddrInet6]byte
 	b, _ := sa.AppendBinary(raw[:0])
-	var cerr error
+	var err error
 	for {
-		cerr = nil
-		err := fd.control(func(s int) error { return sys.Connect(s, b) })
-		switch {
-		case err == nil, errors.Is(err, unix.EISCONN):
-			return nil
-		case classify(err, false) == retry:
-			continue // EINTR: the connect goes on in the kernel; the next call says EALREADY or EISCONN
-		case classify(err, false) != wait:
-			return os.NewSyscallError("connect", err)
+		err = sys.Connect(s, b)
+		if classify(err, false) != retry {
+			break
 		}
-		break
+		// EINTR: the connect goes on in the kernel; the next call says
+		// EALREADY or EISCONN.
 	}
-	// The context's end (its deadline too) wakes the wait by setting a
-	// write deadline in the past. If that raced with success, the
-	// deadline is cleared again once the callback has surely finished.
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		fd.f.SetWriteDeadline(aLongTimeAgo)
-		close(fired)
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-			fd.f.SetWriteDeadline(time.Time{})
-		}
-	}()
-	err := fd.rc.Write(func(s uintptr) bool {
+	if err != nil && err != unix.EISCONN && classify(err, false) != wait {
+		closeRaw(s)
+		return os.NewSyscallError("connect", err)
+	}
+	if ierr := fd.initPoller(s, sa.Family()); ierr != nil {
+		return ierr
+	}
+	if err == nil || err == unix.EISCONN {
+		return nil
+	}
+	// Nobody else has the Conn yet, so s cannot be closed under us.
+	if done, err := connectResult(s); done {
+		return err
+	}
+	if ctx.Done() != nil {
+		// The context's end (its deadline too) wakes the wait by setting
+		// a write deadline in the past. If that raced with success, the
+		// deadline is cleared again once the callback has surely finished.
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			fd.f.SetWriteDeadline(aLongTimeAgo)
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+				fd.f.SetWriteDeadline(time.Time{})
+			}
+		}()
+	}
+	var cerr error
+	err = fd.rc.Write(func(s uintptr) bool {
 		var done bool
 		done, cerr = connectResult(int(s))
 		return done

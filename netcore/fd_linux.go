@@ -53,20 +53,21 @@ func openSocket(family int) (int, error) {
 	return s, nil
 }
 
-// newNetFD hands s to the runtime poller. From here on the runtime owns s:
-// it is closed by netFD.Close (or the *os.File's cleanup), never directly.
-// On failure s is closed.
-func newNetFD(s, family int) (*netFD, error) {
+// initPoller hands s to the runtime poller. From here on the runtime owns
+// s: it is closed by netFD.Close (or the *os.File's cleanup), never
+// directly. On failure s is closed.
+func (fd *netFD) initPoller(s, family int) error {
 	f := os.NewFile(uintptr(s), "tcp")
 	if f == nil {
-		return nil, os.NewSyscallError("socket", unix.EBADF)
+		return os.NewSyscallError("socket", unix.EBADF)
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return &netFD{f: f, rc: rc, family: family}, nil
+	fd.f, fd.rc, fd.family = f, rc, family
+	return nil
 }
 
 // closeRaw closes a descriptor nobody else knows yet, on an error path.

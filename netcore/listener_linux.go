@@ -125,16 +125,15 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (*Listener, error) {
 		closeRaw(s)
 		return fail(err)
 	}
-	var fd *netFD
+	l := &Listener{addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle}
 	if lc.Blocking {
-		fd, err = newBlockingFD(s, sa.Family(), true)
+		err = l.fd.initBlocking(s, sa.Family(), true)
 	} else {
-		fd, err = newNetFD(s, sa.Family())
+		err = l.fd.initPoller(s, sa.Family())
 	}
 	if err != nil {
 		return fail(err)
 	}
-	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle}
 	l.acceptFn = l.acceptOnce
 	return l, nil
 }
@@ -184,7 +183,7 @@ func maxListenerBacklog() int { return somaxconn() }
 // are safe to call from different goroutines, and Close wakes a blocked
 // Accept.
 type Listener struct {
-	fd      *netFD
+	fd      netFD
 	addr    Sockaddr
 	network string
 	unmap   bool
@@ -231,22 +230,20 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 			return nil, l.opErr("accept", err)
 		}
 	}
-	var fd *netFD
+	c := newConn(peer)
+	c.unmap = l.unmap
 	if l.fd.blocking {
-		fd, err = newBlockingFD(s, l.fd.family, false)
+		err = c.fd.initBlocking(s, l.fd.family, false)
 	} else {
-		fd, err = newNetFD(s, l.fd.family)
+		err = c.fd.initPoller(s, l.fd.family)
 	}
 	if err != nil {
 		return nil, l.opErr("accept", err)
 	}
-	c := newConn(fd, peer)
-	c.unmap = l.unmap
 	if !l.addr.Addr().IsUnspecified() {
 		// The listener's own address is the connection's: no
 		// getsockname needed.
-		local := l.addr
-		c.laddr.Store(&local)
+		c.laddr = l.addr
 	}
 	return c, nil
 }

@@ -140,3 +140,21 @@ func (e *ResolveError) Error() string {
 }
 
 func (e *ResolveError) Unwrap() error { return e.Err }
+
+// resolveNumeric is Resolve's allocation-free shortcut for the common
+// case: address is a numeric "ip:port" that fits network. ok is false for
+// anything else, which then goes through Resolve (and its errors).
+func resolveNumeric(network, address string) (sa Sockaddr, ok bool) {
+	if _, err := ipNetwork(network); err != nil {
+		return Sockaddr{}, false
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || ap.Addr().Zone() != "" || !fitsNetwork(network, ap.Addr()) {
+		return Sockaddr{}, false
+	}
+	if network == "tcp4" {
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	sa, err = SockaddrFromAddrPort(ap)
+	return sa, err == nil
+}

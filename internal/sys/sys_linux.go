@@ -94,19 +94,29 @@ func Total() (n uint64) {
 	return n
 }
 
-// enter counts c and asks the Filter about it.
-func enter(c *Call) error {
+// enter counts c and asks the Filter about it. It returns the length to
+// use (c.Len, or less if the Filter lowered it). c is passed by value and
+// copied to the heap only when a Filter is installed, so the common path
+// allocates nothing.
+func enter(c Call) (int, error) {
 	counts[c.Op].Add(1)
-	if f := filter.Load(); f != nil {
-		limit := c.Len
-		if err := (*f)(c); err != nil {
-			return err
-		}
-		if c.Len > limit || c.Len < 0 {
-			c.Len = limit
-		}
+	f := filter.Load()
+	if f == nil {
+		return c.Len, nil
 	}
-	return nil
+	return consult(*f, c)
+}
+
+func consult(f Filter, c Call) (int, error) {
+	limit := c.Len
+	cp := c
+	if err := f(&cp); err != nil {
+		return 0, err
+	}
+	if cp.Len > limit || cp.Len < 0 {
+		return limit, nil
+	}
+	return cp.Len, nil
 }
 
 func errnoErr(e unix.Errno) error {
@@ -118,7 +128,7 @@ func errnoErr(e unix.Errno) error {
 
 // Socket wraps socket(2).
 func Socket(domain, typ, proto int) (int, error) {
-	if err := enter(&Call{Op: OpSocket, FD: -1}); err != nil {
+	if _, err := enter(Call{Op: OpSocket, FD: -1}); err != nil {
 		return -1, err
 	}
 	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), uintptr(proto))
@@ -130,7 +140,7 @@ func Socket(domain, typ, proto int) (int, error) {
 
 // Bind wraps bind(2); sa holds the raw bytes of a struct sockaddr.
 func Bind(fd int, sa []byte) error {
-	if err := enter(&Call{Op: OpBind, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpBind, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))), uintptr(len(sa)))
@@ -139,7 +149,7 @@ func Bind(fd int, sa []byte) error {
 
 // Listen wraps listen(2).
 func Listen(fd, backlog int) error {
-	if err := enter(&Call{Op: OpListen, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpListen, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_LISTEN, uintptr(fd), uintptr(backlog), 0)
@@ -150,7 +160,7 @@ func Listen(fd, backlog int) error {
 // should hold at least 28 bytes); n is how many bytes of it the kernel
 // filled.
 func Accept4(fd int, sa []byte, flags int) (nfd, n int, err error) {
-	if err := enter(&Call{Op: OpAccept, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpAccept, FD: fd}); err != nil {
 		return -1, 0, err
 	}
 	l := uint32(len(sa))
@@ -164,7 +174,7 @@ func Accept4(fd int, sa []byte, flags int) (nfd, n int, err error) {
 
 // Connect wraps connect(2); sa holds the raw bytes of a struct sockaddr.
 func Connect(fd int, sa []byte) error {
-	if err := enter(&Call{Op: OpConnect, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpConnect, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(sa))), uintptr(len(sa)))
@@ -173,11 +183,11 @@ func Connect(fd int, sa []byte) error {
 
 // Read wraps read(2).
 func Read(fd int, p []byte) (int, error) {
-	c := Call{Op: OpRead, FD: fd, Len: len(p)}
-	if err := enter(&c); err != nil {
+	n, err := enter(Call{Op: OpRead, FD: fd, Len: len(p)})
+	if err != nil {
 		return -1, err
 	}
-	r, _, e := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(c.Len))
+	r, _, e := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(n))
 	if e != 0 {
 		return -1, e
 	}
@@ -186,11 +196,11 @@ func Read(fd int, p []byte) (int, error) {
 
 // Write wraps write(2).
 func Write(fd int, p []byte) (int, error) {
-	c := Call{Op: OpWrite, FD: fd, Len: len(p)}
-	if err := enter(&c); err != nil {
+	n, err := enter(Call{Op: OpWrite, FD: fd, Len: len(p)})
+	if err != nil {
 		return -1, err
 	}
-	r, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(c.Len))
+	r, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(n))
 	if e != 0 {
 		return -1, e
 	}
@@ -204,12 +214,12 @@ func Writev(fd int, iov []unix.Iovec) (int, error) {
 	for i := range iov {
 		total += int(iov[i].Len)
 	}
-	c := Call{Op: OpWritev, FD: fd, Len: total}
-	if err := enter(&c); err != nil {
+	n, err := enter(Call{Op: OpWritev, FD: fd, Len: total})
+	if err != nil {
 		return -1, err
 	}
-	if c.Len < total {
-		iov = cutIovecs(iov, c.Len)
+	if n < total {
+		iov = cutIovecs(iov, n)
 	}
 	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
 	if e != 0 {
@@ -236,7 +246,7 @@ func cutIovecs(iov []unix.Iovec, n int) []unix.Iovec {
 
 // Shutdown wraps shutdown(2).
 func Shutdown(fd, how int) error {
-	if err := enter(&Call{Op: OpShutdown, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpShutdown, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
@@ -247,7 +257,7 @@ func Shutdown(fd, how int) error {
 // not own yet; for one it does, netcore calls CountClose and lets
 // (*os.File).Close do the work.
 func Close(fd int) error {
-	if err := enter(&Call{Op: OpClose, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpClose, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
@@ -260,7 +270,7 @@ func CountClose() { counts[OpClose].Add(1) }
 // Getsockopt wraps getsockopt(2); val is the option's buffer and n the
 // length the kernel filled.
 func Getsockopt(fd, level, name int, val []byte) (n int, err error) {
-	if err := enter(&Call{Op: OpGetsockopt, FD: fd, Level: level, Name: name}); err != nil {
+	if _, err := enter(Call{Op: OpGetsockopt, FD: fd, Level: level, Name: name}); err != nil {
 		return 0, err
 	}
 	l := uint32(len(val))
@@ -274,7 +284,7 @@ func Getsockopt(fd, level, name int, val []byte) (n int, err error) {
 
 // Setsockopt wraps setsockopt(2); val is the option's bytes.
 func Setsockopt(fd, level, name int, val []byte) error {
-	if err := enter(&Call{Op: OpSetsockopt, FD: fd, Level: level, Name: name}); err != nil {
+	if _, err := enter(Call{Op: OpSetsockopt, FD: fd, Level: level, Name: name}); err != nil {
 		return err
 	}
 	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name),
@@ -293,7 +303,7 @@ func Getpeername(fd int, sa []byte) (n int, err error) {
 }
 
 func sockname(op Op, trap uintptr, fd int, sa []byte) (int, error) {
-	if err := enter(&Call{Op: op, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: op, FD: fd}); err != nil {
 		return 0, err
 	}
 	l := uint32(len(sa))
@@ -308,7 +318,7 @@ func sockname(op Op, trap uintptr, fd int, sa []byte) (int, error) {
 // wait without a bound). Every Linux architecture has ppoll; not all have
 // poll.
 func Poll(fds []unix.PollFd, timeoutNs int64) (int, error) {
-	if err := enter(&Call{Op: OpPoll, FD: -1}); err != nil {
+	if _, err := enter(Call{Op: OpPoll, FD: -1}); err != nil {
 		return 0, err
 	}
 	var ts *unix.Timespec
@@ -327,7 +337,7 @@ func Poll(fds []unix.PollFd, timeoutNs int64) (int, error) {
 // SetNonblock turns O_NONBLOCK on or off with fcntl(2) (F_GETFL, F_SETFL;
 // counted as two fcntl calls).
 func SetNonblock(fd int, nonblocking bool) error {
-	if err := enter(&Call{Op: OpFcntl, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpFcntl, FD: fd}); err != nil {
 		return err
 	}
 	flags, _, e := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_GETFL, 0)
@@ -339,7 +349,7 @@ func SetNonblock(fd int, nonblocking bool) error {
 	} else {
 		flags &^= unix.O_NONBLOCK
 	}
-	if err := enter(&Call{Op: OpFcntl, FD: fd}); err != nil {
+	if _, err := enter(Call{Op: OpFcntl, FD: fd}); err != nil {
 		return err
 	}
 	_, _, e = unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, flags)
