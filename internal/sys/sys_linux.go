@@ -57,9 +57,19 @@ type Call struct {
 // from many goroutines and must be safe for that.
 type Filter func(c *Call) error
 
+// counter is one shard of a call counter, on a cache line of its own.
+type counter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+// shards spreads each counter over cache lines by descriptor number, so
+// that connections served on different cores do not all bump one line.
+const shards = 16
+
 var (
 	filter atomic.Pointer[Filter]
-	counts [NumOps]atomic.Uint64
+	counts [NumOps][shards]counter
 )
 
 // SetFilter installs f (nil removes the filter) and returns a function that
@@ -76,20 +86,25 @@ func SetFilter(f Filter) (restore func()) {
 
 // Count returns how many times op has been called (including calls a Filter
 // failed) since the process started.
-func Count(op Op) uint64 { return counts[op].Load() }
+func Count(op Op) (n uint64) {
+	for i := range counts[op] {
+		n += counts[op][i].Load()
+	}
+	return n
+}
 
-// Counts returns every counter at once.
+// Counts returns every counter.
 func Counts() (c [NumOps]uint64) {
-	for i := range c {
-		c[i] = counts[i].Load()
+	for op := range c {
+		c[op] = Count(Op(op))
 	}
 	return c
 }
 
 // Total sums the counters.
 func Total() (n uint64) {
-	for i := range counts {
-		n += counts[i].Load()
+	for op := range NumOps {
+		n += Count(op)
 	}
 	return n
 }
@@ -99,7 +114,7 @@ func Total() (n uint64) {
 // copied to the heap only when a Filter is installed, so the common path
 // allocates nothing.
 func enter(c Call) (int, error) {
-	counts[c.Op].Add(1)
+	counts[c.Op][c.FD&(shards-1)].Add(1)
 	f := filter.Load()
 	if f == nil {
 		return c.Len, nil
@@ -265,7 +280,7 @@ func Close(fd int) error {
 }
 
 // CountClose records a close(2) that the runtime makes on netcore's behalf.
-func CountClose() { counts[OpClose].Add(1) }
+func CountClose() { counts[OpClose][0].Add(1) }
 
 // Getsockopt wraps getsockopt(2); val is the option's buffer and n the
 // length the kernel filled.
