@@ -287,4 +287,3 @@ func TestInteropWithC(t *testing.T) {
 		}
 	})
 }
-
