@@ -101,3 +101,16 @@ func pair(t testing.TB, network, address string) (client, server *netcore.Conn) 
 	server.SetDeadline(deadline)
 	return client, server
 }
+
+// waitFor waits for ch to deliver (or close) within testTimeout.
+func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testTimeout):
+		t.Fatalf("%s did not happen within %v", what, testTimeout)
+		var zero T
+		return zero
+	}
+}
