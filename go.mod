@@ -3,7 +3,7 @@ module github.com/netcore-dev/netcore
 go 1.26.0
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-	pgregory.net/rapid v1.3.0 // indirect
+	github.com/google/go-cmp v0.7.0
+	golang.org/x/sys v0.50.0
+	pgregory.net/rapid v1.3.0
 )
