@@ -286,39 +286,6 @@ func expectClosedAfterClose(t *testing.T, c io.Closer, call func() error) {
 	}
 }
 
-func TestBlockingDialCancel(t *testing.T) {
-	t.Parallel()
-	addr := fullListener(t)
-	d := netcore.Dialer{Blocking: true, Timeout: 100 * time.Millisecond}
-	c, err := d.Dial("tcp4", addr)
-	if err == nil {
-		c.Close()
-		t.Skip("the kernel completed a connect to a full accept queue: cannot test a timeout here")
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("blocking Dial with Timeout = %v, want context.DeadlineExceeded", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		d := netcore.Dialer{Blocking: true}
-		c, err := d.DialContext(ctx, "tcp4", addr)
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled blocking DialContext = %v, want context.Canceled", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("cancelling the context did not stop the blocking dial")
-	}
-}
-
 // TestBlockingNoLeaks runs many fast-path connections, including ones
 // closed while calls are blocked, and checks every descriptor and
 // goroutine is gone afterwards.

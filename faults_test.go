@@ -113,12 +113,8 @@ func exchange(t *testing.T, a, b *netcore.Conn, n int) {
 // connect with EINTR and cuts every read and write to a random length; 1
 // MiB each way must still arrive byte for byte, in both modes.
 func TestEINTRAndShortIOEverywhere(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		name := "poller"
-		if blocking {
-			name = "blocking"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, blocking := range modes {
+		t.Run(modeName(blocking), func(t *testing.T) {
 			var calls [sys.NumOps]atomic.Uint64
 			var mu sync.Mutex
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -141,12 +137,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 				}
 				return nil
 			})
-			lc := netcore.ListenConfig{Blocking: blocking}
-			l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := listenMode(t, blocking)
 			accepted := make(chan *netcore.Conn, 1)
 			go func() {
 				s, err := l.AcceptConn()
@@ -197,13 +188,8 @@ func TestSpuriousEAGAINBlocking(t *testing.T) {
 // TestAcceptSkipsECONNABORTED: a connection reset while it waited in the
 // queue (ECONNABORTED) is skipped, and the next one is returned.
 func TestAcceptSkipsECONNABORTED(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		lc := netcore.ListenConfig{Blocking: blocking}
-		l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+	for _, blocking := range modes {
+		l := listenMode(t, blocking)
 		lfd := fdOf(t, listenerRaw{l})
 		var aborted atomic.Int64
 		setFilter(t, func(c *sys.Call) error {
@@ -345,7 +331,7 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 // TestSpuriousConnectWakeUp: getpeername says ENOTCONN after the socket
 // looked writable. Dial must wait again, not fail and not succeed early.
 func TestSpuriousConnectWakeUp(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
+	for _, blocking := range modes {
 		l := listen(t, "tcp4", "127.0.0.1:0")
 		errc := echoOnce(l)
 		var spurious atomic.Int64
@@ -384,7 +370,7 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 	target := listen(t, "tcp4", "127.0.0.1:0")
 	addr := target.Addr().String()
 	for _, op := range []sys.Op{sys.OpSocket, sys.OpSetsockopt, sys.OpBind, sys.OpListen, sys.OpGetsockname, sys.OpConnect, sys.OpGetsockopt, sys.OpFcntl} {
-		for _, blocking := range []bool{false, true} {
+		for _, blocking := range modes {
 			restore := sys.SetFilter(func(c *sys.Call) error {
 				if c.Op == op {
 					return unix.EACCES
@@ -424,7 +410,7 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 // writing returns EPIPE or ECONNRESET and the process lives on.
 func TestWriteToResetPeer(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range []bool{false, true} {
+	for _, blocking := range modes {
 		var client, server *netcore.Conn
 		if blocking {
 			client, server, _ = blockingPair(t, "tcp4", "127.0.0.1:0")

@@ -3,6 +3,7 @@
 package netcore_test
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"testing"
@@ -113,4 +114,28 @@ func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
 		var zero T
 		return zero
 	}
+}
+
+// modes are netcore's two I/O modes: the runtime poller (false) and the
+// blocking fast path (true).
+var modes = []bool{false, true}
+
+func modeName(blocking bool) string {
+	if blocking {
+		return "blocking"
+	}
+	return "poller"
+}
+
+// listenMode listens on 127.0.0.1 port 0 in the given mode; the listener
+// is closed when the test ends.
+func listenMode(t testing.TB, blocking bool) *netcore.Listener {
+	t.Helper()
+	lc := netcore.ListenConfig{Blocking: blocking}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Listen (%s): %v", modeName(blocking), err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

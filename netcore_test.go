@@ -441,38 +441,38 @@ func fullListener(t *testing.T) string {
 func TestDialTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
 	addr := fullListener(t)
-	d := netcore.Dialer{Timeout: 100 * time.Millisecond}
-	c, err := d.Dial("tcp4", addr)
-	if err == nil {
-		c.Close()
-		t.Skip("the kernel completed a connect to a full accept queue (SYN cookies?): cannot test a timeout here")
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Dial with Timeout to a full queue: %v, want context.DeadlineExceeded", err)
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("Dial timeout error %v is not a net.Error with Timeout()", err)
-	}
+	for _, blocking := range []bool{false, true} {
+		t.Run(modeName(blocking), func(t *testing.T) {
+			t.Parallel()
+			d := netcore.Dialer{Timeout: 100 * time.Millisecond, Blocking: blocking}
+			c, err := d.Dial("tcp4", addr)
+			if err == nil {
+				c.Close()
+				t.Skip("the kernel completed a connect to a full accept queue (SYN cookies?): cannot test a timeout here")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Dial with Timeout to a full queue: %v, want context.DeadlineExceeded", err)
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Errorf("Dial timeout error %v is not a net.Error with Timeout()", err)
+			}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		var d netcore.Dialer
-		c, err := d.DialContext(ctx, "tcp4", addr)
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled DialContext: %v, want context.Canceled", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("cancelling the context did not stop the dial")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				d := netcore.Dialer{Blocking: blocking}
+				c, err := d.DialContext(ctx, "tcp4", addr)
+				if err == nil {
+					c.Close()
+				}
+				done <- err
+			}()
+			cancel()
+			if err := waitFor(t, done, "the cancelled dial returning"); !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled DialContext: %v, want context.Canceled", err)
+			}
+		})
 	}
 }
 

@@ -387,12 +387,8 @@ func TestServerBadConfig(t *testing.T) {
 // checks every descriptor and goroutine is gone.
 func TestServerShutdownLeavesNothing(t *testing.T) {
 	checkLeaks(t)
-	for _, blocking := range []bool{false, true} {
-		lc := netcore.ListenConfig{Blocking: blocking}
-		l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, blocking := range modes {
+		l := listenMode(t, blocking)
 		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(l) }()
@@ -423,12 +419,8 @@ func TestServerShutdownLeavesNothing(t *testing.T) {
 // in each mode; descriptors and goroutines are back to the baseline.
 func TestDialAcceptCloseCyclesLeakNothing(t *testing.T) {
 	checkLeaks(t)
-	for _, blocking := range []bool{false, true} {
-		lc := netcore.ListenConfig{Blocking: blocking}
-		l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, blocking := range modes {
+		l := listenMode(t, blocking)
 		d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
 		for i := range 1000 {
 			c, err := d.Dial("tcp4", l.Addr().String())

@@ -4,7 +4,6 @@ package netcore_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -36,19 +35,10 @@ const quietWait = 15 * time.Millisecond
 // when the model says.
 func TestConnStateMachine(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range []bool{false, true} {
-		name := "poller"
-		if blocking {
-			name = "blocking"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, blocking := range modes {
+		t.Run(modeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			lc := netcore.ListenConfig{Blocking: blocking}
-			l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := listenMode(t, blocking)
 			rapid.Check(t, func(rt *rapid.T) {
 				client, server := connect(rt, l, blocking)
 				defer client.c.Close()
@@ -165,7 +155,7 @@ func modelRead(rt *rapid.T, self *end) {
 // say the connection was closed, and nothing panics.
 func TestConcurrentReadWriteClose(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range []bool{false, true} {
+	for _, blocking := range modes {
 		for range 20 {
 			var c *netcore.Conn
 			if blocking {

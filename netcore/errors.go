@@ -22,7 +22,9 @@ const (
 
 // classify is the one place that decides how an errno is handled. accept
 // is set for accept4, where ECONNABORTED means a queued connection was reset
-// before it was accepted: skip it and take the next.
+// before it was accepted, and where Linux passes on the network errors
+// already pending on the new socket (accept(2), "Error handling"): both are
+// about that one connection, so it is skipped and the next one taken.
 func classify(err error, accept bool) action {
 	switch err {
 	case nil:
@@ -31,7 +33,8 @@ func classify(err error, accept bool) action {
 		return retry
 	case syscall.EAGAIN, syscall.EINPROGRESS, syscall.EALREADY:
 		return wait
-	case syscall.ECONNABORTED:
+	case syscall.ECONNABORTED, syscall.EPROTO, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN,
+		syscall.ENONET, syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH:
 		if accept {
 			return retry
 		}

@@ -211,25 +211,36 @@ func (l *Listener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// AcceptConn waits for and returns the next connection. EINTR and
-// ECONNABORTED (a connection reset while it waited in the queue) are
+// AcceptConn waits for and returns the next connection. EINTR,
+// ECONNABORTED (a connection reset while it waited in the queue) and the
+// other errors that concern only the connection being accepted are
 // retried inside. Other accept4(2) errors, EMFILE among them, are returned
 // in a *net.OpError; after Close the error matches net.ErrClosed, after a
 // deadline os.ErrDeadlineExceeded.
 func (l *Listener) AcceptConn() (*Conn, error) {
-	s, peer, err := l.accept()
-	if err != nil {
-		return nil, l.opErr("accept", err)
+	var s int
+	var peer Sockaddr
+	for {
+		var err error
+		s, peer, err = l.accept()
+		if err != nil {
+			return nil, l.opErr("accept", err)
+		}
+		if !l.noDelay {
+			break
+		}
+		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err == nil {
+			break
+		}
+		// The new socket refuses an option every TCP socket takes: it
+		// is already dead. Drop it and take the next, as for
+		// ECONNABORTED.
+		closeRaw(s)
 	}
 	if l.unmap {
 		peer = peer.Unmap()
 	}
-	if l.noDelay {
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			closeRaw(s)
-			return nil, l.opErr("accept", err)
-		}
-	}
+	var err error
 	c := newConn(peer)
 	c.unmap = l.unmap
 	if l.fd.blocking {
