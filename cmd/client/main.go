@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command client is the tutorial's client, built on netcore: it sends a
 // message, prints the server's answer and exits.
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command server is the tutorial's server, built on netcore: it reads what
 // each client sends, prints it, answers "world" and closes the connection.
 //
