@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -161,42 +160,6 @@ func TestBlockingInteropWithDefaultMode(t *testing.T) {
 	}
 }
 
-func TestBlockingDeadlines(t *testing.T) {
-	t.Parallel()
-	client, server, l := blockingPair(t, "tcp4", "127.0.0.1:0")
-
-	client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if n, err := client.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("blocking Read past its deadline = %d, %v; want os.ErrDeadlineExceeded", n, err)
-	}
-	client.SetReadDeadline(time.Now().Add(-time.Second))
-	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("blocking Read with a past deadline = %v, want os.ErrDeadlineExceeded", err)
-	}
-	// Removing the deadline makes Read wait again, and data arrives.
-	client.SetReadDeadline(time.Time{})
-	server.Write([]byte("z"))
-	if n, err := client.Read(make([]byte, 1)); n != 1 || err != nil {
-		t.Fatalf("Read after removing the deadline = %d, %v", n, err)
-	}
-
-	client.SetWriteBuffer(4096)
-	server.SetReadBuffer(4096)
-	client.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := client.Write(make([]byte, 8<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 8<<20 {
-		t.Fatalf("blocking Write of 8 MiB to a peer that does not read = %d, %v; want os.ErrDeadlineExceeded", n, err)
-	}
-
-	l.SetDeadline(time.Now().Add(20 * time.Millisecond))
-	if c, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("blocking Accept past its deadline = %v, want os.ErrDeadlineExceeded", err)
-	}
-}
-
 // TestBlockingDeadlineChangeDuringCall pins down the documented behaviour:
 // a blocked call keeps the kernel timeout it started with. Moving the
 // deadline later while it waits makes it wait on when that timeout fires;
@@ -231,33 +194,6 @@ func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Read did not return")
 	}
-}
-
-func TestBlockingCloseWakesCalls(t *testing.T) {
-	t.Parallel()
-	t.Run("Read", func(t *testing.T) {
-		t.Parallel()
-		client, _, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
-		expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
-	})
-	t.Run("Write", func(t *testing.T) {
-		t.Parallel()
-		client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
-		client.SetWriteBuffer(4096)
-		server.SetReadBuffer(4096)
-		expectClosedAfterClose(t, client, func() error { _, err := client.Write(make([]byte, 64<<20)); return err })
-	})
-	t.Run("Accept", func(t *testing.T) {
-		t.Parallel()
-		_, _, l := blockingPair(t, "tcp4", "127.0.0.1:0")
-		expectClosedAfterClose(t, l, func() error {
-			c, err := l.Accept()
-			if c != nil {
-				c.Close()
-			}
-			return err
-		})
-	})
 }
 
 // expectClosedAfterClose runs call (which blocks), closes c, and checks

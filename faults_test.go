@@ -411,12 +411,7 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 func TestWriteToResetPeer(t *testing.T) {
 	t.Parallel()
 	for _, blocking := range modes {
-		var client, server *netcore.Conn
-		if blocking {
-			client, server, _ = blockingPair(t, "tcp4", "127.0.0.1:0")
-		} else {
-			client, server = pair(t, "tcp4", "127.0.0.1:0")
-		}
+		client, server := pairIn(t, blocking)
 		server.SetLinger(0)
 		server.Close()
 		var err error

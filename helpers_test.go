@@ -139,3 +139,16 @@ func listenMode(t testing.TB, blocking bool) *netcore.Listener {
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+// pairIn is pair in the given mode: a connected client and server over
+// 127.0.0.1, both in the default or both in blocking mode.
+func pairIn(t *testing.T, blocking bool) (client, server *netcore.Conn) {
+	t.Helper()
+	if blocking {
+		client, server, _ = blockingPair(t, "tcp4", "127.0.0.1:0")
+		client.SetDeadline(time.Now().Add(testTimeout))
+		server.SetDeadline(time.Now().Add(testTimeout))
+		return client, server
+	}
+	return pair(t, "tcp4", "127.0.0.1:0")
+}

@@ -478,51 +478,54 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
-	client, server := pair(t, "tcp4", "127.0.0.1:0")
-	client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	n, err := client.Read(make([]byte, 1))
-	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Read past its deadline = %d, %v; want os.ErrDeadlineExceeded", n, err)
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("deadline error %v is not a net.Error with Timeout()", err)
-	}
-	// The connection still works after a deadline passed.
-	client.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, err := server.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := client.Read(make([]byte, 1)); n != 1 || err != nil {
-		t.Fatalf("Read after resetting the deadline = %d, %v", n, err)
-	}
+	for _, blocking := range modes {
+		t.Run(modeName(blocking), func(t *testing.T) {
+			t.Parallel()
+			client, server := pairIn(t, blocking)
+			client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			n, err := client.Read(make([]byte, 1))
+			if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read past its deadline = %d, %v; want os.ErrDeadlineExceeded", n, err)
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Errorf("deadline error %v is not a net.Error with Timeout()", err)
+			}
+			// The connection still works after a deadline passed, and
+			// with the deadline removed Read waits again.
+			client.SetReadDeadline(time.Time{})
+			if _, err := server.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := client.Read(make([]byte, 1)); n != 1 || err != nil {
+				t.Fatalf("Read after removing the deadline = %d, %v", n, err)
+			}
 
-	// A write deadline bounds a Write that cannot finish: the peer reads
-	// nothing and the buffers are small.
-	client.SetWriteBuffer(4096)
-	server.SetReadBuffer(4096)
-	client.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err = client.Write(make([]byte, 8<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 8<<20 {
-		t.Fatalf("Write of 8 MiB to a peer that does not read = %d, %v; want os.ErrDeadlineExceeded", n, err)
-	}
-	// A deadline in the past fails at once, even with data waiting.
-	server.Write([]byte("y"))
-	client.SetReadDeadline(time.Now().Add(-time.Second))
-	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("Read with a past deadline = %v, want os.ErrDeadlineExceeded", err)
-	}
-}
+			// A write deadline bounds a Write that cannot finish: the peer
+			// reads nothing and the buffers are small.
+			client.SetWriteBuffer(4096)
+			server.SetReadBuffer(4096)
+			client.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			n, err = client.Write(make([]byte, 8<<20))
+			if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 8<<20 {
+				t.Fatalf("Write of 8 MiB to a peer that does not read = %d, %v; want os.ErrDeadlineExceeded", n, err)
+			}
+			// A deadline in the past fails at once, even with data waiting.
+			server.Write([]byte("y"))
+			client.SetReadDeadline(time.Now().Add(-time.Second))
+			if _, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Read with a past deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
 
-func TestAcceptDeadline(t *testing.T) {
-	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
-	l.SetDeadline(time.Now().Add(20 * time.Millisecond))
-	if c, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("Accept past its deadline = %v, want os.ErrDeadlineExceeded", err)
+			l := listenMode(t, blocking)
+			l.SetDeadline(time.Now().Add(20 * time.Millisecond))
+			if c, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatalf("Accept past its deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
+		})
 	}
 }
 

@@ -157,13 +157,7 @@ func TestConcurrentReadWriteClose(t *testing.T) {
 	t.Parallel()
 	for _, blocking := range modes {
 		for range 20 {
-			var c *netcore.Conn
-			if blocking {
-				c, _, _ = blockingPair(t, "tcp4", "127.0.0.1:0")
-			} else {
-				c, _ = pair(t, "tcp4", "127.0.0.1:0")
-			}
-			c.SetDeadline(time.Now().Add(testTimeout))
+			c, _ := pairIn(t, blocking)
 			errs := make(chan error, 2)
 			go func() {
 				buf := make([]byte, 1024)
@@ -198,31 +192,35 @@ func TestConcurrentReadWriteClose(t *testing.T) {
 	}
 }
 
-// TestCloseWakesBlockedCalls in the default (poller) mode; the blocking
-// mode has its own in blocking_test.go.
+// TestCloseWakesBlockedCalls: Close wakes a blocked Read, Write or Accept
+// in both modes, with net.ErrClosed.
 func TestCloseWakesBlockedCalls(t *testing.T) {
 	t.Parallel()
-	t.Run("Read", func(t *testing.T) {
-		t.Parallel()
-		client, _ := pair(t, "tcp4", "127.0.0.1:0")
-		expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
-	})
-	t.Run("Write", func(t *testing.T) {
-		t.Parallel()
-		client, server := pair(t, "tcp4", "127.0.0.1:0")
-		client.SetWriteBuffer(4096)
-		server.SetReadBuffer(4096)
-		expectClosedAfterClose(t, client, func() error { _, err := client.Write(make([]byte, 64<<20)); return err })
-	})
-	t.Run("Accept", func(t *testing.T) {
-		t.Parallel()
-		l := listen(t, "tcp4", "127.0.0.1:0")
-		expectClosedAfterClose(t, l, func() error {
-			c, err := l.Accept()
-			if c != nil {
-				c.Close()
-			}
-			return err
+	for _, blocking := range modes {
+		t.Run(modeName(blocking)+"/Read", func(t *testing.T) {
+			t.Parallel()
+			client, _ := pairIn(t, blocking)
+			client.SetDeadline(time.Time{})
+			expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
 		})
-	})
+		t.Run(modeName(blocking)+"/Write", func(t *testing.T) {
+			t.Parallel()
+			client, server := pairIn(t, blocking)
+			client.SetDeadline(time.Time{})
+			client.SetWriteBuffer(4096)
+			server.SetReadBuffer(4096)
+			expectClosedAfterClose(t, client, func() error { _, err := client.Write(make([]byte, 64<<20)); return err })
+		})
+		t.Run(modeName(blocking)+"/Accept", func(t *testing.T) {
+			t.Parallel()
+			l := listenMode(t, blocking)
+			expectClosedAfterClose(t, l, func() error {
+				c, err := l.Accept()
+				if c != nil {
+					c.Close()
+				}
+				return err
+			})
+		})
+	}
 }
