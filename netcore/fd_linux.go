@@ -83,6 +83,9 @@ func (fd *netFD) Close() error {
 	if fd.blocking {
 		return fd.closeBlocking()
 	}
+	if fd.f == nil {
+		return nil // never initialised: the caller already closed the descriptor
+	}
 	sys.CountClose()
 	if err := fd.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return err
