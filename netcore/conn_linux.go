@@ -23,7 +23,7 @@ import (
 // nil.
 type Conn struct {
 	fd      netFD
-	network string   // "tcp4" or "tcp6", the socket's family
+	network string   // "tcp4" or "tcp6" after the peer's address, for errors
 	raddr   Sockaddr // the peer, known when the connection is made
 	unmap   bool     // report an IPv4-mapped local address as IPv4 (dual-stack listeners)
 	laddrMu sync.Mutex

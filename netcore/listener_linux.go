@@ -189,7 +189,7 @@ type Listener struct {
 	unmap   bool
 	noDelay bool
 
-	// Accept holds mu for the whole call; the callback, bound once, leaves
+	// Accept holds mu for the whole call; the callback, bound at Listen, leaves
 	// its result in these fields.
 	mu       sync.Mutex
 	sabuf    sockaddrBuf
