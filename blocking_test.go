@@ -3,12 +3,9 @@
 package netcore_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"testing"
@@ -87,28 +84,7 @@ func TestBlockingEcho(t *testing.T) {
 					io.Copy(server, server)
 					server.CloseWrite()
 				}()
-				want := make([]byte, size)
-				for i := range want {
-					want[i] = byte(rand.Uint32())
-				}
-				werr := make(chan error, 1)
-				go func() {
-					_, err := client.Write(want)
-					if err == nil {
-						err = client.CloseWrite()
-					}
-					werr <- err
-				}()
-				got, err := io.ReadAll(client)
-				if err != nil {
-					t.Fatalf("reading the echo: %v", err)
-				}
-				if err := <-werr; err != nil {
-					t.Fatalf("Write: %v", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("echo of %d bytes: got %d bytes (sha256 %x), want sha256 %x", size, len(got), sha256.Sum256(got), sha256.Sum256(want))
-				}
+				checkEcho(t, client, size)
 				if server.RemoteSockaddr() != client.LocalSockaddr() {
 					t.Errorf("server sees %v, client is %v", server.RemoteSockaddr(), client.LocalSockaddr())
 				}

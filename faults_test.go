@@ -61,14 +61,7 @@ func (c connRaw) SyscallConn() (rawControl, error) { return c.Conn.SyscallConn()
 // both arrive exactly.
 func exchange(t *testing.T, a, b *netcore.Conn, n int) {
 	t.Helper()
-	payload := func() []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rand.Uint32())
-		}
-		return p
-	}
-	aw, bw := payload(), payload()
+	aw, bw := randomBytes(n), randomBytes(n)
 	type result struct {
 		got []byte
 		err error

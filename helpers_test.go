@@ -3,7 +3,12 @@
 package netcore_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"testing"
@@ -151,4 +156,43 @@ func pairIn(t *testing.T, blocking bool) (client, server *netcore.Conn) {
 		return client, server
 	}
 	return pair(t, "tcp4", "127.0.0.1:0")
+}
+
+// randomBytes returns n random bytes.
+func randomBytes(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(rand.Uint32())
+	}
+	return p
+}
+
+// checkEcho writes size random bytes on c and half-closes, while reading
+// back everything the peer echoes until EOF, and fails the test unless the
+// echo is byte for byte what was written.
+func checkEcho(t *testing.T, c *netcore.Conn, size int) {
+	t.Helper()
+	want := randomBytes(size)
+	// Write and read at once: neither side's buffer can fill up and stall.
+	werr := make(chan error, 1)
+	go func() {
+		n, err := c.Write(want)
+		if err == nil && n != len(want) {
+			err = errors.New("short write without an error")
+		}
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		werr <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("Write of %d bytes: %v", size, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("echo of %d bytes: got %d bytes (sha256 %x), want sha256 %x", size, len(got), sha256.Sum256(got), sha256.Sum256(want))
+	}
 }
