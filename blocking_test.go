@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,17 +94,12 @@ func TestBlockingEcho(t *testing.T) {
 	}
 }
 
-func mustRaw(t *testing.T, v any) sysRawConn {
+func mustRaw(t *testing.T, v interface {
+	SyscallConn() (syscall.RawConn, error)
+}) sysRawConn {
 	t.Helper()
-	var rc sysRawConn
-	var err error
-	switch x := v.(type) {
-	case *netcore.Conn:
-		rc, err = x.SyscallConn()
-	case *netcore.Listener:
-		rc, err = x.SyscallConn()
-	}
-	if err != nil || rc == nil {
+	rc, err := v.SyscallConn()
+	if err != nil {
 		t.Fatalf("SyscallConn: %v", err)
 	}
 	return rc

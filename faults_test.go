@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func setFilter(t *testing.T, f sys.Filter) {
 
 // fdOf returns the descriptor under a Conn or Listener.
 func fdOf(t *testing.T, v interface {
-	SyscallConn() (rawControl, error)
+	SyscallConn() (syscall.RawConn, error)
 }) int {
 	t.Helper()
 	rc, err := v.SyscallConn()
@@ -46,16 +47,6 @@ func fdOf(t *testing.T, v interface {
 	rc.Control(func(s uintptr) { fd = int(s) })
 	return fd
 }
-
-type rawControl = interface{ Control(func(uintptr)) error }
-
-type listenerRaw struct{ *netcore.Listener }
-
-func (l listenerRaw) SyscallConn() (rawControl, error) { return l.Listener.SyscallConn() }
-
-type connRaw struct{ *netcore.Conn }
-
-func (c connRaw) SyscallConn() (rawControl, error) { return c.Conn.SyscallConn() }
 
 // exchange sends n random bytes each way at once over a pair and checks
 // both arrive exactly.
@@ -165,7 +156,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 func TestSpuriousEAGAINBlocking(t *testing.T) {
 	client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
 	var n atomic.Int64
-	cfd, sfd := fdOf(t, connRaw{client}), fdOf(t, connRaw{server})
+	cfd, sfd := fdOf(t, client), fdOf(t, server)
 	setFilter(t, func(c *sys.Call) error {
 		if (c.FD == cfd || c.FD == sfd) && (c.Op == sys.OpRead || c.Op == sys.OpWrite) && n.Add(1)%2 == 1 {
 			return unix.EAGAIN
@@ -183,7 +174,7 @@ func TestSpuriousEAGAINBlocking(t *testing.T) {
 func TestAcceptSkipsECONNABORTED(t *testing.T) {
 	for _, blocking := range modes {
 		l := listenMode(t, blocking)
-		lfd := fdOf(t, listenerRaw{l})
+		lfd := fdOf(t, l)
 		var aborted atomic.Int64
 		setFilter(t, func(c *sys.Call) error {
 			if c.Op == sys.OpAccept && c.FD == lfd && aborted.Add(1) <= 3 {
@@ -213,7 +204,7 @@ func TestAcceptSkipsECONNABORTED(t *testing.T) {
 
 func TestAcceptEMFILEError(t *testing.T) {
 	l := listen(t, "tcp4", "127.0.0.1:0")
-	lfd := fdOf(t, listenerRaw{l})
+	lfd := fdOf(t, l)
 	var once atomic.Bool
 	setFilter(t, func(c *sys.Call) error {
 		if c.Op == sys.OpAccept && c.FD == lfd && once.CompareAndSwap(false, true) {
@@ -268,7 +259,7 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lfd := fdOf(t, listenerRaw{l})
+	lfd := fdOf(t, l)
 	var emfile atomic.Bool
 	var accepts atomic.Int64
 	emfile.Store(true)
