@@ -409,3 +409,26 @@ func TestWriteToResetPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedECONNREFUSED: a refused connect is reported with the errno
+// inside connect's *os.SyscallError, and the socket is not leaked.
+func TestInjectedECONNREFUSED(t *testing.T) {
+	checkLeaks(t)
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	for _, blocking := range modes {
+		var connects atomic.Int64
+		restore := sys.SetFilter(func(c *sys.Call) error {
+			if c.Op == sys.OpConnect && connects.Add(1) == 1 {
+				return unix.ECONNREFUSED
+			}
+			return nil
+		})
+		d := netcore.Dialer{Blocking: blocking}
+		_, err := d.Dial("tcp4", l.Addr().String())
+		restore()
+		var se *os.SyscallError
+		if !errors.Is(err, unix.ECONNREFUSED) || !errors.As(err, &se) || se.Syscall != "connect" {
+			t.Errorf("%s: Dial with connect refused = %v, want connect's ECONNREFUSED", modeName(blocking), err)
+		}
+	}
+}

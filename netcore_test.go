@@ -654,3 +654,81 @@ func TestRefusedErrorShape(t *testing.T) {
 		t.Errorf("OpError.Addr = %v, want %s", oe.Addr, addr)
 	}
 }
+
+// TestSocketFlags: every socket is close-on-exec; in the default mode it
+// is non-blocking (the poller's), in the fast path blocking.
+func TestSocketFlags(t *testing.T) {
+	t.Parallel()
+	for _, blocking := range modes {
+		t.Run(modeName(blocking), func(t *testing.T) {
+			t.Parallel()
+			client, server := pairIn(t, blocking)
+			l := listenMode(t, blocking)
+			for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
+				var fdFlags, flFlags int
+				var err1, err2 error
+				rc.Control(func(fd uintptr) {
+					fdFlags, err1 = unix.FcntlInt(fd, unix.F_GETFD, 0)
+					flFlags, err2 = unix.FcntlInt(fd, unix.F_GETFL, 0)
+				})
+				if err1 != nil || err2 != nil {
+					t.Fatalf("%s: fcntl: %v, %v", name, err1, err2)
+				}
+				if fdFlags&unix.FD_CLOEXEC == 0 {
+					t.Errorf("%s: FD_CLOEXEC is off", name)
+				}
+				if nonblock := flFlags&unix.O_NONBLOCK != 0; nonblock == blocking {
+					t.Errorf("%s: O_NONBLOCK = %v in %s mode", name, nonblock, modeName(blocking))
+				}
+			}
+		})
+	}
+}
+
+// TestDialerOptions: KeepAlive and a port-0 source address reach the
+// socket (SO_KEEPALIVE with its period, IP_BIND_ADDRESS_NO_PORT).
+func TestDialerOptions(t *testing.T) {
+	t.Parallel()
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	d := netcore.Dialer{KeepAlive: 7 * time.Second, LocalAddr: netcore.MustParseSockaddr("127.0.0.1:0"), Timeout: testTimeout}
+	c, err := d.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, o := range []struct {
+		name       string
+		level, opt int
+		want       int
+	}{
+		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 7},
+		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 7},
+		{"IP_BIND_ADDRESS_NO_PORT", unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1},
+	} {
+		if got := getsockopt(t, c, o.level, o.opt); got != o.want {
+			t.Errorf("%s = %d, want %d", o.name, got, o.want)
+		}
+	}
+}
+
+// TestSteadyStateAllocations: once a connection is set up, Read and Write
+// allocate nothing, in either mode.
+func TestSteadyStateAllocations(t *testing.T) {
+	for _, blocking := range modes {
+		client, server := pairIn(t, blocking)
+		msg, buf := make([]byte, 64), make([]byte, 64)
+		roundTrip := func() {
+			if _, err := client.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(server, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		roundTrip() // the first call binds the callbacks
+		if n := testing.AllocsPerRun(200, roundTrip); n != 0 {
+			t.Errorf("%s: a Write and a Read allocate %v times, want 0", modeName(blocking), n)
+		}
+	}
+}

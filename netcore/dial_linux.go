@@ -73,6 +73,12 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Con
 			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 		}
 	}
+	return d.dialSerial(ctx, network, sas)
+}
+
+// dialSerial tries each address in turn until one connects; the error is
+// that of the first.
+func (d *Dialer) dialSerial(ctx context.Context, network string, sas []Sockaddr) (*Conn, error) {
 	var first error
 	for i, sa := range sas {
 		if d.LocalAddr.IsValid() && d.LocalAddr.Is4() != sa.Is4() {
