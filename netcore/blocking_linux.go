@@ -261,7 +261,9 @@ func connectBlocking(ctx context.Context, fd *netFD, sa Sockaddr) error {
 			return ctxErr
 		}
 		if err != nil {
-			stop()
+			if !stop() {
+				<-fired // the shutdown must finish while the descriptor is surely ours
+			}
 			return err
 		}
 		if done {
