@@ -16,44 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// blockingPair is pair for the fast path: both ends in blocking mode.
-func blockingPair(t *testing.T, network, address string) (client, server *netcore.Conn, l *netcore.Listener) {
-	t.Helper()
-	lc := netcore.ListenConfig{Blocking: true}
-	l, err := lc.Listen(context.Background(), network, address)
-	if err != nil {
-		if network == "tcp6" {
-			t.Skipf("no IPv6 here: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	accepted := make(chan *netcore.Conn, 1)
-	go func() {
-		c, err := l.AcceptConn()
-		if err != nil {
-			t.Errorf("blocking Accept: %v", err)
-		}
-		accepted <- c
-	}()
-	d := netcore.Dialer{Blocking: true, Timeout: testTimeout}
-	client, err = d.Dial(network, l.Addr().String())
-	if err != nil {
-		t.Fatalf("blocking Dial: %v", err)
-	}
-	t.Cleanup(func() { client.Close() })
-	select {
-	case server = <-accepted:
-	case <-time.After(testTimeout):
-		t.Fatal("blocking Accept did not return")
-	}
-	if server == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { server.Close() })
-	return client, server, l
-}
-
 type sysRawConn = interface{ Control(func(uintptr)) error }
 
 func fdIsBlocking(t *testing.T, rc sysRawConn) bool {
@@ -73,7 +35,7 @@ func TestBlockingEcho(t *testing.T) {
 		for _, size := range []int{1, 64 << 10, 16 << 20} {
 			t.Run(nt.network+"/"+strconv.Itoa(size), func(t *testing.T) {
 				t.Parallel()
-				client, server, l := blockingPair(t, nt.network, nt.address)
+				client, server, l := modePair(t, true, nt.network, nt.address)
 				for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
 					if !fdIsBlocking(t, rc) {
 						t.Errorf("%s socket has O_NONBLOCK in blocking mode", name)
@@ -139,7 +101,7 @@ func TestBlockingInteropWithDefaultMode(t *testing.T) {
 // fires.
 func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
 	t.Parallel()
-	client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
+	client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
 	client.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 	got := make(chan error, 1)
 	started := make(chan struct{})

@@ -154,7 +154,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 // TestSpuriousEAGAINBlocking: in blocking mode an EAGAIN without a
 // deadline (which a kernel timeout would mean) makes the call again.
 func TestSpuriousEAGAINBlocking(t *testing.T) {
-	client, server, _ := blockingPair(t, "tcp4", "127.0.0.1:0")
+	client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
 	var n atomic.Int64
 	cfd, sfd := fdOf(t, client), fdOf(t, server)
 	setFilter(t, func(c *sys.Call) error {
@@ -395,7 +395,7 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 func TestWriteToResetPeer(t *testing.T) {
 	t.Parallel()
 	for _, blocking := range modes {
-		client, server := pairIn(t, blocking)
+		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 		server.SetLinger(0)
 		server.Close()
 		var err error

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
@@ -71,12 +72,22 @@ func listen(t testing.TB, network, address string) *netcore.Listener {
 	return l
 }
 
-// pair returns a connected client and server Conn over l (a fresh loopback
-// listener if l is nil), both closed when the test ends and both bounded by
-// a deadline of testTimeout.
-func pair(t testing.TB, network, address string) (client, server *netcore.Conn) {
+// modePair returns a connected client and server Conn, both in the given
+// mode (blocking: the fast path), over a fresh listener on network and
+// address (port 0). All three are closed when the test ends, and both
+// Conns have a deadline testTimeout away. network "tcp6" skips the test
+// where IPv6 is absent.
+func modePair(t testing.TB, blocking bool, network, address string) (client, server *netcore.Conn, l *netcore.Listener) {
 	t.Helper()
-	l := listen(t, network, address)
+	lc := netcore.ListenConfig{Blocking: blocking}
+	l, err := lc.Listen(context.Background(), network, address)
+	if err != nil {
+		if network == "tcp6" || address[0] == '[' {
+			t.Skipf("no IPv6 here: Listen(%q, %q): %v", network, address, err)
+		}
+		t.Fatalf("Listen(%q, %q) (%s): %v", network, address, modeName(blocking), err)
+	}
+	t.Cleanup(func() { l.Close() })
 	type result struct {
 		c   *netcore.Conn
 		err error
@@ -86,26 +97,31 @@ func pair(t testing.TB, network, address string) (client, server *netcore.Conn) 
 		c, err := l.AcceptConn()
 		ch <- result{c, err}
 	}()
-	client, err := netcore.Dial(network, l.Addr().String())
+	// A wildcard listener is dialed on loopback.
+	target := l.Sockaddr()
+	if target.Addr().IsUnspecified() {
+		loopback := netip.IPv6Loopback()
+		if target.Is4() || network == "tcp4" {
+			loopback = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		target, _ = netcore.SockaddrFromAddrPort(netip.AddrPortFrom(loopback, target.Port()))
+	}
+	d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+	client, err = d.Dial(network, target.String())
 	if err != nil {
-		t.Fatalf("Dial(%q, %q): %v", network, l.Addr(), err)
+		t.Fatalf("Dial(%q, %q) (%s): %v", network, target, modeName(blocking), err)
 	}
 	t.Cleanup(func() { client.Close() })
-	var r result
-	select {
-	case r = <-ch:
-	case <-time.After(testTimeout):
-		t.Fatalf("Accept on %v did not return within %v", l.Addr(), testTimeout)
-	}
+	r := waitFor(t, ch, "Accept on "+l.Addr().String())
 	if r.err != nil {
-		t.Fatalf("Accept: %v", r.err)
+		t.Fatalf("Accept (%s): %v", modeName(blocking), r.err)
 	}
 	server = r.c
 	t.Cleanup(func() { server.Close() })
 	deadline := time.Now().Add(testTimeout)
 	client.SetDeadline(deadline)
 	server.SetDeadline(deadline)
-	return client, server
+	return client, server, l
 }
 
 // waitFor waits for ch to deliver (or close) within testTimeout.
@@ -143,19 +159,6 @@ func listenMode(t testing.TB, blocking bool) *netcore.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
-}
-
-// pairIn is pair in the given mode: a connected client and server over
-// 127.0.0.1, both in the default or both in blocking mode.
-func pairIn(t *testing.T, blocking bool) (client, server *netcore.Conn) {
-	t.Helper()
-	if blocking {
-		client, server, _ = blockingPair(t, "tcp4", "127.0.0.1:0")
-		client.SetDeadline(time.Now().Add(testTimeout))
-		server.SetDeadline(time.Now().Add(testTimeout))
-		return client, server
-	}
-	return pair(t, "tcp4", "127.0.0.1:0")
 }
 
 // randomBytes returns n random bytes.

@@ -82,7 +82,7 @@ func TestAddressesAgree(t *testing.T) {
 	} {
 		t.Run(tt.network, func(t *testing.T) {
 			t.Parallel()
-			client, server := pair(t, tt.network, tt.address)
+			client, server, _ := modePair(t, false, tt.network, tt.address)
 			if got, want := server.RemoteSockaddr(), client.LocalSockaddr(); got != want {
 				t.Errorf("server sees the peer as %v, client's local address is %v", got, want)
 			}
@@ -453,7 +453,7 @@ func TestDeadlines(t *testing.T) {
 	for _, blocking := range modes {
 		t.Run(modeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			client, server := pairIn(t, blocking)
+			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			n, err := client.Read(make([]byte, 1))
 			if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -503,7 +503,7 @@ func TestDeadlines(t *testing.T) {
 
 func TestClosedConn(t *testing.T) {
 	t.Parallel()
-	client, _ := pair(t, "tcp4", "127.0.0.1:0")
+	client, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
 	if err := client.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -534,7 +534,7 @@ func TestClosedConn(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	t.Parallel()
-	client, server := pair(t, "tcp4", "127.0.0.1:0")
+	client, server, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
 	if err := client.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +570,7 @@ func getsockopt(t *testing.T, c *netcore.Conn, level, name int) int {
 
 func TestOptions(t *testing.T) {
 	t.Parallel()
-	client, server := pair(t, "tcp4", "127.0.0.1:0")
+	client, server, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
 	for name, c := range map[string]*netcore.Conn{"client": client, "server": server} {
 		if getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_NODELAY) == 0 {
 			t.Errorf("%s: TCP_NODELAY is off by default, want on (as in Go's net)", name)
@@ -662,7 +662,7 @@ func TestSocketFlags(t *testing.T) {
 	for _, blocking := range modes {
 		t.Run(modeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			client, server := pairIn(t, blocking)
+			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 			l := listenMode(t, blocking)
 			for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
 				var fdFlags, flFlags int
@@ -716,7 +716,7 @@ func TestDialerOptions(t *testing.T) {
 // allocate nothing, in either mode.
 func TestSteadyStateAllocations(t *testing.T) {
 	for _, blocking := range modes {
-		client, server := pairIn(t, blocking)
+		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 		msg, buf := make([]byte, 64), make([]byte, 64)
 		roundTrip := func() {
 			if _, err := client.Write(msg); err != nil {

@@ -157,7 +157,7 @@ func TestConcurrentReadWriteClose(t *testing.T) {
 	t.Parallel()
 	for _, blocking := range modes {
 		for range 20 {
-			c, _ := pairIn(t, blocking)
+			c, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 			errs := make(chan error, 2)
 			go func() {
 				buf := make([]byte, 1024)
@@ -199,13 +199,13 @@ func TestCloseWakesBlockedCalls(t *testing.T) {
 	for _, blocking := range modes {
 		t.Run(modeName(blocking)+"/Read", func(t *testing.T) {
 			t.Parallel()
-			client, _ := pairIn(t, blocking)
+			client, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetDeadline(time.Time{})
 			expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
 		})
 		t.Run(modeName(blocking)+"/Write", func(t *testing.T) {
 			t.Parallel()
-			client, server := pairIn(t, blocking)
+			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetDeadline(time.Time{})
 			client.SetWriteBuffer(4096)
 			server.SetReadBuffer(4096)

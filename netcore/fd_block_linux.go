@@ -166,11 +166,11 @@ func (fd *blockFD) run(o *op) error {
 func (fd *blockFD) arm(d direction) error {
 	target := kernelTimeoutMax
 	if dl := fd.dl[d].Load(); dl != 0 {
-		left := time.Duration(dl - monoNow())
-		if left <= 0 {
+		now := monoNow()
+		if dl <= now { // compared, not subtracted: dl may be math.MinInt64
 			return os.ErrDeadlineExceeded
 		}
-		target = min(left, kernelTimeoutMax)
+		target = min(time.Duration(dl-now), kernelTimeoutMax)
 	}
 	if cur := fd.kto[d]; cur != 0 && cur <= target && cur >= target/2 {
 		return nil
