@@ -55,8 +55,8 @@ func newConn(fd descriptor, raddr Sockaddr) *Conn {
 	if raddr.Is6() {
 		c.network = "tcp6"
 	}
-	c.rd.init(dirRead, "read", false, c.readAttempt)
-	c.wr.init(dirWrite, "write", false, c.writeAttempt)
+	c.rd.init(dirRead, "read", false, c)
+	c.wr.init(dirWrite, "write", false, c)
 	return c
 }
 
@@ -90,8 +90,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.rn, nil
 }
 
-// readAttempt is one read(2) into c.rbuf.
-func (c *Conn) readAttempt(s int) (bool, error) {
+// attempt is one read(2) into c.rbuf, or one write(2) of what is left of
+// c.wbuf, as o asks; a write is done when nothing is left.
+func (c *Conn) attempt(o *op, s int) (bool, error) {
+	if o.dir == dirWrite {
+		return c.writeAttempt(s)
+	}
 	n, err := sys.Read(s, c.rbuf)
 	if err != nil {
 		return false, err
@@ -114,8 +118,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.wn, c.opErr("write", err)
 }
 
-// writeAttempt is one write(2) of what is left of c.wbuf; the op is done
-// when nothing is.
 func (c *Conn) writeAttempt(s int) (bool, error) {
 	if c.wn == len(c.wbuf) {
 		return true, nil

@@ -16,43 +16,35 @@ import (
 func connect(ctx context.Context, fd descriptor, sa Sockaddr) error {
 	var raw [unix.SizeofSockaddrInet6]byte
 	b, _ := sa.AppendBinary(raw[:0])
-	var cerr error
-	err := fd.control(func(s int) error {
-		for {
-			err := sys.Connect(s, b)
-			switch classify(err, false) {
-			case interrupted, retry:
-				// The connect goes on in the kernel; the next call says
-				// EALREADY or EISCONN.
-				continue
-			case wait:
-				cerr = err
-				return nil
-			}
-			if err == nil || err == unix.EISCONN {
-				return nil
-			}
-			return os.NewSyscallError("connect", err)
+	s := fd.private()
+	var err error
+	for {
+		err = sys.Connect(s, b)
+		if a := classify(err, false); a != interrupted && a != retry {
+			break
 		}
-	})
-	if err != nil {
-		return err
+		// EINTR: the connect goes on in the kernel; the next call says
+		// EALREADY or EISCONN.
 	}
-	if cerr != nil {
-		// In progress: wait.
+	if classify(err, false) == wait {
+		var cerr error
 		err = fd.waitConnect(ctx, func(s int) bool {
 			var done bool
 			done, cerr = connectResult(s)
 			return done
 		})
-		if err != nil {
-			return err
+		if err == nil {
+			err = cerr
 		}
-		if cerr != nil {
-			return cerr
-		}
+	} else if err == unix.EISCONN {
+		err = nil
+	} else if err != nil {
+		err = os.NewSyscallError("connect", err)
 	}
-	return fd.ready()
+	if err != nil {
+		return err
+	}
+	return fd.ready(false)
 }
 
 // connectResult reads the outcome of a connect in progress: SO_ERROR, then

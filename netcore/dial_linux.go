@@ -133,13 +133,21 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 			err = opError("dial", network, d.LocalAddr, sa, err)
 		}
 	}()
-	if err := fd.control(d.setup); err != nil {
+	if err := d.setup(fd.private()); err != nil {
 		return nil, err
 	}
 	if err := connect(ctx, fd, sa); err != nil {
 		return nil, err
 	}
-	return newConn(fd, sa), nil
+	// The local address now, as Go's net does: errors name it, and it
+	// outlives the socket.
+	local, err := sockname(fd.private(), false)
+	if err != nil {
+		return nil, err
+	}
+	c := newConn(fd, sa)
+	c.laddr = local
+	return c, nil
 }
 
 // setup applies the options that go before connect(2), and binds the

@@ -75,12 +75,16 @@ func newBlockFD(s int) *blockFD {
 	return fd
 }
 
-// ready turns the socket blocking once it is connected or listening, and
-// gives both directions the long kernel timeout, which sockets accepted
-// from a listener inherit.
-func (fd *blockFD) ready() error {
+// ready turns the socket blocking once it is connected or listening. A
+// listener also gets the long kernel timeout in both directions, which the
+// sockets it accepts inherit; a connected socket gets it at its first
+// call.
+func (fd *blockFD) ready(listening bool) error {
 	if err := sys.SetNonblock(fd.sysfd, false); err != nil {
 		return os.NewSyscallError("fcntl", err)
+	}
+	if !listening {
+		return nil
 	}
 	for d := range numDirs {
 		if err := fd.setKernelTimeout(d, kernelTimeoutMax); err != nil {
@@ -281,6 +285,8 @@ func (fd *blockFD) close() error {
 	fd.decref()
 	return nil
 }
+
+func (fd *blockFD) private() int { return fd.sysfd }
 
 func (fd *blockFD) control(fn func(s int) error) error {
 	if !fd.incref() {

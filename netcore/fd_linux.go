@@ -35,13 +35,17 @@ type descriptor interface {
 	// it calls done whenever the socket may have become writable, until
 	// done returns true, or returns ctx's error once ctx ends.
 	waitConnect(ctx context.Context, done func(s int) bool) error
-	// ready finishes setting up a socket that is connected or listening.
-	ready() error
+	// ready finishes setting up a socket that is connected, or listening.
+	ready(listening bool) error
 	// accepted wraps a socket that this listening socket accepted, in the
 	// same mode.
 	accepted(s int) (descriptor, error)
 	// acceptFlags are the flags accept4(2) gives the sockets it makes.
 	acceptFlags() int
+	// private returns the descriptor number without taking a reference:
+	// only for a socket nobody else has yet, while Listen or Dial sets it
+	// up (it costs no closure).
+	private() int
 	// control runs fn with the descriptor number, which stays open (and its
 	// number unused by anything else) until fn returns.
 	control(fn func(s int) error) error
@@ -70,24 +74,26 @@ const (
 )
 
 // An op is one kind of system call a socket makes over and over (read,
-// write or accept4). It is bound once per socket, so that running it
-// allocates nothing.
+// write or accept4), owned by a Conn or a Listener. Running it allocates
+// nothing.
 type op struct {
 	dir    direction
 	name   string // the system call, for os.NewSyscallError
 	accept bool   // errors are classified as accept4's
-	// attempt makes the system call once, keeping what it returned in
-	// its owner's fields. done reports whether the op is complete: a
-	// write may need more calls after a short one.
-	attempt func(s int) (done bool, err error)
-	err     error              // the error that ended the last run, if any
-	pollFn  func(uintptr) bool // try, as the runtime poller calls it
+	owner  attempter
+	err    error              // the error that ended the last run, if any
+	pollFn func(uintptr) bool // try, as the runtime poller calls it; bound on first use
 }
 
-// init binds o; attempt is usually a method value of o's owner.
-func (o *op) init(d direction, name string, accept bool, attempt func(s int) (bool, error)) {
-	o.dir, o.name, o.accept, o.attempt = d, name, accept, attempt
-	o.pollFn = o.pollTry
+// An attempter makes an op's system call once, keeping what it returned in
+// its own fields. done reports whether the op is complete: a write may
+// need more calls after a short one.
+type attempter interface {
+	attempt(o *op, s int) (done bool, err error)
+}
+
+func (o *op) init(d direction, name string, accept bool, owner attempter) {
+	o.dir, o.name, o.accept, o.owner = d, name, accept, owner
 }
 
 // try is netcore's one retry loop around a system call. It calls attempt
@@ -100,7 +106,7 @@ func (o *op) init(d direction, name string, accept bool, attempt func(s int) (bo
 // exactly that.
 func (o *op) try(s int, interruptible bool) bool {
 	for {
-		done, err := o.attempt(s)
+		done, err := o.owner.attempt(o, s)
 		switch classify(err, o.accept) {
 		case interrupted:
 			if interruptible {

@@ -20,6 +20,7 @@ import (
 // without Close. All I/O runs in RawConn callbacks (op.pollFn) that make
 // the system calls directly.
 type pollFD struct {
+	s      int // the number, for private
 	f      *os.File
 	rc     syscall.RawConn
 	closed atomic.Bool
@@ -38,11 +39,14 @@ func newPollFD(s int) (*pollFD, error) {
 		f.Close()
 		return nil, err
 	}
-	return &pollFD{f: f, rc: rc}, nil
+	return &pollFD{s: s, f: f, rc: rc}, nil
 }
 
 func (fd *pollFD) run(o *op) error {
 	o.err = nil
+	if o.pollFn == nil {
+		o.pollFn = o.pollTry // once per op, and only for ops that run
+	}
 	var err error
 	if o.dir == dirRead {
 		err = fd.rc.Read(o.pollFn)
@@ -60,12 +64,9 @@ func (fd *pollFD) run(o *op) error {
 // past; if that raced with success, the deadline is cleared again once the
 // callback has surely finished.
 func (fd *pollFD) waitConnect(ctx context.Context, done func(s int) bool) error {
-	// Nobody else has the socket yet, so it cannot be closed under us. On
-	// loopback the connection is usually made already: no waiting
+	// On loopback the connection is usually made already: no waiting
 	// machinery then.
-	var ok bool
-	fd.rc.Control(func(s uintptr) { ok = done(int(s)) })
-	if ok {
+	if done(fd.private()) {
 		return nil
 	}
 	if ctx.Done() != nil {
@@ -94,11 +95,13 @@ func (fd *pollFD) waitConnect(ctx context.Context, done func(s int) bool) error 
 // aLongTimeAgo is a deadline that has passed: setting it wakes a wait.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (fd *pollFD) ready() error { return nil }
+func (fd *pollFD) ready(bool) error { return nil }
 
 func (fd *pollFD) accepted(s int) (descriptor, error) { return newPollFD(s) }
 
 func (fd *pollFD) acceptFlags() int { return sockFlags }
+
+func (fd *pollFD) private() int { return fd.s }
 
 func (fd *pollFD) control(fn func(s int) error) error {
 	var ferr error

@@ -105,35 +105,31 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 			err = opError("listen", network, Sockaddr{}, sa, err)
 		}
 	}()
-	var bound Sockaddr
-	err = fd.control(func(s int) error {
-		if err := lc.setup(s, network, sa); err != nil {
-			return err
-		}
-		var raw [unix.SizeofSockaddrInet6]byte
-		b, _ := sa.AppendBinary(raw[:0])
-		if err := sys.Bind(s, b); err != nil {
-			return os.NewSyscallError("bind", err)
-		}
-		backlog := lc.Backlog
-		if backlog <= 0 {
-			backlog = maxListenerBacklog()
-		}
-		if err := sys.Listen(s, backlog); err != nil {
-			return os.NewSyscallError("listen", err)
-		}
-		var err error
-		bound, err = sockname(s, false)
-		return err
-	})
+	s := fd.private()
+	if err := lc.setup(s, network, sa); err != nil {
+		return nil, err
+	}
+	var raw [unix.SizeofSockaddrInet6]byte
+	b, _ := sa.AppendBinary(raw[:0])
+	if err := sys.Bind(s, b); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	backlog := lc.Backlog
+	if backlog <= 0 {
+		backlog = maxListenerBacklog()
+	}
+	if err := sys.Listen(s, backlog); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	bound, err := sockname(s, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := fd.ready(); err != nil {
+	if err := fd.ready(true); err != nil {
 		return nil, err
 	}
 	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle, flags: fd.acceptFlags()}
-	l.ac.init(dirRead, "accept4", true, l.acceptAttempt)
+	l.ac.init(dirRead, "accept4", true, l)
 	return l, nil
 }
 
@@ -246,17 +242,17 @@ func (l *Listener) accept() (*Conn, error) {
 		closeRaw(s)
 		return nil, err
 	}
+	// The one call before s is wrapped (on the raw descriptor, which
+	// costs no closure).
+	if l.noDelay && setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
+		// The new socket refuses an option every TCP socket takes: it is
+		// already dead. Drop it, as for ECONNABORTED.
+		closeRaw(s)
+		return nil, nil
+	}
 	fd, err := l.fd.accepted(s)
 	if err != nil {
 		return nil, err
-	}
-	if l.noDelay {
-		if err := fd.control(func(s int) error { return setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }); err != nil {
-			// The new socket refuses an option every TCP socket takes: it
-			// is already dead. Drop it, as for ECONNABORTED.
-			fd.close()
-			return nil, nil
-		}
 	}
 	if l.unmap {
 		peer = peer.Unmap()
@@ -271,8 +267,8 @@ func (l *Listener) accept() (*Conn, error) {
 	return c, nil
 }
 
-// acceptAttempt is one accept4(2).
-func (l *Listener) acceptAttempt(s int) (bool, error) {
+// attempt is one accept4(2).
+func (l *Listener) attempt(_ *op, s int) (bool, error) {
 	nfd, n, err := sys.Accept4(s, l.sabuf[:], l.flags)
 	if err != nil {
 		return false, err
