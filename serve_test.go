@@ -49,7 +49,7 @@ func startServe(t *testing.T, srv *netcore.Server) (addr string, shutdown func(c
 	return l.Addr().String(), shutdown
 }
 
-func echoHandler(c *netcore.Conn) { io.Copy(c, c) }
+func echoHandler(_ context.Context, c net.Conn) { io.Copy(c, c) }
 
 // roundTrip dials addr, sends msg, half-closes and returns the reply.
 func roundTrip(addr, msg string) (string, error) {
@@ -97,7 +97,7 @@ func TestServerRecoversHandlerPanic(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	addr, _ := startServe(t, &netcore.Server{
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			buf := make([]byte, 5)
 			if _, err := io.ReadFull(c, buf); err != nil {
 				return
@@ -146,7 +146,7 @@ func TestServerMaxConns(t *testing.T) {
 	release := make(chan struct{})
 	addr, _ := startServe(t, &netcore.Server{
 		MaxConns: 2,
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			n := running.Add(1)
 			defer running.Add(-1)
 			for {
@@ -198,7 +198,7 @@ func TestServerIdleTimeout(t *testing.T) {
 	deadlineSet := make(chan struct{}, 1)
 	addr, _ := startServe(t, &netcore.Server{
 		IdleTimeout: 50 * time.Millisecond,
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			buf := make([]byte, 4)
 			mode := make([]byte, 1)
 			if _, err := io.ReadFull(c, mode); err != nil {
@@ -253,7 +253,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		inHandler := make(chan struct{})
 		release := make(chan struct{})
-		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(inHandler)
 			<-release
 			c.Write([]byte("bye"))
@@ -296,7 +296,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		readErr := make(chan error, 1)
 		started := make(chan struct{})
-		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(started)
 			_, err := c.Read(make([]byte, 1))
 			readErr <- err
@@ -325,7 +325,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		readErr := make(chan error, 1)
 		started := make(chan struct{})
-		srv := &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(started)
 			_, err := c.Read(make([]byte, 1))
 			readErr <- err
