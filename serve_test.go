@@ -3,6 +3,7 @@
 package netcore_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -439,5 +440,189 @@ func TestDialAcceptCloseCyclesLeakNothing(t *testing.T) {
 			c.Close()
 		}
 		l.Close()
+	}
+}
+
+// TestServerMaxConnsPerServer: MaxConns bounds the Server, not each Serve
+// call: with two listeners and MaxConns 1, one handler runs at a time.
+func TestServerMaxConnsPerServer(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 2)
+	release := make(chan struct{})
+	srv := &netcore.Server{
+		MaxConns: 1,
+		Handler: netcore.HandlerFunc(func(context.Context, net.Conn) {
+			started <- struct{}{}
+			<-release
+		}),
+	}
+	var addrs []string
+	served := make(chan error, 2)
+	for range 2 {
+		l := listen(t, "tcp4", "127.0.0.1:0")
+		addrs = append(addrs, l.Addr().String())
+		go func() { served <- srv.Serve(l) }()
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+		for range 2 {
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v, want ErrServerClosed", err)
+			}
+		}
+	})
+	for _, addr := range addrs {
+		c, err := netcore.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	waitFor(t, started, "the first handler starting")
+	select {
+	case <-started:
+		t.Fatal("a second handler started on the other listener while one was running with MaxConns 1")
+	case <-time.After(50 * time.Millisecond): // the behaviour under test: nothing happens
+	}
+	release <- struct{}{}
+	waitFor(t, started, "the second handler starting after the first finished")
+	close(release)
+}
+
+// idleLoop is a request/response handler in the recommended shape: each
+// request is one line, waited for inside netcore.Idle; the answer is the
+// line upper-cased. Before answering it reports the request on requests,
+// and waits for proceed when the line is "slow". Its end is reported on
+// ended.
+func idleLoop(requests chan<- string, proceed <-chan struct{}, ended chan<- error) netcore.Handler {
+	return netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			err := netcore.Idle(ctx, func() error { _, err := br.Peek(1); return err })
+			if err != nil {
+				ended <- err
+				return
+			}
+			line, err := br.ReadString('\n')
+			if err != nil {
+				ended <- err
+				return
+			}
+			requests <- line
+			if line == "slow\n" {
+				<-proceed
+				if ctx.Err() == nil {
+					ended <- errors.New("the handler's context was not cancelled by Shutdown")
+					return
+				}
+			}
+			if _, err := io.WriteString(c, strings.ToUpper(line)); err != nil {
+				ended <- err
+				return
+			}
+		}
+	})
+}
+
+// TestServerShutdownIdleAndBusy: Shutdown ends the connections that wait
+// for a new request at once, lets the one in the middle of a request
+// finish and answer, and returns nil well before its context expires.
+func TestServerShutdownIdleAndBusy(t *testing.T) {
+	t.Parallel()
+	for _, blocking := range []bool{false} { // blocking mode: a deadline set while Read blocks waits for issue 7's fix
+		t.Run(modeName(blocking), func(t *testing.T) {
+			t.Parallel()
+			requests := make(chan string, 8)
+			proceed := make(chan struct{})
+			ended := make(chan error, 8)
+			srv := &netcore.Server{Handler: idleLoop(requests, proceed, ended), IdleTimeout: time.Minute}
+			l := listenMode(t, blocking)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+
+			dial := func() *netcore.Conn {
+				c, err := netcore.Dial("tcp4", l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				c.SetDeadline(time.Now().Add(testTimeout))
+				return c
+			}
+			// Two idle clients: one served a request first, one never sent anything.
+			idle1, idle2, busy := dial(), dial(), dial()
+			io.WriteString(idle1, "ping\n")
+			if got := waitFor(t, requests, "idle1's request"); got != "ping\n" {
+				t.Fatalf("request = %q", got)
+			}
+			br1 := bufio.NewReader(idle1)
+			if line, err := br1.ReadString('\n'); err != nil || line != "PING\n" {
+				t.Fatalf("idle1's answer = %q, %v", line, err)
+			}
+			io.WriteString(busy, "slow\n")
+			if got := waitFor(t, requests, "the slow request"); got != "slow\n" {
+				t.Fatalf("request = %q", got)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(ctx) }()
+			// idle2's handler may still be on its way into Idle; either way
+			// it ends with ErrServerClosed, like idle1's.
+			for range 2 {
+				if err := waitFor(t, ended, "an idle handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+					t.Fatalf("idle handler ended with %v, want ErrServerClosed", err)
+				}
+			}
+			select {
+			case err := <-shut:
+				t.Fatalf("Shutdown returned (%v) while a request was being served", err)
+			default: // the busy handler is parked on proceed: Shutdown cannot have returned
+			}
+			for _, c := range []*netcore.Conn{idle1, idle2} {
+				if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+					t.Errorf("idle client after Shutdown: Read = %d, %v, want EOF", n, err)
+				}
+			}
+			close(proceed)
+			if line, err := bufio.NewReader(busy).ReadString('\n'); err != nil || line != "SLOW\n" {
+				t.Errorf("the busy client's answer = %q, %v, want \"SLOW\\n\"", line, err)
+			}
+			if err := waitFor(t, ended, "the busy handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("busy handler, back in Idle after Shutdown, ended with %v, want ErrServerClosed", err)
+			}
+			if err := waitFor(t, shut, "Shutdown returning"); err != nil {
+				t.Errorf("Shutdown = %v, want nil (every handler ended before the context)", err)
+			}
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v, want ErrServerClosed", err)
+			}
+		})
+	}
+}
+
+// TestServerShutdownExpiredContextNothingRunning: as net/http, a Shutdown
+// with nothing left to wait for returns nil even if its context is already
+// done (the choice between "finished" and "ctx done" must not be random).
+func TestServerShutdownExpiredContextNothingRunning(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 200 {
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		if i%2 == 1 { // half of them served a client first
+			addr, _ := startServe(t, srv)
+			if got, err := roundTrip(addr, "x"); err != nil || got != "x" {
+				t.Fatalf("round trip = %q, %v", got, err)
+			}
+			// The client saw EOF, so the Server has closed the connection,
+			// which it does after the handler is counted out.
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown #%d with a done context and nothing running = %v, want nil", i, err)
+		}
 	}
 }

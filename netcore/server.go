@@ -80,8 +80,10 @@ type Server struct {
 	// already a tls.NewListener.
 	TLSConfig *tls.Config
 	// MaxConns > 0 bounds the connections served at once by this Server,
-	// over all its listeners: at the bound the Server stops accepting, and
-	// new connections wait in the kernel's backlog until one finishes.
+	// over all its listeners: at the bound each listener's accept loop
+	// holds the one connection it accepted last, unserved, and accepts no
+	// more; the rest wait in the kernel's backlog until a handler
+	// finishes.
 	MaxConns int
 	// IdleTimeout > 0 bounds how long a Read on a netcore connection
 	// (plain, or beneath TLS) may wait for data when the handler has not
@@ -290,18 +292,8 @@ func (s *Server) Serve(l net.Listener) error {
 
 	var backoff time.Duration
 	for {
-		if slots != nil {
-			select {
-			case slots <- struct{}{}:
-			case <-s.done:
-				return ErrServerClosed
-			}
-		}
 		c, err := l.Accept()
 		if err != nil {
-			if slots != nil {
-				<-slots
-			}
 			if s.isClosing() {
 				return ErrServerClosed
 			}
@@ -321,6 +313,16 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if slots != nil {
+			// At the bound the connection waits here, accepted but not
+			// served, and the listener is not asked for another.
+			select {
+			case slots <- struct{}{}:
+			case <-s.done:
+				c.Close()
+				return ErrServerClosed
+			}
+		}
 		if s.TLSConfig != nil {
 			c = tls.Server(c, s.TLSConfig)
 		}
@@ -386,11 +388,13 @@ func (s *Server) serveConn(ctx context.Context, st *connState, slots chan struct
 				"remote", remoteString(c), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		cancel()
-		c.Close()
+		// Counted out before the close, so that a peer that sees the
+		// close sees a Server with this handler finished.
 		s.mu.Lock()
 		delete(s.conns, st)
 		s.active--
 		s.mu.Unlock()
+		c.Close()
 		if slots != nil {
 			<-slots
 		}
