@@ -626,3 +626,125 @@ func TestServerShutdownExpiredContextNothingRunning(t *testing.T) {
 		}
 	}
 }
+
+// timeoutListener reports every Accept error on errs (dropping them when
+// nobody listens).
+type timeoutListener struct {
+	*netcore.Listener
+	errs chan error
+}
+
+func (l timeoutListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		select {
+		case l.errs <- err:
+		default:
+		}
+	}
+	return c, err
+}
+
+// TestServerRetriesListenerTimeout: a listener deadline that passes is
+// not the end of Serve; once the deadline is lifted, clients are served.
+func TestServerRetriesListenerTimeout(t *testing.T) {
+	t.Parallel()
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	if err := l.SetDeadline(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	tl := timeoutListener{l, make(chan error, 1)}
+	srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler), Logger: slog.New(slog.DiscardHandler)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(tl) }()
+	if err := waitFor(t, tl.errs, "Accept timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Accept with a past deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v after a listener timeout", err)
+	default:
+	}
+	if err := l.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := roundTrip(l.Addr().String(), "after the timeout"); err != nil || got != "after the timeout" {
+		t.Errorf("round trip after the deadline was lifted = %q, %v", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
+}
+
+func TestServerBoundAddr(t *testing.T) {
+	t.Parallel()
+	t.Run("ListenAndServe on port 0", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Addr: "127.0.0.1:0", Handler: netcore.HandlerFunc(echoHandler)}
+		served := make(chan error, 1)
+		go func() { served <- srv.ListenAndServe() }()
+		addr, err := srv.BoundAddr(ctx)
+		if err != nil {
+			t.Fatalf("BoundAddr = %v", err)
+		}
+		tcp, ok := addr.(*net.TCPAddr)
+		if !ok || tcp.Port == 0 || !tcp.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+			t.Fatalf("BoundAddr = %v (%T), want 127.0.0.1 and the port the kernel chose", addr, addr)
+		}
+		if got, err := roundTrip(addr.String(), "bound"); err != nil || got != "bound" {
+			t.Errorf("round trip to the bound address = %q, %v", got, err)
+		}
+		if again, err := srv.BoundAddr(ctx); err != nil || again.String() != addr.String() {
+			t.Errorf("BoundAddr again = %v, %v, want %v", again, err, addr)
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+		if err := waitFor(t, served, "ListenAndServe returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			t.Errorf("ListenAndServe = %v, want ErrServerClosed", err)
+		}
+	})
+	t.Run("bad Addr", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Addr: "127.0.0.1:99999", Handler: netcore.HandlerFunc(echoHandler)}
+		go srv.ListenAndServe()
+		if addr, err := srv.BoundAddr(ctx); err == nil || !strings.Contains(err.Error(), "127.0.0.1:99999") {
+			t.Errorf("BoundAddr after a failed Listen = %v, %v, want the error naming the address", addr, err)
+		}
+	})
+	t.Run("closed before listening", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		got := make(chan error, 1)
+		go func() {
+			_, err := srv.BoundAddr(ctx)
+			got <- err
+		}()
+		srv.Close()
+		if err := waitFor(t, got, "BoundAddr returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			t.Errorf("BoundAddr on a closed Server = %v, want ErrServerClosed", err)
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		done, cancelDone := context.WithCancel(ctx)
+		cancelDone()
+		if _, err := srv.BoundAddr(done); !errors.Is(err, context.Canceled) {
+			t.Errorf("BoundAddr with a cancelled context = %v, want context.Canceled", err)
+		}
+	})
+}
