@@ -531,9 +531,12 @@ func idleLoop(requests chan<- string, proceed <-chan struct{}, ended chan<- erro
 // finish and answer, and returns nil well before its context expires.
 func TestServerShutdownIdleAndBusy(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range []bool{false} { // blocking mode: a deadline set while Read blocks waits for issue 7's fix
+	for _, blocking := range modes {
 		t.Run(modeName(blocking), func(t *testing.T) {
 			t.Parallel()
+			if blocking {
+				t.Skip("blocking mode: a deadline set while a Read blocks takes effect late (issue 7, bug 1); remove this skip with that fix")
+			}
 			requests := make(chan string, 8)
 			proceed := make(chan struct{})
 			ended := make(chan error, 8)

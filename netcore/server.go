@@ -124,9 +124,9 @@ type connState struct {
 // connKey is the context key of a handler's *connState.
 type connKey struct{}
 
-// aLongTimeAgoServer is a read deadline that has passed: setting it wakes a
+// wakeDeadline is a read deadline that has passed: setting it wakes a
 // pending Read.
-var aLongTimeAgoServer = time.Unix(1, 0)
+var wakeDeadline = time.Unix(1, 0)
 
 // Idle runs wait, which blocks until the client starts its next request
 // (a bufio.Reader's Peek(1), say), and marks the connection idle while it
@@ -435,18 +435,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.handlers.Wait()
 		close(finished)
 	}()
-	select {
-	case <-finished:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		idle := s.active == 0
-		s.mu.Unlock()
-		if idle {
+	// The wake-up of idle handlers is repeated while Shutdown waits: a
+	// Read that re-arms its own deadline (IdleTimeout) at the moment
+	// Shutdown sets the past one can undo it.
+	tick := time.NewTicker(rewakeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-finished:
 			return nil
+		case <-tick.C:
+			s.mu.Lock()
+			s.wakeIdleLocked()
+			s.mu.Unlock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			idle := s.active == 0
+			s.mu.Unlock()
+			if idle {
+				return nil
+			}
+			s.closeConns()
+			return ctx.Err()
 		}
-		s.closeConns()
-		return ctx.Err()
+	}
+}
+
+// rewakeEvery is how often Shutdown repeats the wake-up of handlers that
+// wait in Idle.
+const rewakeEvery = 50 * time.Millisecond
+
+// wakeIdleLocked ends the wait of every handler in Idle by setting a read
+// deadline in the past on its connection; callers hold s.mu.
+func (s *Server) wakeIdleLocked() {
+	for st := range s.conns {
+		if st.idle {
+			st.woken = true
+			st.conn.SetReadDeadline(wakeDeadline)
+		}
 	}
 }
 
@@ -476,12 +502,7 @@ func (s *Server) beginClose() {
 	for l := range s.listeners {
 		(*l).Close()
 	}
-	for st := range s.conns {
-		if st.idle && !st.woken {
-			st.woken = true
-			st.conn.SetReadDeadline(aLongTimeAgoServer)
-		}
-	}
+	s.wakeIdleLocked()
 }
 
 // closeConns closes every connection still served, beneath any TLS: a
