@@ -534,9 +534,6 @@ func TestServerShutdownIdleAndBusy(t *testing.T) {
 	for _, blocking := range modes {
 		t.Run(modeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			if blocking {
-				t.Skip("blocking mode: a deadline set while a Read blocks takes effect late (issue 7, bug 1); remove this skip with that fix")
-			}
 			requests := make(chan string, 8)
 			proceed := make(chan struct{})
 			ended := make(chan error, 8)

@@ -40,10 +40,10 @@ type ListenConfig struct {
 	// wakes the waiting thread directly, which makes accepting and
 	// request/response round trips markedly faster, at the cost of one
 	// thread per blocked call: choose it for a few busy connections, not
-	// for thousands of mostly idle ones. Close still wakes blocked calls
-	// and deadlines still hold; a deadline changed while a call is
-	// blocked takes effect when the kernel timeout it started with fires
-	// (or at the next call), not at once.
+	// for thousands of mostly idle ones. The net.Conn contract holds as
+	// in the default mode: Close wakes blocked calls, and a deadline set
+	// or moved while a call is blocked takes effect at once (netcore
+	// interrupts the blocked thread with SIGURG; see the README).
 	Blocking bool
 }
 

@@ -3,6 +3,7 @@ package netcore
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,79 +23,66 @@ import (
 // returns an error that matches net.ErrClosed, and a second Close returns
 // nil.
 type Conn struct {
-	fd      netFD
+	fd      descriptor
 	network string   // "tcp4" or "tcp6" after the peer's address, for errors
 	raddr   Sockaddr // the peer, known when the connection is made
 	unmap   bool     // report an IPv4-mapped local address as IPv4 (dual-stack listeners)
 	laddrMu sync.Mutex
-	laddr   Sockaddr // asked of the kernel on first use, unless known
+	laddr   Sockaddr // asked of the kernel on first use (or at Close), unless known
 
 	idle            time.Duration // Server.IdleTimeout, 0 for none
 	readDeadlineSet atomic.Bool   // the user set a read deadline: idle does not apply
 
-	// Read and Write each hold their own lock for the whole call, and pass
-	// the buffer to a callback bound on first use, once per connection, so
-	// the steady state allocates nothing.
-	rmu    sync.Mutex
-	rbuf   []byte
-	rn     int
-	rerr   error
-	readFn func(uintptr) bool
+	// Read and Write each hold their own lock for the whole call, and run
+	// an op bound once per connection, so the steady state allocates
+	// nothing. The op's attempt works on these fields.
+	rmu  sync.Mutex
+	rd   op
+	rbuf []byte
+	rn   int
 
-	wmu     sync.Mutex
-	wbuf    []byte
-	wn      int
-	werr    error
-	writeFn func(uintptr) bool
+	wmu  sync.Mutex
+	wr   op
+	wbuf []byte
+	wn   int
 }
 
 var _ net.Conn = (*Conn)(nil)
 
-// newConn returns a Conn to the peer raddr; the caller then initialises
-// c.fd in one of its two modes.
-func newConn(raddr Sockaddr) *Conn {
-	c := &Conn{raddr: raddr, network: "tcp4"}
+// newConn returns a Conn over fd to the peer raddr.
+func newConn(fd descriptor, raddr Sockaddr) *Conn {
+	c := &Conn{fd: fd, raddr: raddr, network: "tcp4"}
 	if raddr.Is6() {
 		c.network = "tcp6"
 	}
+	c.rd.init(dirRead, "read", false, c.readAttempt)
+	c.wr.init(dirWrite, "write", false, c.writeAttempt)
 	return c
 }
 
 // Read reads up to len(p) bytes. It returns io.EOF at the peer's FIN, an
 // error matching os.ErrDeadlineExceeded when a read deadline (or the
-// Server's IdleTimeout) passes, and net.ErrClosed after Close.
+// Server's IdleTimeout) passes, and net.ErrClosed after Close. A Read of
+// no bytes returns at once, as in Go's net.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		if c.fd.closed.Load() {
-			return 0, c.opErr("read", "read", net.ErrClosed)
+		if c.fd.isClosed() {
+			return 0, c.opErr("read", net.ErrClosed)
 		}
 		return 0, nil
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.idle > 0 && !c.readDeadlineSet.Load() {
-		if err := c.fd.setReadDeadline(time.Now().Add(c.idle)); err != nil {
-			return 0, c.opErr("read", "read", err)
+		if err := c.fd.setDeadline(dirRead, time.Now().Add(c.idle)); err != nil {
+			return 0, c.opErr("read", err)
 		}
 	}
-	if c.fd.blocking {
-		n, err := c.readBlocking(p)
-		if err != nil && err != io.EOF {
-			err = c.opErr("read", "read", err)
-		}
-		return n, err
-	}
-	if c.readFn == nil {
-		c.readFn = c.readOnce
-	}
-	c.rbuf, c.rn, c.rerr = p, 0, nil
-	err := c.fd.rc.Read(c.readFn)
+	c.rbuf, c.rn = p, 0
+	err := c.fd.run(&c.rd)
 	c.rbuf = nil
 	if err != nil {
-		return 0, c.opErr("read", "read", c.fd.rawErr(err))
-	}
-	if c.rerr != nil {
-		return 0, c.opErr("read", "read", c.rerr)
+		return 0, c.opErr("read", err)
 	}
 	if c.rn == 0 {
 		return 0, io.EOF
@@ -102,88 +90,54 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.rn, nil
 }
 
-// readOnce is the read callback: one read(2), retried on EINTR; false
-// asks the runtime to wait for readability.
-func (c *Conn) readOnce(s uintptr) bool {
-	for {
-		n, err := sys.Read(int(s), c.rbuf)
-		switch classify(err, false) {
-		case retry:
-			continue
-		case wait:
-			return false
-		}
-		if err != nil {
-			c.rerr = err
-		} else {
-			c.rn = n
-		}
-		return true
+// readAttempt is one read(2) into c.rbuf.
+func (c *Conn) readAttempt(s int) (bool, error) {
+	n, err := sys.Read(s, c.rbuf)
+	if err != nil {
+		return false, err
 	}
+	c.rn = n
+	return true, nil
 }
 
 // Write writes all of p. It returns len(p) and nil, or the number of bytes
 // the kernel took and an error: EPIPE or ECONNRESET when the peer is gone
 // (the process is never killed by SIGPIPE), os.ErrDeadlineExceeded when a
-// write deadline passes, net.ErrClosed after Close.
+// write deadline passes (for a Write of no bytes too, as in Go's net),
+// net.ErrClosed after Close.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if len(p) == 0 {
-		if c.fd.closed.Load() {
-			return 0, c.opErr("write", "write", net.ErrClosed)
-		}
-		return 0, nil
-	}
-	if c.fd.blocking {
-		n, err := c.writeBlocking(p)
-		return n, c.opErr("write", "write", err)
-	}
-	if c.writeFn == nil {
-		c.writeFn = c.writeAll
-	}
-	c.wbuf, c.wn, c.werr = p, 0, nil
-	err := c.fd.rc.Write(c.writeFn)
+	c.wbuf, c.wn = p, 0
+	err := c.fd.run(&c.wr)
 	c.wbuf = nil
-	n := c.wn
-	if err != nil {
-		return n, c.opErr("write", "write", c.fd.rawErr(err))
-	}
-	if c.werr != nil {
-		return n, c.opErr("write", "write", c.werr)
-	}
-	return n, nil
+	return c.wn, c.opErr("write", err)
 }
 
-// writeAll is the write callback: write(2) until the buffer is gone,
-// retrying EINTR and continuing after short writes; false asks the runtime
-// to wait for writability.
-func (c *Conn) writeAll(s uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, err := sys.Write(int(s), c.wbuf[c.wn:])
-		switch classify(err, false) {
-		case retry:
-			continue
-		case wait:
-			return false
-		}
-		if err != nil {
-			c.werr = err
-			return true
-		}
-		if n == 0 {
-			c.werr = io.ErrUnexpectedEOF
-			return true
-		}
-		c.wn += n
+// writeAttempt is one write(2) of what is left of c.wbuf; the op is done
+// when nothing is.
+func (c *Conn) writeAttempt(s int) (bool, error) {
+	if c.wn == len(c.wbuf) {
+		return true, nil
 	}
-	return true
+	n, err := sys.Write(s, c.wbuf[c.wn:])
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, io.ErrUnexpectedEOF
+	}
+	c.wn += n
+	return c.wn == len(c.wbuf), nil
 }
 
 // Close closes the connection. It wakes a blocked Read or Write, which
 // return net.ErrClosed. A second Close returns nil.
 func (c *Conn) Close() error {
-	return c.opErr("close", "close", c.fd.Close())
+	if !c.fd.isClosed() {
+		c.LocalSockaddr() // LocalAddr must still answer after Close
+	}
+	return c.opErr("close", c.fd.close())
 }
 
 // CloseRead shuts down the reading side (shutdown(2) with SHUT_RD).
@@ -194,23 +148,32 @@ func (c *Conn) CloseRead() error { return c.shutdown(unix.SHUT_RD, "close-read")
 func (c *Conn) CloseWrite() error { return c.shutdown(unix.SHUT_WR, "close-write") }
 
 func (c *Conn) shutdown(how int, op string) error {
-	err := c.fd.control(func(s int) error { return sys.Shutdown(s, how) })
-	return c.opErr(op, "shutdown", err)
+	err := c.fd.control(func(s int) error { return os.NewSyscallError("shutdown", sys.Shutdown(s, how)) })
+	return c.opErr(op, err)
 }
 
-// LocalAddr returns the local address as a *net.TCPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.LocalSockaddr().TCPAddr() }
+// LocalAddr returns the local address as a *net.TCPAddr, after Close too.
+func (c *Conn) LocalAddr() net.Addr { return netAddr(c.LocalSockaddr()) }
 
 // RemoteAddr returns the peer's address as a *net.TCPAddr.
-func (c *Conn) RemoteAddr() net.Addr { return c.raddr.TCPAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return netAddr(c.raddr) }
+
+// netAddr is sa as a net.Addr: a *net.TCPAddr, or nil (never a nil
+// *net.TCPAddr in a non-nil interface) if sa is not valid.
+func netAddr(sa Sockaddr) net.Addr {
+	if !sa.IsValid() {
+		return nil
+	}
+	return sa.TCPAddr()
+}
 
 // RemoteSockaddr returns the peer's address.
 func (c *Conn) RemoteSockaddr() Sockaddr { return c.raddr }
 
 // LocalSockaddr returns the local address. The first call asks the kernel
 // (getsockname(2)) and remembers the answer, so accepting costs no system
-// call for an address nobody reads. It is the zero Sockaddr if the
-// connection was closed before anyone asked.
+// call for an address nobody reads. Close asks before closing if nobody
+// has, so the answer outlives the socket.
 func (c *Conn) LocalSockaddr() Sockaddr {
 	c.laddrMu.Lock()
 	defer c.laddrMu.Unlock()
@@ -242,8 +205,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // While a read deadline is set, a Server's IdleTimeout does not apply; the
 // zero time removes the deadline and brings IdleTimeout back.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if err := c.fd.setReadDeadline(t); err != nil {
-		return c.opErr("set", "setdeadline", err)
+	if err := c.fd.setDeadline(dirRead, t); err != nil {
+		return c.opErr("set", err)
 	}
 	c.readDeadlineSet.Store(!t.IsZero())
 	return nil
@@ -252,7 +215,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline sets the deadline for Write calls, pending ones
 // included. A Write that times out may have written part of its buffer.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return c.opErr("set", "setdeadline", c.fd.setWriteDeadline(t))
+	return c.opErr("set", c.fd.setDeadline(dirWrite, t))
 }
 
 // SetNoDelay turns Nagle's algorithm off (true, netcore's default, as in
@@ -293,27 +256,23 @@ func (c *Conn) SetWriteBuffer(bytes int) error {
 }
 
 func (c *Conn) setOpt(fn func(s int) error) error {
-	return c.opErr("set", "setsockopt", c.fd.control(fn))
+	return c.opErr("set", c.fd.control(fn))
 }
 
 // SyscallConn returns the raw connection, for options netcore does not
 // wrap. Its Control gives the descriptor while holding it open; do not
 // close it or change its blocking mode.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
-	if c.fd.closed.Load() {
-		return nil, c.opErr("raw-conn", "", net.ErrClosed)
+	if c.fd.isClosed() {
+		return nil, c.opErr("raw-conn", net.ErrClosed)
 	}
 	return c.fd.rawConn(), nil
 }
 
-// opErr wraps err as Go's net does, naming both ends (the local one only
-// if it is already known: an error costs no extra system call).
-func (c *Conn) opErr(op, syscallName string, err error) error {
+// opErr wraps err as Go's net does, naming both ends.
+func (c *Conn) opErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	c.laddrMu.Lock()
-	local := c.laddr
-	c.laddrMu.Unlock()
-	return opError(op, c.network, syscallName, local, c.raddr, err)
+	return opError(op, c.network, c.LocalSockaddr(), c.raddr, err)
 }

@@ -54,7 +54,7 @@ func (d *Dialer) dialSerial(ctx context.Context, network string, sas []Sockaddr)
 	for i, sa := range sas {
 		if d.LocalAddr.IsValid() && d.LocalAddr.Is4() != sa.Is4() {
 			if first == nil {
-				first = opError("dial", network, "", d.LocalAddr, sa, errors.New("source address family differs from the destination's"))
+				first = opError("dial", network, d.LocalAddr, sa, errors.New("source address family differs from the destination's"))
 			}
 			continue
 		}
@@ -90,35 +90,27 @@ func attemptContext(ctx context.Context, n int) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, share)
 }
 
-func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (*Conn, error) {
-	fail := func(err error) (*Conn, error) {
-		return nil, opError("dial", network, "", d.LocalAddr, sa, err)
-	}
+func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *Conn, err error) {
 	if err := ctx.Err(); err != nil {
-		return fail(err)
+		return nil, opError("dial", network, d.LocalAddr, sa, err)
 	}
-	s, err := openSocket(sa.Family())
+	fd, err := openSocket(sa.Family(), d.Blocking)
 	if err != nil {
-		return fail(err)
+		return nil, opError("dial", network, d.LocalAddr, sa, err)
 	}
-	if err := d.setup(s); err != nil {
-		closeRaw(s)
-		return fail(err)
-	}
-	c := newConn(sa)
-	if d.Blocking {
-		if err := c.fd.initBlocking(s, sa.Family(), false); err != nil {
-			return fail(err)
+	defer func() {
+		if err != nil {
+			fd.close()
+			err = opError("dial", network, d.LocalAddr, sa, err)
 		}
-		err = connectBlocking(ctx, &c.fd, sa)
-	} else {
-		err = connectPoller(ctx, &c.fd, s, sa)
+	}()
+	if err := fd.control(d.setup); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		c.fd.Close()
-		return fail(err)
+	if err := connect(ctx, fd, sa); err != nil {
+		return nil, err
 	}
-	return c, nil
+	return newConn(fd, sa), nil
 }
 
 // setup applies the options that go before connect(2), and binds the
@@ -159,71 +151,3 @@ func (d *Dialer) setup(s int) error {
 	b, _ := d.LocalAddr.AppendBinary(raw[:0])
 	return os.NewSyscallError("bind", sys.Bind(s, b))
 }
-
-// connectPoller runs the non-blocking connect algorithm on s: connect(2);
-// on EINPROGRESS wait for writability, read SO_ERROR, and confirm with
-// getpeername(2), since a wake-up does not prove the connection is made.
-// s is handed to the poller (fd) after connect(2), which epoll does not
-// mind: registering reports the current readiness. On loopback the
-// connection is usually made by then, and the first check finds it without
-// any waiting machinery. Cancelling ctx wakes the wait through a write
-// deadline in the past.
-func connectPoller(ctx context.Context, fd *netFD, s int, sa Sockaddr) error {
-	var raw [unix.SizeofSockaddrInet6]byte
-	b, _ := sa.AppendBinary(raw[:0])
-	var err error
-	for {
-		err = sys.Connect(s, b)
-		if classify(err, false) != retry {
-			break
-		}
-		// EINTR: the connect goes on in the kernel; the next call says
-		// EALREADY or EISCONN.
-	}
-	if err != nil && err != unix.EISCONN && classify(err, false) != wait {
-		closeRaw(s)
-		return os.NewSyscallError("connect", err)
-	}
-	if ierr := fd.initPoller(s, sa.Family()); ierr != nil {
-		return ierr
-	}
-	if err == nil || err == unix.EISCONN {
-		return nil
-	}
-	// Nobody else has the Conn yet, so s cannot be closed under us.
-	if done, err := connectResult(s); done {
-		return err
-	}
-	if ctx.Done() != nil {
-		// The context's end (its deadline too) wakes the wait by setting
-		// a write deadline in the past. If that raced with success, the
-		// deadline is cleared again once the callback has surely finished.
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			fd.f.SetWriteDeadline(aLongTimeAgo)
-			close(fired)
-		})
-		defer func() {
-			if !stop() {
-				<-fired
-				fd.f.SetWriteDeadline(time.Time{})
-			}
-		}()
-	}
-	var cerr error
-	err = fd.rc.Write(func(s uintptr) bool {
-		var done bool
-		done, cerr = connectResult(int(s))
-		return done
-	})
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		return fd.rawErr(err)
-	}
-	return cerr
-}
-
-// aLongTimeAgo is a deadline that has passed: setting it wakes a wait.
-var aLongTimeAgo = time.Unix(1, 0)

@@ -5,7 +5,6 @@ package netcore
 import (
 	"errors"
 	"net"
-	"os"
 	"syscall"
 )
 
@@ -13,9 +12,10 @@ import (
 type action uint8
 
 const (
-	fail  action = iota // give the error to the caller
-	retry               // make the same call again at once (EINTR, ECONNABORTED on accept)
-	wait                // wait for readiness, then call again (EAGAIN, EINPROGRESS, EALREADY)
+	fail        action = iota // give the error to the caller
+	retry                     // make the same call again at once (ECONNABORTED and the like on accept)
+	interrupted               // a signal interrupted the call (EINTR): call again, after looking at deadlines and Close where a signal may have been sent for that
+	wait                      // wait for readiness, then call again (EAGAIN, EINPROGRESS, EALREADY)
 )
 
 // classify is the one place that decides how an errno is handled. accept
@@ -28,7 +28,7 @@ func classify(err error, accept bool) action {
 	case nil:
 		return fail
 	case syscall.EINTR:
-		return retry
+		return interrupted
 	case syscall.EAGAIN, syscall.EINPROGRESS, syscall.EALREADY:
 		return wait
 	case syscall.ECONNABORTED, syscall.EPROTO, syscall.ENETDOWN, syscall.ENOPROTOOPT, syscall.EHOSTDOWN,
@@ -49,16 +49,14 @@ func isResourceLimit(err error) bool {
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-// opError wraps a failed system call the way Go's net package does:
-// *net.OpError{Op, Net, Source, Addr, Err: *os.SyscallError{Syscall, errno}}.
-// Deadline and closed errors pass through unwrapped inside the OpError so
-// errors.Is finds os.ErrDeadlineExceeded and net.ErrClosed.
-func opError(op, network, syscallName string, src, dst Sockaddr, err error) error {
+// opError wraps an error the way Go's net package does:
+// *net.OpError{Op, Net, Source, Addr, Err}, where Err is the
+// *os.SyscallError of the call that failed (named where it was made), or
+// net.ErrClosed, os.ErrDeadlineExceeded or a context error, so errors.Is
+// finds each of them.
+func opError(op, network string, src, dst Sockaddr, err error) error {
 	if err == nil {
 		return nil
-	}
-	if errno, ok := err.(syscall.Errno); ok {
-		err = os.NewSyscallError(syscallName, errno)
 	}
 	oe := &net.OpError{Op: op, Net: network, Err: err}
 	if src.IsValid() {

@@ -1,10 +1,8 @@
 package netcore
 
 import (
-	"errors"
-	"net"
+	"context"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -12,162 +10,136 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sockFlags are the flags of every socket netcore opens or accepts.
+// sockFlags are the flags of every socket netcore opens, and of every
+// socket a default-mode listener accepts.
 const sockFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 
-// netFD is one socket, in one of two modes.
+// descriptor is one socket in one of netcore's two I/O modes. Conn and
+// Listener use only this interface and never ask which mode they are in:
 //
-// In the default mode it is handed to Go's runtime poller (os.NewFile): the
-// runtime supplies readiness waits, deadlines, a Close that wakes blocked
-// calls, and the reference count that keeps the descriptor open (so its
-// number cannot be reused) while a call on it is in flight.
+//   - pollFD (fd_poll_linux.go), the default: a non-blocking socket on Go's
+//     runtime poller, which supplies readiness waits, deadlines and a Close
+//     that wakes blocked calls.
+//   - blockFD (fd_block_linux.go), the fast path: a blocking socket whose
+//     calls block in the kernel on their own thread.
 //
-// In blocking mode (the fast path, blocking_linux.go) the descriptor is
-// blocking and netcore owns it: each call blocks in the kernel on its own
-// thread, netcore keeps the reference count itself, deadlines become the
-// kernel's SO_RCVTIMEO/SO_SNDTIMEO, and Close wakes blocked calls with
-// shutdown(2) before the last of them closes the descriptor.
-type netFD struct {
-	family int
-	closed atomic.Bool // Close was called
-
-	// Default mode.
-	f  *os.File
-	rc syscall.RawConn
-
-	// Blocking mode.
-	blocking bool
-	sysfd    int
-	state    atomic.Uint64 // calls in flight << 1 | closingBit
-	rdl, wdl atomic.Int64  // read and write deadlines in Unix nanoseconds, 0 for none
-	rto, wto time.Duration // SO_RCVTIMEO/SO_SNDTIMEO as last set; guarded by the caller's read or write lock
+// Both run the same retry loop (op.try) around the same system calls; a mode
+// supplies only how to wait between attempts.
+type descriptor interface {
+	// run makes o's system call until it completes, waiting for the socket
+	// to be ready meanwhile. It returns the call's error (named with
+	// os.NewSyscallError), net.ErrClosed once close has begun, or
+	// os.ErrDeadlineExceeded when the deadline of o's direction passes.
+	run(o *op) error
+	// waitConnect waits for a non-blocking connect in progress to finish:
+	// it calls done whenever the socket may have become writable, until
+	// done returns true, or returns ctx's error once ctx ends.
+	waitConnect(ctx context.Context, done func(s int) bool) error
+	// ready finishes setting up a socket that is connected or listening.
+	ready() error
+	// accepted wraps a socket that this listening socket accepted, in the
+	// same mode.
+	accepted(s int) (descriptor, error)
+	// acceptFlags are the flags accept4(2) gives the sockets it makes.
+	acceptFlags() int
+	// control runs fn with the descriptor number, which stays open (and its
+	// number unused by anything else) until fn returns.
+	control(fn func(s int) error) error
+	// setDeadline sets the deadline of one direction: reads and accepts,
+	// or writes. The zero time removes it. A call already waiting sees
+	// the new deadline at once.
+	setDeadline(d direction, t time.Time) error
+	// isClosed reports whether close was called.
+	isClosed() bool
+	// close closes the socket once (later calls return nil) and wakes every
+	// call waiting on it; the descriptor itself is released when the last
+	// of them has returned.
+	close() error
+	// rawConn returns the socket as a syscall.RawConn.
+	rawConn() syscall.RawConn
 }
 
-// openSocket wraps socket(2) for a close-on-exec TCP socket, non-blocking
-// unless blocking is set.
-func openSocket(family int) (int, error) {
+// direction is the side of a socket a call uses, and whose deadline
+// bounds it.
+type direction uint8
+
+const (
+	dirRead  direction = iota // read(2), accept4(2): SO_RCVTIMEO, the read deadline
+	dirWrite                  // write(2): SO_SNDTIMEO, the write deadline
+	numDirs
+)
+
+// An op is one kind of system call a socket makes over and over (read,
+// write or accept4). It is bound once per socket, so that running it
+// allocates nothing.
+type op struct {
+	dir    direction
+	name   string // the system call, for os.NewSyscallError
+	accept bool   // errors are classified as accept4's
+	// attempt makes the system call once, keeping what it returned in
+	// its owner's fields. done reports whether the op is complete: a
+	// write may need more calls after a short one.
+	attempt func(s int) (done bool, err error)
+	err     error              // the error that ended the last run, if any
+	pollFn  func(uintptr) bool // try, as the runtime poller calls it
+}
+
+// init binds o; attempt is usually a method value of o's owner.
+func (o *op) init(d direction, name string, accept bool, attempt func(s int) (bool, error)) {
+	o.dir, o.name, o.accept, o.attempt = d, name, accept, attempt
+	o.pollFn = o.pollTry
+}
+
+// try is netcore's one retry loop around a system call. It calls attempt
+// until the op completes or fails (the result is in o.err, and try
+// returns true) or the socket is not ready (false: wait, then call try
+// again). A call interrupted by a signal (EINTR) is made again at once,
+// unless interruptible is set: then it returns false too, so that a
+// blocking-mode caller looks at its deadline and at Close before calling
+// again, since netcore interrupts its own blocked calls to make them do
+// exactly that.
+func (o *op) try(s int, interruptible bool) bool {
+	for {
+		done, err := o.attempt(s)
+		switch classify(err, o.accept) {
+		case interrupted:
+			if interruptible {
+				return false
+			}
+			continue
+		case retry:
+			continue
+		case wait:
+			return false
+		}
+		if err != nil || done {
+			if errno, ok := err.(syscall.Errno); ok {
+				err = os.NewSyscallError(o.name, errno)
+			}
+			o.err = err
+			return true
+		}
+	}
+}
+
+func (o *op) pollTry(s uintptr) bool { return o.try(int(s), false) }
+
+// openSocket wraps socket(2) for a non-blocking, close-on-exec TCP socket
+// and wraps the descriptor in the mode asked for at once, so that one
+// deferred close covers every later error path.
+func openSocket(family int, blocking bool) (descriptor, error) {
 	s, err := sys.Socket(family, unix.SOCK_STREAM|sockFlags, unix.IPPROTO_TCP)
 	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
+		return nil, os.NewSyscallError("socket", err)
 	}
-	return s, nil
-}
-
-// initPoller hands s to the runtime poller. From here on the runtime owns
-// s: it is closed by netFD.Close (or the *os.File's cleanup), never
-// directly. On failure s is closed.
-func (fd *netFD) initPoller(s, family int) error {
-	f := os.NewFile(uintptr(s), "tcp")
-	if f == nil {
-		return os.NewSyscallError("socket", unix.EBADF)
+	if blocking {
+		return newBlockFD(s), nil
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	fd.f, fd.rc, fd.family = f, rc, family
-	return nil
+	return newPollFD(s)
 }
 
 // closeRaw closes a descriptor nobody else knows yet, on an error path.
 func closeRaw(s int) { _ = sys.Close(s) }
-
-// Close closes the socket once; later calls return nil. It wakes every call
-// blocked on the socket; the descriptor itself is closed when the last of
-// them has returned.
-func (fd *netFD) Close() error {
-	if fd.closed.Swap(true) {
-		return nil
-	}
-	if fd.blocking {
-		return fd.closeBlocking()
-	}
-	if fd.f == nil {
-		return nil // never initialised: the caller already closed the descriptor
-	}
-	sys.CountClose()
-	if err := fd.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
-	}
-	return nil
-}
-
-// rawErr maps an error of RawConn.Read/Write/Control (not of the callback:
-// those come back through the caller's own fields) to what netcore reports:
-// a deadline, or the socket being closed.
-func (fd *netFD) rawErr(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return os.ErrDeadlineExceeded
-	}
-	return net.ErrClosed
-}
-
-// control runs fn with the descriptor, holding a reference so it stays open.
-func (fd *netFD) control(fn func(s int) error) error {
-	if fd.closed.Load() {
-		return net.ErrClosed
-	}
-	if fd.blocking {
-		if !fd.incref() {
-			return net.ErrClosed
-		}
-		defer fd.decref()
-		return fn(fd.sysfd)
-	}
-	var ferr error
-	if err := fd.rc.Control(func(s uintptr) { ferr = fn(int(s)) }); err != nil {
-		return fd.rawErr(err)
-	}
-	return ferr
-}
-
-// setReadDeadline sets the deadline for reads (and accepts).
-func (fd *netFD) setReadDeadline(t time.Time) error {
-	if fd.closed.Load() {
-		return net.ErrClosed
-	}
-	if fd.blocking {
-		fd.rdl.Store(unixNano(t))
-		return nil
-	}
-	if fd.f.SetReadDeadline(t) != nil {
-		return net.ErrClosed
-	}
-	return nil
-}
-
-// setWriteDeadline sets the deadline for writes.
-func (fd *netFD) setWriteDeadline(t time.Time) error {
-	if fd.closed.Load() {
-		return net.ErrClosed
-	}
-	if fd.blocking {
-		fd.wdl.Store(unixNano(t))
-		return nil
-	}
-	if fd.f.SetWriteDeadline(t) != nil {
-		return net.ErrClosed
-	}
-	return nil
-}
-
-// unixNano is t in Unix nanoseconds, 0 for the zero time, and at least 1
-// otherwise (a deadline long past is still a deadline).
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return max(t.UnixNano(), 1)
-}
-
-// rawConn returns the syscall.RawConn of the socket.
-func (fd *netFD) rawConn() syscall.RawConn {
-	if fd.blocking {
-		return blockingRawConn{fd}
-	}
-	return fd.rc
-}
 
 // sockaddrBuf holds the largest address netcore decodes (struct
 // sockaddr_in6); the kernel truncates anything longer, which the decoder

@@ -53,47 +53,46 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 	return nil, first
 }
 
-func (lc *ListenConfig) listen(network string, sa Sockaddr) (*Listener, error) {
-	fail := func(err error) (*Listener, error) {
-		return nil, opError("listen", network, "", Sockaddr{}, sa, err)
-	}
-	s, err := openSocket(sa.Family())
+func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err error) {
+	fd, err := openSocket(sa.Family(), lc.Blocking)
 	if err != nil {
-		return fail(err)
+		return nil, opError("listen", network, Sockaddr{}, sa, err)
 	}
-	if err := lc.setup(s, network, sa); err != nil {
-		closeRaw(s)
-		return fail(err)
-	}
-	var raw [unix.SizeofSockaddrInet6]byte
-	b, _ := sa.AppendBinary(raw[:0])
-	if err := sys.Bind(s, b); err != nil {
-		closeRaw(s)
-		return fail(os.NewSyscallError("bind", err))
-	}
-	backlog := lc.Backlog
-	if backlog <= 0 {
-		backlog = maxListenerBacklog()
-	}
-	if err := sys.Listen(s, backlog); err != nil {
-		closeRaw(s)
-		return fail(os.NewSyscallError("listen", err))
-	}
-	bound, err := sockname(s, false)
+	defer func() {
+		if err != nil {
+			fd.close()
+			err = opError("listen", network, Sockaddr{}, sa, err)
+		}
+	}()
+	var bound Sockaddr
+	err = fd.control(func(s int) error {
+		if err := lc.setup(s, network, sa); err != nil {
+			return err
+		}
+		var raw [unix.SizeofSockaddrInet6]byte
+		b, _ := sa.AppendBinary(raw[:0])
+		if err := sys.Bind(s, b); err != nil {
+			return os.NewSyscallError("bind", err)
+		}
+		backlog := lc.Backlog
+		if backlog <= 0 {
+			backlog = maxListenerBacklog()
+		}
+		if err := sys.Listen(s, backlog); err != nil {
+			return os.NewSyscallError("listen", err)
+		}
+		var err error
+		bound, err = sockname(s, false)
+		return err
+	})
 	if err != nil {
-		closeRaw(s)
-		return fail(err)
+		return nil, err
 	}
-	l := &Listener{addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle}
-	if lc.Blocking {
-		err = l.fd.initBlocking(s, sa.Family(), true)
-	} else {
-		err = l.fd.initPoller(s, sa.Family())
+	if err := fd.ready(); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return fail(err)
-	}
-	l.acceptFn = l.acceptOnce
+	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle, flags: fd.acceptFlags()}
+	l.ac.init(dirRead, "accept4", true, l.acceptAttempt)
 	return l, nil
 }
 
@@ -142,20 +141,20 @@ func maxListenerBacklog() int { return somaxconn() }
 // are safe to call from different goroutines, and Close wakes a blocked
 // Accept.
 type Listener struct {
-	fd      netFD
+	fd      descriptor
 	addr    Sockaddr
 	network string
 	unmap   bool
 	noDelay bool
+	flags   int // accept4's, for the mode
 
-	// Accept holds mu for the whole call; the callback, bound at Listen, leaves
+	// Accept holds mu for the whole call; the op, bound at Listen, leaves
 	// its result in these fields.
-	mu       sync.Mutex
-	sabuf    sockaddrBuf
-	nfd      int
-	salen    int
-	aerr     error
-	acceptFn func(uintptr) bool
+	mu    sync.Mutex
+	ac    op
+	sabuf sockaddrBuf
+	nfd   int
+	salen int
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -177,39 +176,52 @@ func (l *Listener) Accept() (net.Conn, error) {
 // in a *net.OpError; after Close the error matches net.ErrClosed, after a
 // deadline os.ErrDeadlineExceeded.
 func (l *Listener) AcceptConn() (*Conn, error) {
-	var s int
-	var peer Sockaddr
 	for {
-		var err error
-		s, peer, err = l.accept()
+		c, err := l.accept()
 		if err != nil {
 			return nil, l.opErr("accept", err)
 		}
-		if !l.noDelay {
-			break
+		if c != nil {
+			return c, nil
 		}
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err == nil {
-			break
+	}
+}
+
+// accept takes the next connection off the queue. A nil Conn and error
+// mean the connection was dropped: take the next.
+func (l *Listener) accept() (*Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nfd = -1
+	if err := l.fd.run(&l.ac); err != nil {
+		if l.nfd >= 0 {
+			closeRaw(l.nfd) // accepted as Close began
 		}
-		// The new socket refuses an option every TCP socket takes: it
-		// is already dead. Drop it and take the next, as for
-		// ECONNABORTED.
+		return nil, err
+	}
+	s := l.nfd
+	peer, err := decodeSockaddr(l.sabuf[:l.salen])
+	if err != nil {
 		closeRaw(s)
+		return nil, err
+	}
+	fd, err := l.fd.accepted(s)
+	if err != nil {
+		return nil, err
+	}
+	if l.noDelay {
+		if err := fd.control(func(s int) error { return setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }); err != nil {
+			// The new socket refuses an option every TCP socket takes: it
+			// is already dead. Drop it, as for ECONNABORTED.
+			fd.close()
+			return nil, nil
+		}
 	}
 	if l.unmap {
 		peer = peer.Unmap()
 	}
-	var err error
-	c := newConn(peer)
+	c := newConn(fd, peer)
 	c.unmap = l.unmap
-	if l.fd.blocking {
-		err = c.fd.initBlocking(s, l.fd.family, false)
-	} else {
-		err = c.fd.initPoller(s, l.fd.family)
-	}
-	if err != nil {
-		return nil, l.opErr("accept", err)
-	}
 	if !l.addr.Addr().IsUnspecified() {
 		// The listener's own address is the connection's: no
 		// getsockname needed.
@@ -218,60 +230,21 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 	return c, nil
 }
 
-// accept takes the next connection off the queue: its descriptor and the
-// peer's address.
-func (l *Listener) accept() (int, Sockaddr, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var s int
-	var peer []byte
-	var err error
-	if l.fd.blocking {
-		s, peer, err = l.acceptBlocking()
-	} else {
-		l.nfd, l.salen, l.aerr = -1, 0, nil
-		if rerr := l.fd.rc.Read(l.acceptFn); rerr != nil {
-			err = l.fd.rawErr(rerr)
-		} else {
-			s, peer, err = l.nfd, l.sabuf[:l.salen], l.aerr
-		}
-	}
+// acceptAttempt is one accept4(2).
+func (l *Listener) acceptAttempt(s int) (bool, error) {
+	nfd, n, err := sys.Accept4(s, l.sabuf[:], l.flags)
 	if err != nil {
-		return -1, Sockaddr{}, err
+		return false, err
 	}
-	sa, err := decodeSockaddr(peer)
-	if err != nil {
-		closeRaw(s)
-		return -1, Sockaddr{}, err
-	}
-	return s, sa, nil
-}
-
-// acceptOnce is the accept callback: accept4(2), retried on EINTR and
-// ECONNABORTED; false asks the runtime to wait for a connection.
-func (l *Listener) acceptOnce(s uintptr) bool {
-	for {
-		nfd, n, err := sys.Accept4(int(s), l.sabuf[:], sockFlags)
-		switch classify(err, true) {
-		case retry:
-			continue
-		case wait:
-			return false
-		}
-		if err != nil {
-			l.aerr = os.NewSyscallError("accept4", err)
-		} else {
-			l.nfd, l.salen = nfd, n
-		}
-		return true
-	}
+	l.nfd, l.salen = nfd, n
+	return true, nil
 }
 
 // Close stops listening. A blocked Accept returns an error matching
 // net.ErrClosed; connections already accepted stay open. A second Close
 // returns nil.
 func (l *Listener) Close() error {
-	return l.opErr("close", l.fd.Close())
+	return l.opErr("close", l.fd.close())
 }
 
 // Addr returns the listener's address as a *net.TCPAddr, with the port the
@@ -285,13 +258,13 @@ func (l *Listener) Sockaddr() Sockaddr { return l.addr }
 // SetDeadline sets a deadline for Accept calls, pending ones included; the
 // zero time removes it.
 func (l *Listener) SetDeadline(t time.Time) error {
-	return l.opErr("set", l.fd.setReadDeadline(t))
+	return l.opErr("set", l.fd.setDeadline(dirRead, t))
 }
 
 // SyscallConn returns the raw listening socket, for options netcore does
 // not wrap.
 func (l *Listener) SyscallConn() (syscall.RawConn, error) {
-	if l.fd.closed.Load() {
+	if l.fd.isClosed() {
 		return nil, l.opErr("raw-conn", net.ErrClosed)
 	}
 	return l.fd.rawConn(), nil
@@ -301,5 +274,5 @@ func (l *Listener) opErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return opError(op, l.network, "accept4", l.addr, Sockaddr{}, err)
+	return opError(op, l.network, l.addr, Sockaddr{}, err)
 }

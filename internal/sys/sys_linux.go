@@ -28,11 +28,12 @@ const (
 	OpGetpeername
 	OpPoll
 	OpFcntl
+	OpTgkill
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
-	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl"}
+	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
@@ -269,13 +270,24 @@ func Shutdown(fd, how int) error {
 }
 
 // Close wraps close(2). netcore calls it for a descriptor the runtime does
-// not own yet; for one it does, netcore calls CountClose and lets
-// (*os.File).Close do the work.
+// not own; for one it does, netcore calls CountClose and lets
+// (*os.File).Close do the work. It is an ordinary system call, not a raw
+// one: with SO_LINGER set, close blocks, and the scheduler must know.
 func Close(fd int) error {
 	if _, err := enter(Call{Op: OpClose, FD: fd}); err != nil {
 		return err
 	}
-	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	_, _, e := unix.Syscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+// Tgkill wraps tgkill(2): it sends sig to thread tid of process pid.
+// netcore uses it to interrupt its own calls blocked on a socket.
+func Tgkill(pid, tid int, sig unix.Signal) error {
+	if _, err := enter(Call{Op: OpTgkill, FD: -1}); err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_TGKILL, uintptr(pid), uintptr(tid), uintptr(sig))
 	return errnoErr(e)
 }
 

@@ -1,0 +1,411 @@
+package netcore
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// blockFD is the fast path: a blocking socket whose calls block in the
+// kernel on their own thread, which the kernel wakes directly when data
+// arrives, where the runtime poller needs a second wake-up (the poller's
+// thread, then the goroutine's). It costs a thread per blocked call, so it
+// suits a few busy connections, not thousands of idle ones.
+//
+// netcore does for it what the runtime does for pollFD:
+//
+//   - A reference count keeps the descriptor open while a call is in
+//     flight; close marks it closing and the last call out closes it, so
+//     its number is never reused under a call.
+//   - Deadlines are the kernel's SO_RCVTIMEO/SO_SNDTIMEO, set before a
+//     call to the time left. With no deadline they are set to a long
+//     timeout (kernelTimeoutMax) rather than to none: a socket call with a
+//     finite timeout returns EINTR when a signal arrives, where one
+//     without is restarted.
+//   - That is how a call already blocked is woken when its deadline is
+//     moved earlier or the socket is closed: netcore finds the threads
+//     blocked in a system call on the descriptor (/proc/self/task/*/syscall)
+//     and sends each SIGURG, the signal Go's runtime itself uses to preempt
+//     and that Go programs must already tolerate. The interrupted call
+//     sees the new deadline or the close and returns. Calls record when
+//     they are inside the kernel (seq), so the waker knows when to stop.
+//   - A cleanup closes the descriptor if the socket is dropped without
+//     close, as the runtime does for *os.File.
+type blockFD struct {
+	sysfd   int
+	state   atomic.Uint64 // calls in flight << 1 | closingBit
+	cleanup runtime.Cleanup
+
+	// dl is each direction's deadline, in nanoseconds of the monotonic
+	// clock since clockBase; 0 for none.
+	dl [numDirs]atomic.Int64
+	// seq counts each direction's entries to and exits from the kernel:
+	// odd while a call is inside.
+	seq [numDirs]atomic.Uint32
+	// kto is each direction's SO_RCVTIMEO/SO_SNDTIMEO as last set (0: the
+	// kernel's default, none). Only the direction's one caller at a time
+	// (Conn's read or write lock, Listener's lock) touches it.
+	kto [numDirs]time.Duration
+}
+
+const closingBit = 1
+
+// kernelTimeoutMax is the kernel timeout of a call without a deadline. It
+// only has to be finite; a call that reaches it goes round and waits again.
+const kernelTimeoutMax = 24 * time.Hour
+
+// wakeBound bounds how long close or a deadline change tries to interrupt
+// a blocked call.
+const wakeBound = time.Second
+
+// newBlockFD makes s a blocking-mode socket; netcore owns it from here.
+func newBlockFD(s int) *blockFD {
+	fd := &blockFD{sysfd: s}
+	fd.cleanup = runtime.AddCleanup(fd, closeRaw, s)
+	return fd
+}
+
+// ready turns the socket blocking once it is connected or listening, and
+// gives both directions the long kernel timeout, which sockets accepted
+// from a listener inherit.
+func (fd *blockFD) ready() error {
+	if err := sys.SetNonblock(fd.sysfd, false); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	for d := range numDirs {
+		if err := fd.setKernelTimeout(d, kernelTimeoutMax); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accepted wraps s, which inherited this listener's kernel timeouts as they
+// stand (the caller holds the accept lock, so they cannot change meanwhile).
+func (fd *blockFD) accepted(s int) (descriptor, error) {
+	nfd := newBlockFD(s)
+	nfd.kto = fd.kto
+	return nfd, nil
+}
+
+func (fd *blockFD) acceptFlags() int { return unix.SOCK_CLOEXEC }
+
+// incref takes a reference for a call, unless close has begun.
+func (fd *blockFD) incref() bool {
+	for {
+		old := fd.state.Load()
+		if old&closingBit != 0 {
+			return false
+		}
+		if fd.state.CompareAndSwap(old, old+2) {
+			return true
+		}
+	}
+}
+
+// decref drops a reference; the last one after close closes the
+// descriptor, as an ordinary (not raw) system call, so that a lingering
+// close blocks only its own thread.
+func (fd *blockFD) decref() {
+	if fd.state.Add(^uint64(1)) == closingBit { // minus 2: no calls left, closing
+		fd.cleanup.Stop()
+		closeRaw(fd.sysfd)
+	}
+}
+
+func (fd *blockFD) closing() bool { return fd.state.Load()&closingBit != 0 }
+
+func (fd *blockFD) isClosed() bool { return fd.closing() }
+
+func (fd *blockFD) run(o *op) error {
+	if !fd.incref() {
+		return net.ErrClosed
+	}
+	defer fd.decref()
+	o.err = nil
+	seq := &fd.seq[o.dir]
+	for {
+		// seq is odd from before the deadline is read until the call is
+		// back: a deadline set meanwhile either is seen here or
+		// interrupts the call.
+		seq.Add(1)
+		err := fd.arm(o.dir)
+		finished := err == nil && o.try(fd.sysfd, true)
+		seq.Add(1)
+		if fd.closing() {
+			// Whatever the call said, the socket is being closed.
+			return net.ErrClosed
+		}
+		if err != nil {
+			return err
+		}
+		if finished {
+			return o.err
+		}
+		// Not finished: the kernel timeout fired, or a signal interrupted
+		// the call. Look at the deadline again, then call again.
+	}
+}
+
+// arm prepares a call in direction d: os.ErrDeadlineExceeded if d's
+// deadline has passed; otherwise the kernel timeout is made to end the call
+// no later than the deadline (kernelTimeoutMax without one). The
+// setsockopt(2) is skipped while the timeout already set ends the call no
+// later than the deadline and no sooner than halfway there, so a call
+// with a steady deadline or none costs no extra system call.
+func (fd *blockFD) arm(d direction) error {
+	target := kernelTimeoutMax
+	if dl := fd.dl[d].Load(); dl != 0 {
+		left := time.Duration(dl - monoNow())
+		if left <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		target = min(left, kernelTimeoutMax)
+	}
+	if cur := fd.kto[d]; cur != 0 && cur <= target && cur >= target/2 {
+		return nil
+	}
+	return fd.setKernelTimeout(d, max(target, time.Microsecond)) // a zero timeval means none
+}
+
+// setKernelTimeout sets SO_RCVTIMEO (dirRead) or SO_SNDTIMEO (dirWrite).
+func (fd *blockFD) setKernelTimeout(d direction, t time.Duration) error {
+	opt := unix.SO_RCVTIMEO
+	if d == dirWrite {
+		opt = unix.SO_SNDTIMEO
+	}
+	tv := unix.NsecToTimeval(t.Nanoseconds())
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&tv)), unsafe.Sizeof(tv))
+	if err := sys.Setsockopt(fd.sysfd, unix.SOL_SOCKET, opt, b); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	fd.kto[d] = t
+	return nil
+}
+
+// clockBase is the origin of blockFD deadlines. Deadlines are kept as
+// monotonic durations from it, which never overflow: a time centuries
+// away saturates instead of wrapping as UnixNano does.
+var clockBase = time.Now()
+
+func monoNow() int64 { return int64(time.Since(clockBase)) }
+
+// monoDeadline converts t to a deadline for blockFD.dl: 0 for the zero
+// time, a value never 0 otherwise.
+func monoDeadline(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	d := int64(t.Sub(clockBase)) // saturates at the ends of int64
+	if d == 0 {
+		d = -1 // clockBase itself: long past, but not "no deadline"
+	}
+	return d
+}
+
+// setDeadline stores the deadline; if a call in that direction is blocked
+// and the deadline came earlier, the call is woken to look at it. A later
+// deadline needs no wake-up: the call's kernel timeout ends it sooner, and
+// it goes round.
+func (fd *blockFD) setDeadline(d direction, t time.Time) error {
+	if fd.closing() {
+		return net.ErrClosed
+	}
+	nd := monoDeadline(t)
+	old := fd.dl[d].Swap(nd)
+	if nd != 0 && (old == 0 || nd < old) {
+		fd.wake(d)
+	}
+	return nil
+}
+
+// wake interrupts the call of direction d that is inside the kernel, if
+// one is, and waits until it has come back out, for at most wakeBound. It
+// reports false if it could not make it come out.
+func (fd *blockFD) wake(d direction) bool {
+	seq := &fd.seq[d]
+	s0 := seq.Load()
+	if s0&1 == 0 {
+		return true // no call inside: the next one sees the change
+	}
+	start := time.Now()
+	pause := 20 * time.Microsecond
+	for seq.Load() == s0 {
+		// The call may be just before the kernel, where no signal can
+		// reach it usefully: try again until it is seen inside.
+		if err := signalCallsOn(fd.sysfd); err != nil || time.Since(start) > wakeBound {
+			return false
+		}
+		time.Sleep(pause) // back off between scans of the threads
+		pause = min(2*pause, 5*time.Millisecond)
+	}
+	return true
+}
+
+// close marks the socket closing, wakes the calls blocked on it, and closes
+// the descriptor now or when the last of them leaves. Close holds a
+// reference of its own meanwhile. The calls are woken by a signal, not by
+// shutdown(2): shutting the connection down would change what the peer
+// sees (a FIN instead of the reset that SO_LINGER 0 asks for) and kill
+// descriptors dup'ed from this one. Only if the calls cannot be woken that
+// way (no /proc) is the socket shut down to free them.
+func (fd *blockFD) close() error {
+	var old uint64
+	for {
+		old = fd.state.Load()
+		if old&closingBit != 0 {
+			return nil
+		}
+		if fd.state.CompareAndSwap(old, (old+2)|closingBit) {
+			break
+		}
+	}
+	if old>>1 > 0 {
+		for d := range numDirs {
+			if !fd.wake(d) {
+				_ = sys.Shutdown(fd.sysfd, unix.SHUT_RDWR)
+				break
+			}
+		}
+	}
+	fd.decref()
+	return nil
+}
+
+func (fd *blockFD) control(fn func(s int) error) error {
+	if !fd.incref() {
+		return net.ErrClosed
+	}
+	defer fd.decref()
+	return fn(fd.sysfd)
+}
+
+// signalCallsOn sends SIGURG to every thread of this process that is inside
+// a system call whose first argument is descriptor s: a read, write or
+// accept4 on it (no other system call takes a descriptor number netcore
+// holds open). An error means the threads cannot be seen.
+func signalCallsOn(s int) error {
+	dir, err := os.Open("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	tids, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	for _, name := range tids {
+		b, err := os.ReadFile("/proc/self/task/" + name + "/syscall")
+		if err != nil {
+			continue // the thread has exited
+		}
+		if !callOn(b, s) {
+			continue
+		}
+		if tid, err := strconv.Atoi(name); err == nil {
+			_ = sys.Tgkill(pid, tid, unix.SIGURG)
+		}
+	}
+	return nil
+}
+
+// callOn parses a /proc/PID/task/TID/syscall line ("NR ARG0 ARG1 ..." for a
+// thread in a system call; "running" or "-1 SP PC" otherwise) and reports
+// whether the thread is in a system call whose first argument is s.
+func callOn(line []byte, s int) bool {
+	f := bytes.Fields(line)
+	if len(f) < 2 || len(f[0]) == 0 || f[0][0] == '-' || f[0][0] < '0' || f[0][0] > '9' {
+		return false
+	}
+	arg, err := strconv.ParseUint(string(bytes.TrimPrefix(f[1], []byte("0x"))), 16, 64)
+	return err == nil && arg == uint64(s)
+}
+
+// waitConnect waits for a non-blocking connect with ppoll(2). (The socket
+// turns blocking only once connected, since a blocking connect could not be
+// cancelled.) Cancelling ctx wakes the wait with shutdown(2): the
+// connection is not made, so nobody else can see it.
+func (fd *blockFD) waitConnect(ctx context.Context, done func(s int) bool) error {
+	if done(fd.sysfd) {
+		return nil
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = sys.Shutdown(fd.sysfd, unix.SHUT_RDWR) // the dialer holds the descriptor until fired
+		close(fired)
+	})
+	var err error
+	for !done(fd.sysfd) {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		timeout := time.Duration(-1)
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = max(time.Until(dl), 0)
+		}
+		if err = pollOnce(fd.sysfd, unix.POLLOUT, timeout); err != nil {
+			break
+		}
+	}
+	if !stop() {
+		<-fired // the shutdown must finish while the descriptor is surely ours
+		return ctx.Err()
+	}
+	return err
+}
+
+// pollOnce waits in ppoll(2) until s has one of events or timeout passes
+// (a negative timeout: no bound); EINTR returns early, which the caller's
+// loop absorbs.
+func pollOnce(s int, events int16, timeout time.Duration) error {
+	fds := []unix.PollFd{{Fd: int32(s), Events: events}}
+	_, err := sys.Poll(fds, int64(timeout))
+	if classify(err, false) == fail && err != nil {
+		return os.NewSyscallError("ppoll", err)
+	}
+	return nil
+}
+
+func (fd *blockFD) rawConn() syscall.RawConn { return blockRawConn{fd} }
+
+// blockRawConn is the syscall.RawConn of a blocking-mode socket. Its Read
+// and Write wait for readiness with ppoll(2), without a deadline, looking
+// at close every rawPollSlice.
+type blockRawConn struct{ fd *blockFD }
+
+// rawPollSlice bounds each wait of blockRawConn, so that close ends it.
+const rawPollSlice = 50 * time.Millisecond
+
+func (rc blockRawConn) Control(f func(fd uintptr)) error {
+	return rc.fd.control(func(s int) error { f(uintptr(s)); return nil })
+}
+
+func (rc blockRawConn) Read(f func(fd uintptr) bool) error { return rc.wait(f, unix.POLLIN) }
+
+func (rc blockRawConn) Write(f func(fd uintptr) bool) error { return rc.wait(f, unix.POLLOUT) }
+
+// wait calls f until it returns true, polling for events in between.
+func (rc blockRawConn) wait(f func(fd uintptr) bool, events int16) error {
+	return rc.fd.control(func(s int) error {
+		for !f(uintptr(s)) {
+			if rc.fd.closing() {
+				return net.ErrClosed
+			}
+			if err := pollOnce(s, events, rawPollSlice); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
