@@ -25,9 +25,8 @@ type Handler interface {
 	// listener accepted: a *Conn for a netcore Listener, a *tls.Conn with
 	// Server.TLSConfig or a tls.NewListener; AsConn finds the *Conn
 	// beneath for socket options. ctx is cancelled when Shutdown or Close
-	// starts, and when ServeConn returns; pass it to Idle around the wait
-	// for each new request so that Shutdown can end an idle connection at
-	// once.
+	// starts; pass it to Idle around the wait for each new request so
+	// that Shutdown can end an idle connection at once.
 	ServeConn(ctx context.Context, c net.Conn)
 }
 
@@ -113,12 +112,25 @@ type Server struct {
 	readyDone bool
 }
 
-// connState is one connection being served.
+// connState is one connection being served. It is also its handler's
+// context: the Server's (cancelled when Shutdown or Close starts), which
+// Idle asks for the connState through Value. One allocation per
+// connection serves both.
 type connState struct {
-	conn  net.Conn // what the handler has
-	idle  bool     // the handler waits in Idle; guarded by Server.mu
-	woken bool     // Shutdown set a past read deadline to end that wait; guarded by Server.mu
-	srv   *Server
+	context.Context          // the Server's
+	conn            net.Conn // what the handler has
+	idle            bool     // the handler waits in Idle; guarded by Server.mu
+	woken           bool     // Shutdown set a past read deadline to end that wait; guarded by Server.mu
+	srv             *Server
+}
+
+// Value returns st itself for connKey, and asks the Server's context
+// otherwise.
+func (st *connState) Value(key any) any {
+	if key == (connKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 // connKey is the context key of a handler's *connState.
@@ -326,7 +338,7 @@ func (s *Server) Serve(l net.Listener) error {
 		if s.TLSConfig != nil {
 			c = tls.Server(c, s.TLSConfig)
 		}
-		st, ctx := s.track(c)
+		st := s.track(c)
 		if st == nil {
 			c.Close()
 			if slots != nil {
@@ -334,7 +346,7 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			return ErrServerClosed
 		}
-		go s.serveConn(ctx, st, slots)
+		go s.serveConn(st, slots)
 	}
 }
 
@@ -365,29 +377,27 @@ func (s *Server) isClosing() bool {
 }
 
 // track registers a new connection and its handler, unless the server is
-// shutting down (then st is nil).
-func (s *Server) track(c net.Conn) (st *connState, ctx context.Context) {
+// shutting down (then it returns nil).
+func (s *Server) track(c net.Conn) *connState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, nil
+		return nil
 	}
-	st = &connState{conn: c, srv: s}
+	st := &connState{Context: s.ctx, conn: c, srv: s}
 	s.conns[st] = struct{}{}
 	s.active++
 	s.handlers.Add(1)
-	return st, context.WithValue(s.ctx, connKey{}, st)
+	return st
 }
 
-func (s *Server) serveConn(ctx context.Context, st *connState, slots chan struct{}) {
+func (s *Server) serveConn(st *connState, slots chan struct{}) {
 	c := st.conn
-	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger().Error("netcore: handler panicked; closing its connection",
 				"remote", remoteString(c), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
-		cancel()
 		// Counted out before the close, so that a peer that sees the
 		// close sees a Server with this handler finished.
 		s.mu.Lock()
@@ -402,13 +412,13 @@ func (s *Server) serveConn(ctx context.Context, st *connState, slots chan struct
 	}()
 	setIdleTimeout(c, s.IdleTimeout)
 	if tc, ok := c.(*tls.Conn); ok && s.TLSConfig != nil {
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if err := tc.HandshakeContext(st); err != nil {
 			s.logger().Info("netcore: TLS handshake failed; closing the connection",
 				"remote", remoteString(c), "err", err)
 			return
 		}
 	}
-	s.Handler.ServeConn(ctx, c)
+	s.Handler.ServeConn(st, c)
 }
 
 // remoteString is c's peer address for a log line.
