@@ -166,3 +166,23 @@ func TestServerOverGoNet(t *testing.T) {
 		t.Fatal("Serve did not return")
 	}
 }
+
+// wrapped is a connection wrapper with a NetConn method, as *tls.Conn has.
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+func TestAsConnEdges(t *testing.T) {
+	var nilConn *netcore.Conn
+	for name, c := range map[string]net.Conn{
+		"nil":                       nil,
+		"nil *Conn":                 nilConn,
+		"wrapper of nil":            wrapped{},
+		"wrapper of a nil *Conn":    wrapped{nilConn},
+		"tls.Client over nil *Conn": tls.Client(wrapped{}, &tls.Config{}),
+	} {
+		if nc, ok := netcore.AsConn(c); ok || nc != nil {
+			t.Errorf("AsConn(%s) = %v, %v, want nil, false", name, nc, ok)
+		}
+	}
+}
