@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -94,17 +95,18 @@ type Server struct {
 	// handler panics; nil means slog.Default().
 	Logger *slog.Logger
 
-	mu        sync.Mutex
-	started   bool // init has run
-	closing   bool
-	listeners map[*net.Listener]struct{}
-	conns     map[*connState]struct{}
-	active    int            // handlers that have not finished
-	handlers  sync.WaitGroup // the same handlers, for Close and Shutdown to wait on
-	done      chan struct{}  // closed by Shutdown and Close
-	ctx       context.Context
-	cancel    context.CancelFunc
-	slots     chan struct{} // MaxConns tokens, one set for the Server
+	mu           sync.Mutex
+	started      bool // init has run
+	closing      bool
+	shuttingDown atomic.Bool // closing, for Idle without s.mu
+	listeners    map[*net.Listener]struct{}
+	conns        map[*connState]struct{}
+	active       int            // handlers that have not finished
+	handlers     sync.WaitGroup // the same handlers, for Close and Shutdown to wait on
+	done         chan struct{}  // closed by Shutdown and Close
+	ctx          context.Context
+	cancel       context.CancelFunc
+	slots        chan struct{} // MaxConns tokens, one set for the Server
 
 	ready     chan struct{} // closed once bound or boundErr is set
 	bound     net.Addr      // the first listener's address
@@ -119,9 +121,11 @@ type Server struct {
 type connState struct {
 	context.Context          // the Server's
 	conn            net.Conn // what the handler has
-	idle            bool     // the handler waits in Idle; guarded by Server.mu
-	woken           bool     // Shutdown set a past read deadline to end that wait; guarded by Server.mu
 	srv             *Server
+
+	mu    sync.Mutex // Idle's own, so that requests do not contend on Server.mu
+	idle  bool       // the handler waits in Idle
+	woken bool       // Shutdown set a past read deadline to end that wait
 }
 
 // Value returns st itself for connKey, and asks the Server's context
@@ -166,21 +170,23 @@ func Idle(ctx context.Context, wait func() error) error {
 	if st == nil {
 		return wait()
 	}
-	s := st.srv
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	// Shutdown sets shuttingDown before it visits the connections (each
+	// under its st.mu): either it finds this one idle, or Idle sees the
+	// flag here.
+	st.mu.Lock()
+	if st.srv.shuttingDown.Load() {
+		st.mu.Unlock()
 		return ErrServerClosed
 	}
 	st.idle = true
-	s.mu.Unlock()
+	st.mu.Unlock()
 
 	err := wait()
 
-	s.mu.Lock()
+	st.mu.Lock()
 	woken := st.woken
 	st.idle, st.woken = false, false
-	s.mu.Unlock()
+	st.mu.Unlock()
 	if !woken {
 		return err
 	}
@@ -479,10 +485,12 @@ const rewakeEvery = 50 * time.Millisecond
 // deadline in the past on its connection; callers hold s.mu.
 func (s *Server) wakeIdleLocked() {
 	for st := range s.conns {
+		st.mu.Lock()
 		if st.idle {
 			st.woken = true
 			st.conn.SetReadDeadline(wakeDeadline)
 		}
+		st.mu.Unlock()
 	}
 }
 
@@ -506,6 +514,7 @@ func (s *Server) beginClose() {
 		return
 	}
 	s.closing = true
+	s.shuttingDown.Store(true)
 	close(s.done)
 	s.cancel()
 	s.setBound(nil, ErrServerClosed)
