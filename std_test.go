@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,4 +341,42 @@ func TestTLS(t *testing.T) {
 			t.Errorf("DialTLSContext to an untrusted server = %v, %v; want nil and an x509.UnknownAuthorityError naming %s", c, err, addr)
 		}
 	})
+}
+
+// TestTLSIdleTimeout: Server.IdleTimeout reaches the netcore connection
+// beneath TLS: a handler reading from a client that completed the
+// handshake and then went quiet gets os.ErrDeadlineExceeded.
+func TestTLSIdleTimeout(t *testing.T) {
+	t.Parallel()
+	cert, pool := selfSigned(t)
+	readErr := make(chan error, 1)
+	srv := &netcore.Server{
+		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		IdleTimeout: 50 * time.Millisecond,
+		Logger:      slog.New(slog.DiscardHandler),
+		Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+			_, err := c.Read(make([]byte, 1))
+			readErr <- err
+		}),
+	}
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	d := &netcore.Dialer{Timeout: testTimeout}
+	c, err := d.DialTLSContext(context.Background(), "tcp4", l.Addr().String(), &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := waitFor(t, readErr, "the handler's Read timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("handler Read under TLS from a quiet client = %v, want os.ErrDeadlineExceeded", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
 }
