@@ -5,6 +5,7 @@ package netcore_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -747,4 +748,62 @@ func TestServerBoundAddr(t *testing.T) {
 			t.Errorf("BoundAddr with a cancelled context = %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestServerShutdownIdleLeavesNothing: 20 clients, served once and then
+// idle, over plain TCP and TLS in each mode; Shutdown ends them all and
+// returns nil, and every descriptor and goroutine is gone afterwards.
+func TestServerShutdownIdleLeavesNothing(t *testing.T) {
+	checkLeaks(t)
+	cert, pool := selfSigned(t)
+	for _, blocking := range modes {
+		for _, useTLS := range []bool{false, true} {
+			requests := make(chan string, 20)
+			ended := make(chan error, 20)
+			srv := &netcore.Server{Handler: idleLoop(requests, nil, ended)}
+			if useTLS {
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+			}
+			l := listenMode(t, blocking)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+			var conns []net.Conn
+			for range 20 {
+				var c net.Conn
+				var err error
+				d := &netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+				if useTLS {
+					c, err = d.DialTLSContext(context.Background(), "tcp4", l.Addr().String(), &tls.Config{RootCAs: pool})
+				} else {
+					c, err = d.DialNetConn(context.Background(), "tcp4", l.Addr().String())
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(testTimeout))
+				io.WriteString(c, "hi\n")
+				if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "HI\n" {
+					t.Fatalf("blocking=%v tls=%v: answer = %q, %v", blocking, useTLS, line, err)
+				}
+				waitFor(t, requests, "the request")
+				conns = append(conns, c)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("blocking=%v tls=%v: Shutdown with 20 idle clients = %v, want nil", blocking, useTLS, err)
+			}
+			cancel()
+			for range 20 {
+				if err := waitFor(t, ended, "a handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+					t.Errorf("blocking=%v tls=%v: handler ended with %v, want ErrServerClosed", blocking, useTLS, err)
+				}
+			}
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v", err)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	}
 }
