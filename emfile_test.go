@@ -4,9 +4,11 @@ package netcore_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -35,7 +37,7 @@ func TestEMFILEChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &netcore.Server{
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) { io.Copy(c, c) }),
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { io.Copy(c, c) }),
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	go srv.Serve(l)

@@ -274,7 +274,7 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 	})
 	var logs syncBuffer
 	srv := &netcore.Server{
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) { io.Copy(c, c) }),
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { io.Copy(c, c) }),
 		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
 	}
 	served := make(chan error, 1)

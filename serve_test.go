@@ -3,7 +3,9 @@
 package netcore_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +51,7 @@ func startServe(t *testing.T, srv *netcore.Server) (addr string, shutdown func(c
 	return l.Addr().String(), shutdown
 }
 
-func echoHandler(c *netcore.Conn) { io.Copy(c, c) }
+func echoHandler(_ context.Context, c net.Conn) { io.Copy(c, c) }
 
 // roundTrip dials addr, sends msg, half-closes and returns the reply.
 func roundTrip(addr, msg string) (string, error) {
@@ -97,7 +99,7 @@ func TestServerRecoversHandlerPanic(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	addr, _ := startServe(t, &netcore.Server{
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			buf := make([]byte, 5)
 			if _, err := io.ReadFull(c, buf); err != nil {
 				return
@@ -146,7 +148,7 @@ func TestServerMaxConns(t *testing.T) {
 	release := make(chan struct{})
 	addr, _ := startServe(t, &netcore.Server{
 		MaxConns: 2,
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			n := running.Add(1)
 			defer running.Add(-1)
 			for {
@@ -198,7 +200,7 @@ func TestServerIdleTimeout(t *testing.T) {
 	deadlineSet := make(chan struct{}, 1)
 	addr, _ := startServe(t, &netcore.Server{
 		IdleTimeout: 50 * time.Millisecond,
-		Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			buf := make([]byte, 4)
 			mode := make([]byte, 1)
 			if _, err := io.ReadFull(c, mode); err != nil {
@@ -253,7 +255,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		inHandler := make(chan struct{})
 		release := make(chan struct{})
-		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(inHandler)
 			<-release
 			c.Write([]byte("bye"))
@@ -296,7 +298,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		readErr := make(chan error, 1)
 		started := make(chan struct{})
-		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		addr, shutdown := startServe(t, &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(started)
 			_, err := c.Read(make([]byte, 1))
 			readErr <- err
@@ -325,7 +327,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		readErr := make(chan error, 1)
 		started := make(chan struct{})
-		srv := &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			close(started)
 			_, err := c.Read(make([]byte, 1))
 			readErr <- err
@@ -439,5 +441,369 @@ func TestDialAcceptCloseCyclesLeakNothing(t *testing.T) {
 			c.Close()
 		}
 		l.Close()
+	}
+}
+
+// TestServerMaxConnsPerServer: MaxConns bounds the Server, not each Serve
+// call: with two listeners and MaxConns 1, one handler runs at a time.
+func TestServerMaxConnsPerServer(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 2)
+	release := make(chan struct{})
+	srv := &netcore.Server{
+		MaxConns: 1,
+		Handler: netcore.HandlerFunc(func(context.Context, net.Conn) {
+			started <- struct{}{}
+			<-release
+		}),
+	}
+	var addrs []string
+	served := make(chan error, 2)
+	for range 2 {
+		l := listen(t, "tcp4", "127.0.0.1:0")
+		addrs = append(addrs, l.Addr().String())
+		go func() { served <- srv.Serve(l) }()
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+		for range 2 {
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v, want ErrServerClosed", err)
+			}
+		}
+	})
+	for _, addr := range addrs {
+		c, err := netcore.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	waitFor(t, started, "the first handler starting")
+	select {
+	case <-started:
+		t.Fatal("a second handler started on the other listener while one was running with MaxConns 1")
+	case <-time.After(50 * time.Millisecond): // the behaviour under test: nothing happens
+	}
+	release <- struct{}{}
+	waitFor(t, started, "the second handler starting after the first finished")
+	close(release)
+}
+
+// idleLoop is a request/response handler in the recommended shape: each
+// request is one line, waited for inside netcore.Idle; the answer is the
+// line upper-cased. Before answering it reports the request on requests,
+// and waits for proceed when the line is "slow". Its end is reported on
+// ended.
+func idleLoop(requests chan<- string, proceed <-chan struct{}, ended chan<- error) netcore.Handler {
+	return netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			err := netcore.Idle(ctx, func() error { _, err := br.Peek(1); return err })
+			if err != nil {
+				ended <- err
+				return
+			}
+			line, err := br.ReadString('\n')
+			if err != nil {
+				ended <- err
+				return
+			}
+			requests <- line
+			if line == "slow\n" {
+				<-proceed
+				if ctx.Err() == nil {
+					ended <- errors.New("the handler's context was not cancelled by Shutdown")
+					return
+				}
+			}
+			if _, err := io.WriteString(c, strings.ToUpper(line)); err != nil {
+				ended <- err
+				return
+			}
+		}
+	})
+}
+
+// TestServerShutdownIdleAndBusy: Shutdown ends the connections that wait
+// for a new request at once, lets the one in the middle of a request
+// finish and answer, and returns nil well before its context expires.
+func TestServerShutdownIdleAndBusy(t *testing.T) {
+	t.Parallel()
+	for _, blocking := range modes {
+		t.Run(modeName(blocking), func(t *testing.T) {
+			t.Parallel()
+			requests := make(chan string, 8)
+			proceed := make(chan struct{})
+			ended := make(chan error, 8)
+			srv := &netcore.Server{Handler: idleLoop(requests, proceed, ended), IdleTimeout: time.Minute}
+			l := listenMode(t, blocking)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+
+			dial := func() *netcore.Conn {
+				c, err := netcore.Dial("tcp4", l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				c.SetDeadline(time.Now().Add(testTimeout))
+				return c
+			}
+			// Two idle clients: one served a request first, one never sent anything.
+			idle1, idle2, busy := dial(), dial(), dial()
+			io.WriteString(idle1, "ping\n")
+			if got := waitFor(t, requests, "idle1's request"); got != "ping\n" {
+				t.Fatalf("request = %q", got)
+			}
+			br1 := bufio.NewReader(idle1)
+			if line, err := br1.ReadString('\n'); err != nil || line != "PING\n" {
+				t.Fatalf("idle1's answer = %q, %v", line, err)
+			}
+			io.WriteString(busy, "slow\n")
+			if got := waitFor(t, requests, "the slow request"); got != "slow\n" {
+				t.Fatalf("request = %q", got)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(ctx) }()
+			// idle2's handler may still be on its way into Idle; either way
+			// it ends with ErrServerClosed, like idle1's.
+			for range 2 {
+				if err := waitFor(t, ended, "an idle handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+					t.Fatalf("idle handler ended with %v, want ErrServerClosed", err)
+				}
+			}
+			select {
+			case err := <-shut:
+				t.Fatalf("Shutdown returned (%v) while a request was being served", err)
+			default: // the busy handler is parked on proceed: Shutdown cannot have returned
+			}
+			for _, c := range []*netcore.Conn{idle1, idle2} {
+				if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+					t.Errorf("idle client after Shutdown: Read = %d, %v, want EOF", n, err)
+				}
+			}
+			close(proceed)
+			if line, err := bufio.NewReader(busy).ReadString('\n'); err != nil || line != "SLOW\n" {
+				t.Errorf("the busy client's answer = %q, %v, want \"SLOW\\n\"", line, err)
+			}
+			if err := waitFor(t, ended, "the busy handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("busy handler, back in Idle after Shutdown, ended with %v, want ErrServerClosed", err)
+			}
+			if err := waitFor(t, shut, "Shutdown returning"); err != nil {
+				t.Errorf("Shutdown = %v, want nil (every handler ended before the context)", err)
+			}
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v, want ErrServerClosed", err)
+			}
+		})
+	}
+}
+
+// TestServerShutdownExpiredContextNothingRunning: as net/http, a Shutdown
+// with nothing left to wait for returns nil even if its context is already
+// done (the choice between "finished" and "ctx done" must not be random).
+func TestServerShutdownExpiredContextNothingRunning(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 200 {
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		if i%2 == 1 { // half of them served a client first
+			addr, _ := startServe(t, srv)
+			if got, err := roundTrip(addr, "x"); err != nil || got != "x" {
+				t.Fatalf("round trip = %q, %v", got, err)
+			}
+			// The client saw EOF, so the Server has closed the connection,
+			// which it does after the handler is counted out.
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown #%d with a done context and nothing running = %v, want nil", i, err)
+		}
+	}
+}
+
+// timeoutListener reports every Accept error on errs (dropping them when
+// nobody listens).
+type timeoutListener struct {
+	*netcore.Listener
+	errs chan error
+}
+
+func (l timeoutListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		select {
+		case l.errs <- err:
+		default:
+		}
+	}
+	return c, err
+}
+
+// TestServerRetriesListenerTimeout: a listener deadline that passes is
+// not the end of Serve; once the deadline is lifted, clients are served.
+func TestServerRetriesListenerTimeout(t *testing.T) {
+	t.Parallel()
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	if err := l.SetDeadline(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	tl := timeoutListener{l, make(chan error, 1)}
+	srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler), Logger: slog.New(slog.DiscardHandler)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(tl) }()
+	if err := waitFor(t, tl.errs, "Accept timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Accept with a past deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v after a listener timeout", err)
+	default:
+	}
+	if err := l.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := roundTrip(l.Addr().String(), "after the timeout"); err != nil || got != "after the timeout" {
+		t.Errorf("round trip after the deadline was lifted = %q, %v", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
+}
+
+func TestServerBoundAddr(t *testing.T) {
+	t.Parallel()
+	t.Run("ListenAndServe on port 0", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Addr: "127.0.0.1:0", Handler: netcore.HandlerFunc(echoHandler)}
+		served := make(chan error, 1)
+		go func() { served <- srv.ListenAndServe() }()
+		addr, err := srv.BoundAddr(ctx)
+		if err != nil {
+			t.Fatalf("BoundAddr = %v", err)
+		}
+		tcp, ok := addr.(*net.TCPAddr)
+		if !ok || tcp.Port == 0 || !tcp.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+			t.Fatalf("BoundAddr = %v (%T), want 127.0.0.1 and the port the kernel chose", addr, addr)
+		}
+		if got, err := roundTrip(addr.String(), "bound"); err != nil || got != "bound" {
+			t.Errorf("round trip to the bound address = %q, %v", got, err)
+		}
+		if again, err := srv.BoundAddr(ctx); err != nil || again.String() != addr.String() {
+			t.Errorf("BoundAddr again = %v, %v, want %v", again, err, addr)
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+		if err := waitFor(t, served, "ListenAndServe returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			t.Errorf("ListenAndServe = %v, want ErrServerClosed", err)
+		}
+	})
+	t.Run("bad Addr", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Addr: "127.0.0.1:99999", Handler: netcore.HandlerFunc(echoHandler)}
+		go srv.ListenAndServe()
+		if addr, err := srv.BoundAddr(ctx); err == nil || !strings.Contains(err.Error(), "127.0.0.1:99999") {
+			t.Errorf("BoundAddr after a failed Listen = %v, %v, want the error naming the address", addr, err)
+		}
+	})
+	t.Run("closed before listening", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		got := make(chan error, 1)
+		go func() {
+			_, err := srv.BoundAddr(ctx)
+			got <- err
+		}()
+		srv.Close()
+		if err := waitFor(t, got, "BoundAddr returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			t.Errorf("BoundAddr on a closed Server = %v, want ErrServerClosed", err)
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
+		done, cancelDone := context.WithCancel(ctx)
+		cancelDone()
+		if _, err := srv.BoundAddr(done); !errors.Is(err, context.Canceled) {
+			t.Errorf("BoundAddr with a cancelled context = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestServerShutdownIdleLeavesNothing: 20 clients, served once and then
+// idle, over plain TCP and TLS in each mode; Shutdown ends them all and
+// returns nil, and every descriptor and goroutine is gone afterwards.
+func TestServerShutdownIdleLeavesNothing(t *testing.T) {
+	checkLeaks(t)
+	cert, pool := selfSigned(t)
+	for _, blocking := range modes {
+		for _, useTLS := range []bool{false, true} {
+			requests := make(chan string, 20)
+			ended := make(chan error, 20)
+			srv := &netcore.Server{Handler: idleLoop(requests, nil, ended)}
+			if useTLS {
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+			}
+			l := listenMode(t, blocking)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+			var conns []net.Conn
+			for range 20 {
+				var c net.Conn
+				var err error
+				d := &netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+				if useTLS {
+					c, err = d.DialTLSContext(context.Background(), "tcp4", l.Addr().String(), &tls.Config{RootCAs: pool})
+				} else {
+					c, err = d.DialNetConn(context.Background(), "tcp4", l.Addr().String())
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(testTimeout))
+				io.WriteString(c, "hi\n")
+				if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "HI\n" {
+					t.Fatalf("blocking=%v tls=%v: answer = %q, %v", blocking, useTLS, line, err)
+				}
+				waitFor(t, requests, "the request")
+				conns = append(conns, c)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("blocking=%v tls=%v: Shutdown with 20 idle clients = %v, want nil", blocking, useTLS, err)
+			}
+			cancel()
+			for range 20 {
+				if err := waitFor(t, ended, "a handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+					t.Errorf("blocking=%v tls=%v: handler ended with %v, want ErrServerClosed", blocking, useTLS, err)
+				}
+			}
+			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+				t.Errorf("Serve = %v", err)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+		}
 	}
 }

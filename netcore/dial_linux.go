@@ -11,35 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Dialer holds the options for connecting. The zero Dialer is what Dial
-// uses.
-type Dialer struct {
-	// Timeout bounds the whole dial, name resolution and every address
-	// tried included; 0 means no bound beyond the context's.
-	Timeout time.Duration
-	// LocalAddr, if valid, is bound before connecting (the source
-	// address). Port 0 lets the kernel pick the port at connect time
-	// (IP_BIND_ADDRESS_NO_PORT), so the 4-tuple, not the port alone, must
-	// be unique.
-	LocalAddr Sockaddr
-	// Device binds the socket to a network interface (SO_BINDTODEVICE).
-	Device string
-	// KeepAlive > 0 turns TCP keep-alive on with this idle time and probe
-	// interval; 0 leaves it off (the kernel's default).
-	KeepAlive time.Duration
-	// Nagle leaves Nagle's algorithm on. By default netcore sets
-	// TCP_NODELAY, as Go's net does.
-	Nagle bool
-	// Control, if not nil, is called with the new socket before
-	// bind/connect, after netcore's own options. An error aborts that
-	// address.
-	Control func(fd int) error
-	// Blocking selects the fast path (see ListenConfig.Blocking): Read and
-	// Write block in the kernel on their own thread. The connect itself is
-	// still non-blocking, so a context can cancel it.
-	Blocking bool
-}
-
 // Dial connects to address on network ("tcp", "tcp4", "tcp6"). A host name
 // is resolved and its addresses tried in order until one connects.
 func Dial(network, address string) (*Conn, error) {

@@ -8,10 +8,6 @@ import (
 	"syscall"
 )
 
-// ErrServerClosed is returned by Server.Serve and ListenAndServe after
-// Shutdown or Close.
-var ErrServerClosed = errors.New("netcore: server closed")
-
 // action is what a loop does after a system call failed.
 type action uint8
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
@@ -51,7 +52,7 @@ func ExampleServer() {
 		fmt.Println(err)
 		return
 	}
-	srv := &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+	srv := &netcore.Server{Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
 		fmt.Fprintf(c, "you said %q", buf[:n])

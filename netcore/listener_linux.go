@@ -15,47 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ListenConfig holds the options applied between socket(2) and bind(2).
-// The zero ListenConfig is what Listen uses.
-type ListenConfig struct {
-	// Backlog is listen(2)'s backlog; 0 means the system's maximum,
-	// /proc/sys/net/core/somaxconn (unix.SOMAXCONN if it cannot be read).
-	Backlog int
-	// ReusePort sets SO_REUSEPORT, so several sockets can listen on one
-	// port and the kernel spreads connections among them.
-	ReusePort bool
-	// V6Only sets IPV6_V6ONLY on an IPv6 socket: it then accepts IPv6
-	// connections only. "tcp6" always sets it; "tcp" on a wildcard address
-	// leaves it off (dual-stack) unless V6Only is set.
-	V6Only bool
-	// Device binds the socket to a network interface (SO_BINDTODEVICE),
-	// "lo" for example. Binding to a device may need CAP_NET_RAW.
-	Device string
-	// KeepMapped keeps the peers of a dual-stack listener as IPv4-mapped
-	// IPv6 addresses ([::ffff:1.2.3.4]:5) instead of unmapping them to IPv4
-	// (1.2.3.4:5), which is the default.
-	KeepMapped bool
-	// Nagle leaves Nagle's algorithm on for accepted connections. By
-	// default netcore sets TCP_NODELAY on every connection, as Go's net
-	// does, so small writes go out at once.
-	Nagle bool
-	// Control, if not nil, is called with the new socket before bind(2),
-	// after netcore's own options: for options netcore does not wrap. An
-	// error aborts Listen.
-	Control func(fd int) error
-	// Blocking selects the fast path for the listener and every connection
-	// it accepts: Accept, Read and Write block in the kernel on their own
-	// thread instead of parking on Go's runtime poller. The kernel then
-	// wakes the waiting thread directly, which makes accepting and
-	// request/response round trips markedly faster, at the cost of one
-	// thread per blocked call: choose it for a few busy connections, not
-	// for thousands of mostly idle ones. The net.Conn contract holds as
-	// in the default mode: Close wakes blocked calls, and a deadline set
-	// or moved while a call is blocked takes effect at once (netcore
-	// interrupts the blocked thread with SIGURG; see the README).
-	Blocking bool
-}
-
 // Listen announces on the local network address. network is "tcp",
 // "tcp4" or "tcp6"; address is "host:port", where an empty host or a
 // wildcard address listens on every address (dual-stack for "tcp") and

@@ -3,15 +3,30 @@
 package netcore
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
-	"runtime"
+	"syscall"
 	"time"
 )
 
-// ErrLinuxOnly is returned by every entry point that needs the Linux kernel
-// when netcore is built for another platform.
-var ErrLinuxOnly = errors.New("netcore: this needs Linux; built for " + runtime.GOOS)
+// This file gives every Linux-only identifier of the package a stand-in
+// with the same signature, so that code written for netcore compiles on
+// every platform: the entry points (Listen, Dial, ListenConfig.Listen,
+// Dialer.Dial and DialContext) fail with an error matching ErrLinuxOnly,
+// and no Listener or Conn can be made, so their methods are never reached
+// on a real value (they return ErrLinuxOnly or the zero value). The option
+// types (config.go), the Server (server.go), Sockaddr and Resolve are the
+// same code on every platform; a Server serves a listener of Go's net
+// package here.
+
+// The sizes of Linux's struct sockaddr_in and struct sockaddr_in6, whose
+// byte layout the binary form of Sockaddr is (it fails off Linux).
+const (
+	SizeofSockaddrInet4 = 16
+	SizeofSockaddrInet6 = 28
+)
 
 // AppendBinary fails off Linux: the raw form is Linux's struct layout.
 func (sa Sockaddr) AppendBinary(b []byte) ([]byte, error) { return b, ErrLinuxOnly }
@@ -33,24 +48,121 @@ var (
 	_ net.Conn     = (*Conn)(nil)
 )
 
-// Listen fails off Linux with ErrLinuxOnly.
+// linuxOnly is the error of an entry point off Linux; it names the input.
+func linuxOnly(op, network, address string) error {
+	return &net.OpError{Op: op, Net: network, Err: fmt.Errorf("address %q: %w", address, ErrLinuxOnly)}
+}
+
+// Listen fails off Linux with an error matching ErrLinuxOnly.
 func Listen(network, address string) (*Listener, error) {
-	return nil, &net.OpError{Op: "listen", Net: network, Err: ErrLinuxOnly}
+	return nil, linuxOnly("listen", network, address)
 }
 
-// Dial fails off Linux with ErrLinuxOnly.
+// Listen fails off Linux with an error matching ErrLinuxOnly.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*Listener, error) {
+	return nil, linuxOnly("listen", network, address)
+}
+
+// Dial fails off Linux with an error matching ErrLinuxOnly.
 func Dial(network, address string) (*Conn, error) {
-	return nil, &net.OpError{Op: "dial", Net: network, Err: ErrLinuxOnly}
+	return nil, linuxOnly("dial", network, address)
 }
 
-func (*Listener) Accept() (net.Conn, error)    { return nil, ErrLinuxOnly }
-func (*Listener) Close() error                 { return ErrLinuxOnly }
-func (*Listener) Addr() net.Addr               { return nil }
-func (*Conn) Read([]byte) (int, error)         { return 0, ErrLinuxOnly }
-func (*Conn) Write([]byte) (int, error)        { return 0, ErrLinuxOnly }
-func (*Conn) Close() error                     { return ErrLinuxOnly }
-func (*Conn) LocalAddr() net.Addr              { return nil }
-func (*Conn) RemoteAddr() net.Addr             { return nil }
-func (*Conn) SetDeadline(time.Time) error      { return ErrLinuxOnly }
-func (*Conn) SetReadDeadline(time.Time) error  { return ErrLinuxOnly }
+// Dial fails off Linux with an error matching ErrLinuxOnly.
+func (d *Dialer) Dial(network, address string) (*Conn, error) {
+	return nil, linuxOnly("dial", network, address)
+}
+
+// DialContext fails off Linux with an error matching ErrLinuxOnly.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Conn, error) {
+	return nil, linuxOnly("dial", network, address)
+}
+
+// Accept fails off Linux with ErrLinuxOnly.
+func (*Listener) Accept() (net.Conn, error) { return nil, ErrLinuxOnly }
+
+// AcceptConn fails off Linux with ErrLinuxOnly.
+func (*Listener) AcceptConn() (*Conn, error) { return nil, ErrLinuxOnly }
+
+// Close fails off Linux with ErrLinuxOnly.
+func (*Listener) Close() error { return ErrLinuxOnly }
+
+// Addr returns nil off Linux.
+func (*Listener) Addr() net.Addr { return nil }
+
+// Sockaddr returns the zero Sockaddr off Linux.
+func (*Listener) Sockaddr() Sockaddr { return Sockaddr{} }
+
+// SetDeadline fails off Linux with ErrLinuxOnly.
+func (*Listener) SetDeadline(time.Time) error { return ErrLinuxOnly }
+
+// SyscallConn fails off Linux with ErrLinuxOnly.
+func (*Listener) SyscallConn() (syscall.RawConn, error) { return nil, ErrLinuxOnly }
+
+// Read fails off Linux with ErrLinuxOnly.
+func (*Conn) Read([]byte) (int, error) { return 0, ErrLinuxOnly }
+
+// Write fails off Linux with ErrLinuxOnly.
+func (*Conn) Write([]byte) (int, error) { return 0, ErrLinuxOnly }
+
+// Close fails off Linux with ErrLinuxOnly.
+func (*Conn) Close() error { return ErrLinuxOnly }
+
+// CloseRead fails off Linux with ErrLinuxOnly.
+func (*Conn) CloseRead() error { return ErrLinuxOnly }
+
+// CloseWrite fails off Linux with ErrLinuxOnly.
+func (*Conn) CloseWrite() error { return ErrLinuxOnly }
+
+// LocalAddr returns nil off Linux.
+func (*Conn) LocalAddr() net.Addr { return nil }
+
+// RemoteAddr returns nil off Linux.
+func (*Conn) RemoteAddr() net.Addr { return nil }
+
+// LocalSockaddr returns the zero Sockaddr off Linux.
+func (*Conn) LocalSockaddr() Sockaddr { return Sockaddr{} }
+
+// RemoteSockaddr returns the zero Sockaddr off Linux.
+func (*Conn) RemoteSockaddr() Sockaddr { return Sockaddr{} }
+
+// SetDeadline fails off Linux with ErrLinuxOnly.
+func (*Conn) SetDeadline(time.Time) error { return ErrLinuxOnly }
+
+// SetReadDeadline fails off Linux with ErrLinuxOnly.
+func (*Conn) SetReadDeadline(time.Time) error { return ErrLinuxOnly }
+
+// SetWriteDeadline fails off Linux with ErrLinuxOnly.
 func (*Conn) SetWriteDeadline(time.Time) error { return ErrLinuxOnly }
+
+// SetNoDelay fails off Linux with ErrLinuxOnly.
+func (*Conn) SetNoDelay(bool) error { return ErrLinuxOnly }
+
+// SetKeepAlive fails off Linux with ErrLinuxOnly.
+func (*Conn) SetKeepAlive(bool) error { return ErrLinuxOnly }
+
+// SetKeepAlivePeriod fails off Linux with ErrLinuxOnly.
+func (*Conn) SetKeepAlivePeriod(time.Duration) error { return ErrLinuxOnly }
+
+// SetLinger fails off Linux with ErrLinuxOnly.
+func (*Conn) SetLinger(int) error { return ErrLinuxOnly }
+
+// SetReadBuffer fails off Linux with ErrLinuxOnly.
+func (*Conn) SetReadBuffer(int) error { return ErrLinuxOnly }
+
+// SetWriteBuffer fails off Linux with ErrLinuxOnly.
+func (*Conn) SetWriteBuffer(int) error { return ErrLinuxOnly }
+
+// SyscallConn fails off Linux with ErrLinuxOnly.
+func (*Conn) SyscallConn() (syscall.RawConn, error) { return nil, ErrLinuxOnly }
+
+// setIdleTimeout applies Server.IdleTimeout to the netcore connection
+// beneath c; off Linux there is none.
+func setIdleTimeout(net.Conn, time.Duration) {}
+
+// isResourceLimit reports whether an accept error means the process or the
+// system ran out of descriptors or memory, which frees up later.
+func isResourceLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}

@@ -130,15 +130,17 @@ func resolvePort(ctx context.Context, port string) (uint16, error) {
 // ResolveError is the error of Resolve and ResolveHostPort, and of the
 // address step of Listen and Dial.
 type ResolveError struct {
-	Network string
-	Address string
-	Err     error
+	Network string // the network asked for: "tcp", "tcp4" or "tcp6" (or what the caller passed)
+	Address string // the address as the caller gave it, "host:port"
+	Err     error  // why it failed: a parse error, the resolver's error, or no address of the network
 }
 
+// Error names the network and quotes the address.
 func (e *ResolveError) Error() string {
 	return fmt.Sprintf("netcore: resolve %s address %q: %v", e.Network, e.Address, e.Err)
 }
 
+// Unwrap returns Err, so errors.Is and errors.As see the cause.
 func (e *ResolveError) Unwrap() error { return e.Err }
 
 // resolveNumeric is Resolve's allocation-free shortcut for the common

@@ -1,61 +1,202 @@
-//go:build linux
-
 package netcore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// A Handler serves one connection. ServeConn owns c until it returns; the
-// Server closes c afterwards (closing it earlier is fine too).
+// ErrServerClosed is returned by Server.Serve and ListenAndServe after
+// Shutdown or Close, by Server.BoundAddr once the server is closed, and by
+// Idle when Shutdown ends (or has ended) the wait for a new request.
+var ErrServerClosed = errors.New("netcore: server closed")
+
+// A Handler serves one connection.
 type Handler interface {
-	ServeConn(c *Conn)
+	// ServeConn serves c, which it owns until it returns; the Server
+	// closes c afterwards (closing it earlier is fine too). c is what the
+	// listener accepted: a *Conn for a netcore Listener, a *tls.Conn with
+	// Server.TLSConfig or a tls.NewListener; AsConn finds the *Conn
+	// beneath for socket options. ctx is cancelled when Shutdown or Close
+	// starts; pass it to Idle around the wait for each new request so
+	// that Shutdown can end an idle connection at once.
+	ServeConn(ctx context.Context, c net.Conn)
 }
 
 // HandlerFunc lets an ordinary function be a Handler.
-type HandlerFunc func(c *Conn)
+type HandlerFunc func(ctx context.Context, c net.Conn)
 
-// ServeConn calls f(c).
-func (f HandlerFunc) ServeConn(c *Conn) { f(c) }
+// ServeConn calls f(ctx, c).
+func (f HandlerFunc) ServeConn(ctx context.Context, c net.Conn) { f(ctx, c) }
+
+// AsConn returns the netcore *Conn that carries c: c itself, or the
+// connection beneath a wrapper that has a NetConn method, as *tls.Conn does
+// (followed through any number of such wrappers). ok is false when there is
+// no netcore connection beneath, for a connection of Go's net package say.
+func AsConn(c net.Conn) (nc *Conn, ok bool) {
+	for c != nil {
+		switch v := c.(type) {
+		case *Conn:
+			return v, v != nil
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
 
 // Server accepts connections and runs Handler for each on its own
-// goroutine, in the shape of net/http.Server.
+// goroutine, in the shape of net/http.Server. It serves any net.Listener:
+// a netcore Listener, a listener of Go's net package, or either wrapped by
+// tls.NewListener; with TLSConfig set it adds TLS itself.
 //
 // Accept errors never stop it silently: EINTR and ECONNABORTED are retried
 // inside Accept; when descriptors or memory run out (EMFILE, ENFILE,
-// ENOBUFS, ENOMEM) it logs, backs off (5 ms, doubling to 1 s) and keeps
-// serving once they free up. A panicking Handler is recovered and logged,
-// and only its connection is closed.
+// ENOBUFS, ENOMEM), and when the listener's deadline passes, it logs,
+// backs off (5 ms, doubling to 1 s) and keeps serving. A panicking Handler
+// is recovered and logged, and only its connection is closed.
 type Server struct {
 	// Addr is the address ListenAndServe listens on ("tcp"); empty means
-	// ":0" (every address, a port the kernel picks).
+	// ":0" (every address, a port the kernel picks; BoundAddr tells which).
 	Addr string
 	// Handler serves each connection. It must be set.
 	Handler Handler
-	// MaxConns > 0 bounds the connections served at once: at the bound the
-	// Server stops accepting, and new connections wait in the kernel's
-	// backlog until one finishes.
+	// TLSConfig, if not nil, makes the Server speak TLS: each accepted
+	// connection is wrapped by tls.Server with this configuration, and
+	// the handshake runs (on the connection's goroutine, cancelled by
+	// Shutdown) before Handler sees the *tls.Conn. A failed handshake is
+	// logged and the connection closed. The configuration must not be
+	// changed once the Server runs. Leave it nil when the listener is
+	// already a tls.NewListener.
+	TLSConfig *tls.Config
+	// MaxConns > 0 bounds the connections served at once by this Server,
+	// over all its listeners: at the bound each listener's accept loop
+	// holds the one connection it accepted last, unserved, and accepts no
+	// more; the rest wait in the kernel's backlog until a handler
+	// finishes.
 	MaxConns int
-	// IdleTimeout > 0 bounds how long a Read may wait for data when the
-	// handler has not set a read deadline of its own; the Read then fails
-	// with an error matching os.ErrDeadlineExceeded.
+	// IdleTimeout > 0 bounds how long a Read on a netcore connection
+	// (plain, or beneath TLS) may wait for data when the handler has not
+	// set a read deadline of its own; the Read then fails with an error
+	// matching os.ErrDeadlineExceeded. It does not apply to connections
+	// of other packages: set deadlines on those in the handler.
 	IdleTimeout time.Duration
-	// Logger receives accept errors, back-offs and handler panics;
-	// nil means slog.Default().
+	// Logger receives accept errors, back-offs, failed TLS handshakes and
+	// handler panics; nil means slog.Default().
 	Logger *slog.Logger
 
-	mu        sync.Mutex
-	listeners map[*Listener]struct{}
-	conns     map[*Conn]struct{}
-	handlers  sync.WaitGroup
-	done      chan struct{} // closed by Shutdown and Close
-	closing   bool
+	mu           sync.Mutex
+	started      bool // init has run
+	closing      bool
+	shuttingDown atomic.Bool // closing, for Idle without s.mu
+	listeners    map[*net.Listener]struct{}
+	conns        map[*connState]struct{}
+	active       int            // handlers that have not finished
+	handlers     sync.WaitGroup // the same handlers, for Close and Shutdown to wait on
+	done         chan struct{}  // closed by Shutdown and Close
+	ctx          context.Context
+	cancel       context.CancelFunc
+	slots        chan struct{} // MaxConns tokens, one set for the Server
+
+	ready     chan struct{} // closed once bound or boundErr is set
+	bound     net.Addr      // the first listener's address
+	boundErr  error         // why there will be no address
+	readyDone bool
+}
+
+// connState is one connection being served. It is also its handler's
+// context: the Server's (cancelled when Shutdown or Close starts), which
+// Idle asks for the connState through Value. One allocation per
+// connection serves both.
+type connState struct {
+	context.Context          // the Server's
+	conn            net.Conn // what the handler has
+	srv             *Server
+
+	mu    sync.Mutex // Idle's own, so that requests do not contend on Server.mu
+	idle  bool       // the handler waits in Idle
+	woken bool       // Shutdown set a past read deadline to end that wait
+}
+
+// Value returns st itself for connKey, and asks the Server's context
+// otherwise.
+func (st *connState) Value(key any) any {
+	if key == (connKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
+// connKey is the context key of a handler's *connState.
+type connKey struct{}
+
+// wakeDeadline is a read deadline that has passed: setting it wakes a
+// pending Read.
+var wakeDeadline = time.Unix(1, 0)
+
+// Idle runs wait, which blocks until the client starts its next request
+// (a bufio.Reader's Peek(1), say), and marks the connection idle while it
+// runs: if Shutdown starts meanwhile, it wakes the wait by setting a read
+// deadline in the past, and Idle returns ErrServerClosed; the handler then
+// returns and its connection is closed. A connection that is not idle is
+// left to finish its request, and Shutdown waits for it. ctx is the
+// handler's context.
+//
+// If Shutdown has already started, Idle returns ErrServerClosed without
+// calling wait. If wait succeeds although Shutdown woke it (the request
+// arrived first), the request is served: Idle clears the read deadline it
+// set and returns nil, so set the request's own read deadline after Idle
+// returns. Otherwise Idle returns wait's error. With a ctx that does not
+// come from a Server, Idle just calls wait.
+//
+//	for {
+//		if err := netcore.Idle(ctx, func() error { _, err := br.Peek(1); return err }); err != nil {
+//			return // the client left, or the server is shutting down
+//		}
+//		// read the request from br, answer it
+//	}
+func Idle(ctx context.Context, wait func() error) error {
+	st, _ := ctx.Value(connKey{}).(*connState)
+	if st == nil {
+		return wait()
+	}
+	// Shutdown sets shuttingDown before it visits the connections (each
+	// under its st.mu): either it finds this one idle, or Idle sees the
+	// flag here.
+	st.mu.Lock()
+	if st.srv.shuttingDown.Load() {
+		st.mu.Unlock()
+		return ErrServerClosed
+	}
+	st.idle = true
+	st.mu.Unlock()
+
+	err := wait()
+
+	st.mu.Lock()
+	woken := st.woken
+	st.idle, st.woken = false, false
+	st.mu.Unlock()
+	if !woken {
+		return err
+	}
+	if err != nil {
+		return ErrServerClosed
+	}
+	if derr := st.conn.SetReadDeadline(time.Time{}); derr != nil {
+		return derr
+	}
+	return nil
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -65,12 +206,58 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// init sets up the maps; callers hold s.mu.
+// init sets the Server up on first use; callers hold s.mu.
 func (s *Server) init() {
-	if s.done == nil {
-		s.done = make(chan struct{})
-		s.listeners = make(map[*Listener]struct{})
-		s.conns = make(map[*Conn]struct{})
+	if s.started {
+		return
+	}
+	s.started = true
+	s.done = make(chan struct{})
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.listeners = make(map[*net.Listener]struct{})
+	s.conns = make(map[*connState]struct{})
+	if s.MaxConns > 0 {
+		s.slots = make(chan struct{}, s.MaxConns)
+	}
+	if s.ready == nil {
+		s.ready = make(chan struct{})
+	}
+}
+
+// setBound records the first listener's address, or why there will be
+// none, and wakes BoundAddr; later calls change nothing. Callers hold s.mu.
+func (s *Server) setBound(addr net.Addr, err error) {
+	if s.readyDone {
+		return
+	}
+	s.readyDone = true
+	s.bound, s.boundErr = addr, err
+	close(s.ready)
+}
+
+// BoundAddr waits until the Server listens and returns its address (with
+// the port the kernel chose for port 0): that of the listener given to the
+// first Serve call, which ListenAndServe makes. It returns early with the
+// error of ListenAndServe's Listen if that failed, ErrServerClosed if the
+// Server was shut down before it listened, or ctx's error.
+//
+//	srv := &netcore.Server{Addr: "127.0.0.1:0", Handler: h}
+//	go srv.ListenAndServe()
+//	addr, err := srv.BoundAddr(ctx)
+func (s *Server) BoundAddr(ctx context.Context) (net.Addr, error) {
+	s.mu.Lock()
+	if s.ready == nil {
+		s.ready = make(chan struct{})
+	}
+	ready := s.ready
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.bound, s.boundErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
@@ -83,6 +270,10 @@ func (s *Server) ListenAndServe() error {
 	}
 	l, err := Listen("tcp", addr)
 	if err != nil {
+		s.mu.Lock()
+		s.init()
+		s.setBound(nil, err)
+		s.mu.Unlock()
 		return err
 	}
 	return s.Serve(l)
@@ -91,8 +282,9 @@ func (s *Server) ListenAndServe() error {
 // Serve accepts connections on l until Shutdown or Close, when it returns
 // ErrServerClosed, or until Accept fails for a reason that will not pass
 // (the listener was closed by someone else, say), when it returns that
-// error. Serve closes l when it returns.
-func (s *Server) Serve(l *Listener) error {
+// error. Serve closes l when it returns. It may be called for several
+// listeners at once; they share MaxConns.
+func (s *Server) Serve(l net.Listener) error {
 	if s.Handler == nil {
 		l.Close()
 		return errors.New("netcore: Server.Handler is nil")
@@ -104,52 +296,63 @@ func (s *Server) Serve(l *Listener) error {
 		l.Close()
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
+	key := &l
+	s.listeners[key] = struct{}{}
+	s.setBound(l.Addr(), nil)
+	slots := s.slots
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.listeners, l)
+		delete(s.listeners, key)
 		s.mu.Unlock()
 		l.Close()
 	}()
 
-	var slots chan struct{}
-	if s.MaxConns > 0 {
-		slots = make(chan struct{}, s.MaxConns)
-	}
 	var backoff time.Duration
 	for {
-		if slots != nil {
-			select {
-			case slots <- struct{}{}:
-			case <-s.done:
-				return ErrServerClosed
-			}
-		}
-		c, err := l.AcceptConn()
+		c, err := l.Accept()
 		if err != nil {
-			if slots != nil {
-				<-slots
-			}
 			if s.isClosing() {
 				return ErrServerClosed
 			}
-			if !isResourceLimit(err) {
+			timeout := errors.Is(err, os.ErrDeadlineExceeded)
+			if !timeout && !isResourceLimit(err) {
 				return err
 			}
 			backoff = nextBackoff(backoff)
-			s.logger().Warn("netcore: accept failed; backing off", "err", err, "backoff", backoff)
+			if timeout {
+				s.logger().Debug("netcore: accept timed out (listener deadline); retrying", "err", err, "backoff", backoff)
+			} else {
+				s.logger().Warn("netcore: accept failed; backing off", "err", err, "backoff", backoff)
+			}
 			if !s.sleep(backoff) {
 				return ErrServerClosed
 			}
 			continue
 		}
 		backoff = 0
-		if !s.track(c) {
+		if slots != nil {
+			// At the bound the connection waits here, accepted but not
+			// served, and the listener is not asked for another.
+			select {
+			case slots <- struct{}{}:
+			case <-s.done:
+				c.Close()
+				return ErrServerClosed
+			}
+		}
+		if s.TLSConfig != nil {
+			c = tls.Server(c, s.TLSConfig)
+		}
+		st := s.track(c)
+		if st == nil {
 			c.Close()
+			if slots != nil {
+				<-slots
+			}
 			return ErrServerClosed
 		}
-		go s.serveConn(c, slots)
+		go s.serveConn(st, slots)
 	}
 }
 
@@ -180,43 +383,67 @@ func (s *Server) isClosing() bool {
 }
 
 // track registers a new connection and its handler, unless the server is
-// shutting down.
-func (s *Server) track(c *Conn) bool {
+// shutting down (then it returns nil).
+func (s *Server) track(c net.Conn) *connState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return nil
 	}
-	s.conns[c] = struct{}{}
+	st := &connState{Context: s.ctx, conn: c, srv: s}
+	s.conns[st] = struct{}{}
+	s.active++
 	s.handlers.Add(1)
-	return true
+	return st
 }
 
-func (s *Server) serveConn(c *Conn, slots chan struct{}) {
+func (s *Server) serveConn(st *connState, slots chan struct{}) {
+	c := st.conn
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger().Error("netcore: handler panicked; closing its connection",
-				"remote", c.RemoteSockaddr().String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				"remote", remoteString(c), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
-		c.Close()
+		// Counted out before the close, so that a peer that sees the
+		// close sees a Server with this handler finished.
 		s.mu.Lock()
-		delete(s.conns, c)
+		delete(s.conns, st)
+		s.active--
 		s.mu.Unlock()
+		c.Close()
 		if slots != nil {
 			<-slots
 		}
 		s.handlers.Done()
 	}()
-	c.idle = s.IdleTimeout
-	s.Handler.ServeConn(c)
+	setIdleTimeout(c, s.IdleTimeout)
+	if tc, ok := c.(*tls.Conn); ok && s.TLSConfig != nil {
+		if err := tc.HandshakeContext(st); err != nil {
+			s.logger().Info("netcore: TLS handshake failed; closing the connection",
+				"remote", remoteString(c), "err", err)
+			return
+		}
+	}
+	s.Handler.ServeConn(st, c)
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, then
-// waits for every handler to return. If ctx ends first, it closes the
-// remaining connections (which wakes handlers blocked in Read or Write) and
-// returns ctx's error without waiting further: a handler blocked on
-// something other than its connection is its own business. Serve returns
-// ErrServerClosed.
+// remoteString is c's peer address for a log line.
+func remoteString(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "?"
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, cancels
+// the handlers' context, wakes the handlers waiting in Idle for a new
+// request (they get ErrServerClosed), then waits for every handler to
+// return; a handler in the middle of a request finishes it. It returns nil
+// once they all have, at once if none is running (whatever ctx's state).
+// If ctx ends first, it closes the remaining connections (which wakes
+// handlers blocked in Read or Write) and returns ctx's error without
+// waiting further: a handler blocked on something other than its
+// connection is its own business. Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
 	finished := make(chan struct{})
@@ -224,12 +451,46 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.handlers.Wait()
 		close(finished)
 	}()
-	select {
-	case <-finished:
-		return nil
-	case <-ctx.Done():
-		s.closeConns()
-		return ctx.Err()
+	// The wake-up of idle handlers is repeated while Shutdown waits: a
+	// Read that re-arms its own deadline (IdleTimeout) at the moment
+	// Shutdown sets the past one can undo it.
+	tick := time.NewTicker(rewakeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-finished:
+			return nil
+		case <-tick.C:
+			s.mu.Lock()
+			s.wakeIdleLocked()
+			s.mu.Unlock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			idle := s.active == 0
+			s.mu.Unlock()
+			if idle {
+				return nil
+			}
+			s.closeConns()
+			return ctx.Err()
+		}
+	}
+}
+
+// rewakeEvery is how often Shutdown repeats the wake-up of handlers that
+// wait in Idle.
+const rewakeEvery = 50 * time.Millisecond
+
+// wakeIdleLocked ends the wait of every handler in Idle by setting a read
+// deadline in the past on its connection; callers hold s.mu.
+func (s *Server) wakeIdleLocked() {
+	for st := range s.conns {
+		st.mu.Lock()
+		if st.idle {
+			st.woken = true
+			st.conn.SetReadDeadline(wakeDeadline)
+		}
+		st.mu.Unlock()
 	}
 }
 
@@ -243,6 +504,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// beginClose stops accepting, cancels the handlers' context and wakes the
+// handlers that wait in Idle.
 func (s *Server) beginClose() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,16 +514,30 @@ func (s *Server) beginClose() {
 		return
 	}
 	s.closing = true
+	s.shuttingDown.Store(true)
 	close(s.done)
+	s.cancel()
+	s.setBound(nil, ErrServerClosed)
 	for l := range s.listeners {
-		l.Close()
+		(*l).Close()
 	}
+	s.wakeIdleLocked()
 }
 
+// closeConns closes every connection still served, beneath any TLS: a
+// forced close sends no TLS alert, which could block on a stuck peer.
 func (s *Server) closeConns() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
+	for st := range s.conns {
+		c := st.conn
+		for {
+			w, ok := c.(interface{ NetConn() net.Conn })
+			if !ok || w.NetConn() == nil {
+				break
+			}
+			c = w.NetConn()
+		}
 		c.Close()
 	}
 }

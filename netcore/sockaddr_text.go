@@ -37,13 +37,15 @@ func MustParseSockaddr(s string) Sockaddr {
 // names the input.
 type ParseError struct {
 	Input string // the text, or the bytes in hex for the binary form
-	Err   error
+	Err   error  // what is wrong with it
 }
 
+// Error quotes the input and says what is wrong with it.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("netcore: cannot parse socket address %q: %v", e.Input, e.Err)
 }
 
+// Unwrap returns Err, so errors.Is and errors.As see the cause.
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // AppendText appends the text form of sa to b and returns the extended

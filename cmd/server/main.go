@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -61,11 +62,17 @@ func run(addr string) error {
 }
 
 // hello serves one client: one read, one answer. The Server closes the
-// connection when hello returns.
-func hello(c *netcore.Conn) {
+// connection when hello returns. The read is the wait for the client's
+// request, so it runs inside netcore.Idle: Ctrl-C ends it at once instead
+// of waiting for the deadline.
+func hello(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
+	var n int
+	err := netcore.Idle(ctx, func() (err error) {
+		n, err = c.Read(buf)
+		return err
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server: read:", err)
 		return
