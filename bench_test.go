@@ -190,6 +190,10 @@ type benchServer struct {
 	lines chan string
 	logs  *syncBuffer
 	done  chan error
+
+	// conns are client connections a benchmark keeps open across its
+	// runs; they are closed before the server stops.
+	conns []net.Conn
 }
 
 // startBenchServer starts a child process that serves workload with the
@@ -330,27 +334,35 @@ func (m *meter) stop() {
 // forEachStack runs body as a sub-benchmark per stack against a server
 // child process doing workload. The child is started once per stack and
 // reused when the framework runs the sub-benchmark again with a larger
-// b.N; it stops when b ends.
+// b.N; it stops, and the client connections kept in its conns are closed,
+// when b.Run returns (the framework is done with every b.N).
 func forEachStack(b *testing.B, workload string, body func(b *testing.B, s stack, m *meter)) {
 	for _, s := range stacks {
-		var srv *benchServer
-		b.Cleanup(func() {
-			if srv != nil {
-				srv.stop(b)
-			}
-		})
-		b.Run("impl="+s.name, func(b *testing.B) {
-			if srv == nil {
-				srv = startBenchServer(b, s.name, workload)
-			}
-			b.ReportAllocs()
-			m := &meter{b: b, srv: srv, counted: s.counted}
-			body(b, s, m)
-			if !m.started || !m.stopped {
-				b.Fatal("benchmark body did not call both start and stop")
-			}
-		})
+		runStack(b, s, workload, body)
 	}
+}
+
+func runStack(b *testing.B, s stack, workload string, body func(b *testing.B, s stack, m *meter)) {
+	var srv *benchServer
+	defer func() {
+		if srv != nil {
+			for _, c := range srv.conns {
+				c.Close()
+			}
+			srv.stop(b)
+		}
+	}()
+	b.Run("impl="+s.name, func(b *testing.B) {
+		if srv == nil {
+			srv = startBenchServer(b, s.name, workload)
+		}
+		b.ReportAllocs()
+		m := &meter{b: b, srv: srv, counted: s.counted}
+		body(b, s, m)
+		if !m.started || !m.stopped {
+			b.Fatal("benchmark body did not call both start and stop")
+		}
+	})
 }
 
 // cpuTime is this process's user plus system CPU time so far.
@@ -549,26 +561,23 @@ func BenchmarkThroughput(b *testing.B) {
 func BenchmarkEchoScale(b *testing.B) {
 	for _, conns := range []int{64, 1000} {
 		b.Run("conns="+strconv.Itoa(conns), func(b *testing.B) {
-			opened := map[string][]net.Conn{}
 			forEachStack(b, "echo", func(b *testing.B, s stack, m *meter) {
-				clients := opened[s.name]
-				for len(clients) < conns {
+				for len(m.srv.conns) < conns {
 					c, err := s.dial(m.addr())
 					if err != nil {
-						m.fatalf("dial %d: %v", len(clients), err)
+						m.fatalf("dial %d: %v", len(m.srv.conns), err)
 					}
-					clients = append(clients, c)
-					opened[s.name] = clients
+					m.srv.conns = append(m.srv.conns, c)
 					// One round trip: the server has the connection
 					// before the timed section starts.
 					if err := pingOnce(c, make([]byte, 64)); err != nil {
-						m.fatalf("first round trip on connection %d: %v", len(clients), err)
+						m.fatalf("first round trip on connection %d: %v", len(m.srv.conns), err)
 					}
 				}
 				var wg sync.WaitGroup
 				errs := make(chan error, conns)
 				m.start()
-				for i, c := range clients {
+				for i, c := range m.srv.conns {
 					n := b.N / conns
 					if i < b.N%conns {
 						n++
@@ -590,14 +599,6 @@ func BenchmarkEchoScale(b *testing.B) {
 					m.fatalf("round trip: %v", err)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
-			})
-			// Registered last, so it runs before the servers stop.
-			b.Cleanup(func() {
-				for _, cs := range opened {
-					for _, c := range cs {
-						c.Close()
-					}
-				}
 			})
 		})
 	}
