@@ -3,12 +3,19 @@
 package netcore_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,16 +25,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The benchmarks run across processes, as real clients and servers do:
+// the server side of every workload runs in a child process (this test
+// binary re-executed as TestBenchServer), the client in the benchmark.
+// Both ends use the same implementation, so a ratio against impl=net is
+// "netcore on both ends" against "Go's net on both ends". In one process the
+// two ends would share one Go runtime (its Ps, sysmon, spinning threads),
+// which changes the comparison between the modes; BenchmarkPingPongInProcess
+// keeps that case because it answers a different question (see there).
+//
+// Metrics beside ns/op (wall time, the client's view):
+//   - srv-cpu-ns/op: the server process's CPU time (user + system, every
+//     thread) over the timed section, reported by the child from
+//     getrusage(RUSAGE_SELF); far steadier than wall time on a VM.
+//   - cli-cpu-ns/op: the same for the benchmark (client) process.
+//   - srv-allocs/op: heap allocations in the server process; allocs/op and
+//     B/op are the client's.
+//   - syscalls/op (netcore only): system calls through the seam, both ends.
+//   - conns/s, rt/s, p50-ns and p99-ns where the workload has them.
+
 // A stack is one implementation under test: Go's net, netcore in its
 // default mode, or netcore's blocking fast path. Every workload runs for
 // each as sibling sub-benchmarks named impl=..., so one benchstat run
 // compares them (benchstat -col /impl).
 type stack struct {
-	name     string
-	counted  bool // netcore: syscalls/op come from the seam's counters
-	listen   func() (net.Listener, error)
-	dial     func(addr string) (net.Conn, error)
-	blocking bool
+	name    string
+	counted bool // netcore: syscalls/op come from the seam's counters
+	listen  func() (net.Listener, error)
+	dial    func(addr string) (net.Conn, error)
 }
 
 var stacks = []stack{
@@ -43,9 +68,8 @@ var stacks = []stack{
 		dial:    func(addr string) (net.Conn, error) { return netcore.Dial("tcp4", addr) },
 	},
 	{
-		name:     "netcore-blocking",
-		counted:  true,
-		blocking: true,
+		name:    "netcore-blocking",
+		counted: true,
 		listen: func() (net.Listener, error) {
 			lc := netcore.ListenConfig{Blocking: true}
 			return lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
@@ -57,34 +81,294 @@ var stacks = []stack{
 	},
 }
 
-// forEachStack runs body as a sub-benchmark per stack. body calls
-// start() where it would call b.ResetTimer. From then on the process's CPU
-// time (user + system, both ends of every connection, every thread) is
-// reported as cpu-ns/op, which is far steadier on a VM than wall-clock
-// time; for netcore, the system calls made are reported as syscalls/op.
-func forEachStack(b *testing.B, body func(b *testing.B, s stack, start func())) {
+func stackNamed(name string) (stack, bool) {
 	for _, s := range stacks {
-		b.Run("impl="+s.name, func(b *testing.B) {
-			b.ReportAllocs()
-			var calls uint64
-			var cpu time.Duration
-			start := func() {
-				calls, cpu = sys.Total(), cpuTime(b)
-				b.ResetTimer()
+		if s.name == name {
+			return s, true
+		}
+	}
+	return stack{}, false
+}
+
+// benchServerEnv tells a re-executed test binary to be a benchmark server:
+// its value is "impl/workload", for example "netcore/echo".
+const benchServerEnv = "NETCORE_BENCH_SERVER"
+
+// serverWorkloads are what a benchmark server does with each accepted
+// connection. It runs in the accept loop's goroutine, so anything longer
+// than a close starts its own goroutine.
+var serverWorkloads = map[string]func(c net.Conn){
+	// accept: close at once; the client waits for the EOF.
+	"accept": func(c net.Conn) { c.Close() },
+	// echo: 64-byte messages echoed back, one goroutine per connection.
+	"echo": func(c net.Conn) {
+		go func() {
+			echo(c, 64)
+			c.Close()
+		}()
+	},
+	// sink: read and drop everything until EOF, then reply with the byte
+	// count (8 bytes, big-endian) so the client knows all arrived.
+	"sink": func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 1<<20)
+			var n uint64
+			for {
+				m, err := c.Read(buf)
+				n += uint64(m)
+				if err != nil {
+					break
+				}
 			}
-			body(b, s, start)
-			if b.N == 0 {
-				return
+			c.Write(binary.BigEndian.AppendUint64(nil, n))
+		}()
+	},
+}
+
+// TestBenchServer is the server side of the benchmarks, run in a child
+// process (see startBenchServer); on its own it does nothing. It prints
+// its listener's address, then answers each line on stdin with one line of
+// counters (see serverStats) until stdin ends.
+func TestBenchServer(t *testing.T) {
+	spec := os.Getenv(benchServerEnv)
+	if spec == "" {
+		t.Skip("runs only as a benchmark's server process")
+	}
+	name, workload, _ := strings.Cut(spec, "/")
+	s, ok := stackNamed(name)
+	handle := serverWorkloads[workload]
+	if !ok || handle == nil {
+		t.Fatalf("%s=%q: want impl/workload, impl one of net, netcore, netcore-blocking, workload one of accept, echo, sink", benchServerEnv, spec)
+	}
+	l, err := s.listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// A benchmark must not go on without its server: exiting
+				// resets every connection, so the client fails at once.
+				fmt.Fprintf(os.Stderr, "accept: %v\n", err)
+				os.Exit(2)
 			}
-			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
-			if s.counted {
-				b.ReportMetric(float64(sys.Total()-calls)/float64(b.N), "syscalls/op")
-			}
-		})
+			handle(c)
+		}
+	}()
+	fmt.Println(l.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var ru unix.Rusage
+		if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+			t.Fatalf("getrusage: %v", err)
+		}
+		// ReadMemStats stops the world, but only here, outside the
+		// timed section; it counts allocations exactly, as
+		// b.ReportAllocs does.
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(ru.Utime.Nano()+ru.Stime.Nano(), sys.Total(), ms.Mallocs)
 	}
 }
 
-// cpuTime is the process's user plus system CPU time so far.
+// serverStats are a benchmark server's counters at one moment.
+type serverStats struct {
+	cpu      time.Duration // user + system CPU time, every thread
+	syscalls uint64        // system calls through netcore's seam
+	allocs   uint64        // heap objects allocated
+}
+
+// A benchServer is a running child process serving one workload with one
+// implementation.
+type benchServer struct {
+	addr  string
+	cmd   *exec.Cmd
+	ctl   io.WriteCloser
+	lines chan string
+	logs  *syncBuffer
+	done  chan error
+
+	// conns are client connections a benchmark keeps open across its
+	// runs; they are closed before the server stops.
+	conns []net.Conn
+}
+
+// startBenchServer starts a child process that serves workload with the
+// implementation named impl and waits for its address.
+func startBenchServer(b *testing.B, impl, workload string) *benchServer {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchServer$")
+	cmd.Env = append(os.Environ(), benchServerEnv+"="+impl+"/"+workload)
+	ctl, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &benchServer{cmd: cmd, ctl: ctl, lines: make(chan string, 64), logs: new(syncBuffer), done: make(chan error, 1)}
+	cmd.Stderr = srv.logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case srv.lines <- sc.Text():
+			default: // nobody asked (the test framework's last words)
+			}
+		}
+		srv.done <- cmd.Wait()
+		close(srv.lines)
+	}()
+	srv.addr = srv.line(b, "the server's address")
+	if _, err := netcore.ParseSockaddr(srv.addr); err != nil {
+		srv.stop(b)
+		b.Fatalf("the server printed %q, not an address%s", srv.addr, srv.log())
+	}
+	return srv
+}
+
+// line waits for the child's next line of output.
+func (srv *benchServer) line(b *testing.B, what string) string {
+	b.Helper()
+	select {
+	case l, ok := <-srv.lines:
+		if !ok {
+			b.Fatalf("the server exited before %s%s", what, srv.log())
+		}
+		return l
+	case <-time.After(testTimeout):
+		b.Fatalf("no %s within %v%s", what, testTimeout, srv.log())
+	}
+	return ""
+}
+
+// stats asks the child for its counters.
+func (srv *benchServer) stats(b *testing.B) serverStats {
+	b.Helper()
+	if _, err := io.WriteString(srv.ctl, "stats\n"); err != nil {
+		b.Fatalf("asking the server for its counters: %v%s", err, srv.log())
+	}
+	l := srv.line(b, "the server's counters")
+	var cpu int64
+	var st serverStats
+	if _, err := fmt.Sscan(l, &cpu, &st.syscalls, &st.allocs); err != nil {
+		b.Fatalf("the server's counters %q: %v%s", l, err, srv.log())
+	}
+	st.cpu = time.Duration(cpu)
+	return st
+}
+
+// stop ends the child (closing its stdin) and waits for it, bounded.
+func (srv *benchServer) stop(b *testing.B) {
+	srv.ctl.Close()
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			b.Errorf("the server exited with %v%s", err, srv.log())
+		}
+	case <-time.After(testTimeout):
+		srv.cmd.Process.Kill() // only the child this benchmark started
+		<-srv.done
+		b.Errorf("the server did not exit within %v%s", testTimeout, srv.log())
+	}
+}
+
+// log is the child's stderr, for error messages.
+func (srv *benchServer) log() string {
+	if s := srv.logs.String(); s != "" {
+		return "\nserver stderr:\n" + s
+	}
+	return ""
+}
+
+// A meter measures one benchmark run: the body calls start where it would
+// call b.ResetTimer and stop where it would call b.StopTimer.
+type meter struct {
+	b       *testing.B
+	srv     *benchServer
+	counted bool
+
+	started, stopped bool
+	cliCPU           time.Duration
+	cliCalls         uint64
+	srvStats         serverStats
+}
+
+// addr is the server's address.
+func (m *meter) addr() string { return m.srv.addr }
+
+// fatalf fails the benchmark, with the server's stderr appended.
+func (m *meter) fatalf(format string, args ...any) {
+	m.b.Helper()
+	m.b.Fatalf(format+"%s", append(args, m.srv.log())...)
+}
+
+func (m *meter) start() {
+	m.srvStats = m.srv.stats(m.b)
+	m.cliCPU, m.cliCalls = cpuTime(m.b), sys.Total()
+	m.started = true
+	m.b.ResetTimer()
+}
+
+func (m *meter) stop() {
+	m.b.StopTimer()
+	cliCPU, cliCalls := cpuTime(m.b), sys.Total()
+	st := m.srv.stats(m.b)
+	m.stopped = true
+	n := float64(m.b.N)
+	m.b.ReportMetric(float64(st.cpu-m.srvStats.cpu)/n, "srv-cpu-ns/op")
+	m.b.ReportMetric(float64(cliCPU-m.cliCPU)/n, "cli-cpu-ns/op")
+	m.b.ReportMetric(float64(st.allocs-m.srvStats.allocs)/n, "srv-allocs/op")
+	if m.counted {
+		m.b.ReportMetric(float64(cliCalls-m.cliCalls+st.syscalls-m.srvStats.syscalls)/n, "syscalls/op")
+	}
+}
+
+// forEachStack runs body as a sub-benchmark per stack against a server
+// child process doing workload. The child is started once per stack and
+// reused when the framework runs the sub-benchmark again with a larger
+// b.N; it stops, and the client connections kept in its conns are closed,
+// when b.Run returns (the framework is done with every b.N).
+func forEachStack(b *testing.B, workload string, body func(b *testing.B, s stack, m *meter)) {
+	for _, s := range stacks {
+		runStack(b, s, workload, body)
+	}
+}
+
+func runStack(b *testing.B, s stack, workload string, body func(b *testing.B, s stack, m *meter)) {
+	var srv *benchServer
+	defer func() {
+		if srv != nil {
+			for _, c := range srv.conns {
+				c.Close()
+			}
+			srv.stop(b)
+		}
+	}()
+	b.Run("impl="+s.name, func(b *testing.B) {
+		if srv == nil {
+			srv = startBenchServer(b, s.name, workload)
+		}
+		b.ReportAllocs()
+		m := &meter{b: b, srv: srv, counted: s.counted}
+		body(b, s, m)
+		if !m.started || !m.stopped {
+			b.Fatal("benchmark body did not call both start and stop")
+		}
+	})
+}
+
+// cpuTime is this process's user plus system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
@@ -97,50 +381,108 @@ func cpuTime(b *testing.B) time.Duration {
 // client dials and waits for EOF, the server accepts and closes. One op is
 // one whole connection.
 func BenchmarkAccept(b *testing.B) {
-	forEachStack(b, func(b *testing.B, s stack, start func()) {
-		l, err := s.listen()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		served := make(chan error, 1)
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						err = nil
-					}
-					served <- err
-					return
-				}
-				c.Close()
-			}
-		}()
-		addr := l.Addr().String()
+	forEachStack(b, "accept", func(b *testing.B, s stack, m *meter) {
 		var buf [1]byte
-		start()
+		m.start()
 		for range b.N {
-			c, err := s.dial(addr)
+			c, err := s.dial(m.addr())
 			if err != nil {
-				b.Fatal(err)
+				m.fatalf("dial: %v", err)
 			}
 			if _, err := c.Read(buf[:]); err != io.EOF {
-				b.Fatalf("client Read = %v, want EOF", err)
+				m.fatalf("client Read = %v, want EOF", err)
 			}
 			c.Close()
 		}
-		b.StopTimer()
+		m.stop()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
-		l.Close()
-		if err := <-served; err != nil {
-			b.Fatal(err)
-		}
 	})
 }
 
-// connPair dials a connection to a fresh listener of s and returns both
-// ends; cleanup closes everything.
+// BenchmarkPingPong measures one connection's round trip: a 64-byte
+// request and its 64-byte echo. ns/op is one round trip; p50-ns and p99-ns
+// are its percentiles.
+func BenchmarkPingPong(b *testing.B) {
+	forEachStack(b, "echo", func(b *testing.B, s stack, m *meter) {
+		c, err := s.dial(m.addr())
+		if err != nil {
+			m.fatalf("dial: %v", err)
+		}
+		defer c.Close()
+		if err := pingOnce(c, make([]byte, 64)); err != nil {
+			m.fatalf("first round trip: %v", err)
+		}
+		pingPong(b, c, m.start, m.stop)
+	})
+}
+
+// pingPong times b.N 64-byte round trips over c, between start and stop,
+// and reports their p50 and p99.
+func pingPong(b *testing.B, c net.Conn, start, stop func()) {
+	buf := make([]byte, 64)
+	lat := make([]int64, b.N)
+	b.SetBytes(64)
+	start()
+	for i := range b.N {
+		t0 := time.Now()
+		if err := pingOnce(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = int64(time.Since(t0))
+	}
+	stop()
+	reportLatency(b, lat)
+}
+
+// pingOnce writes buf and reads as many bytes back into it.
+func pingOnce(c net.Conn, buf []byte) error {
+	if _, err := c.Write(buf); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, buf)
+	return err
+}
+
+// reportLatency reports the p50 and p99 of round-trip times in ns.
+func reportLatency(b *testing.B, lat []int64) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
+}
+
+// BenchmarkPingPongInProcess is BenchmarkPingPong with both ends in this
+// process. It answers a different question: what a round trip costs when
+// client and server share one Go runtime (a proxy, a test, a sidecar
+// linked in), where blocking calls on both ends compete for the same Ps.
+// cpu-ns/op is the whole process, both ends.
+func BenchmarkPingPongInProcess(b *testing.B) {
+	for _, s := range stacks {
+		b.Run("impl="+s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			client, server, cleanup := connPair(b, s)
+			defer cleanup()
+			go echo(server, 64)
+			var calls uint64
+			var cpu time.Duration
+			pingPong(b, client, func() {
+				calls, cpu = sys.Total(), cpuTime(b)
+				b.ResetTimer()
+			}, func() {
+				b.StopTimer()
+				b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+				if s.counted {
+					b.ReportMetric(float64(sys.Total()-calls)/float64(b.N), "syscalls/op")
+				}
+			})
+		})
+	}
+}
+
+// connPair dials a connection to a fresh listener of s in this process and
+// returns both ends; cleanup closes everything.
 func connPair(b *testing.B, s stack) (client, server net.Conn, cleanup func()) {
 	l, err := s.listen()
 	if err != nil {
@@ -155,7 +497,7 @@ func connPair(b *testing.B, s stack) (client, server net.Conn, cleanup func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	server = <-accepted
+	server = waitFor(b, accepted, "accept")
 	if server == nil {
 		b.Fatal("accept failed")
 	}
@@ -179,69 +521,36 @@ func echo(c net.Conn, size int) {
 	}
 }
 
-// BenchmarkPingPong measures one connection's round trip: a 64-byte
-// request and its 64-byte echo. ns/op is one round trip; p50-ns and p99-ns
-// are its percentiles.
-func BenchmarkPingPong(b *testing.B) {
-	forEachStack(b, func(b *testing.B, s stack, start func()) {
-		client, server, cleanup := connPair(b, s)
-		defer cleanup()
-		go echo(server, 64)
-		msg := make([]byte, 64)
-		reply := make([]byte, 64)
-		lat := make([]int64, b.N)
-		b.SetBytes(64)
-		start()
-		for i := range b.N {
-			t0 := time.Now()
-			if _, err := client.Write(msg); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.ReadFull(client, reply); err != nil {
-				b.Fatal(err)
-			}
-			lat[i] = int64(time.Since(t0))
-		}
-		b.StopTimer()
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
-		b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
-	})
-}
-
 // BenchmarkThroughput measures one direction of one connection: writes of
-// the given size, read by the peer into a 1 MiB buffer and dropped. The
-// timer stops when the reader has every byte.
+// the given size, read by the server into a 1 MiB buffer and dropped. The
+// timer stops when the server has confirmed every byte.
 func BenchmarkThroughput(b *testing.B) {
 	for _, size := range []int{64, 4 << 10, 64 << 10, 1 << 20} {
 		b.Run("size="+sizeName(size), func(b *testing.B) {
-			forEachStack(b, func(b *testing.B, s stack, start func()) {
-				client, server, cleanup := connPair(b, s)
-				defer cleanup()
-				want := int64(b.N) * int64(size)
-				got := make(chan int64, 1)
-				go func() {
-					buf := make([]byte, 1<<20)
-					var n int64
-					for n < want {
-						m, err := server.Read(buf)
-						n += int64(m)
-						if err != nil {
-							break
-						}
-					}
-					got <- n
-				}()
+			forEachStack(b, "sink", func(b *testing.B, s stack, m *meter) {
+				c, err := s.dial(m.addr())
+				if err != nil {
+					m.fatalf("dial: %v", err)
+				}
+				defer c.Close()
 				msg := make([]byte, size)
+				var reply [8]byte
 				b.SetBytes(int64(size))
-				start()
+				m.start()
 				for range b.N {
-					if _, err := client.Write(msg); err != nil {
-						b.Fatal(err)
+					if _, err := c.Write(msg); err != nil {
+						m.fatalf("write: %v", err)
 					}
 				}
-				if n := <-got; n != want {
-					b.Fatalf("reader got %d bytes, want %d", n, want)
+				if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+					m.fatalf("CloseWrite: %v", err)
+				}
+				if _, err := io.ReadFull(c, reply[:]); err != nil {
+					m.fatalf("reading the server's byte count: %v", err)
+				}
+				m.stop()
+				if got, want := binary.BigEndian.Uint64(reply[:]), uint64(b.N)*uint64(size); got != want {
+					m.fatalf("the server got %d bytes, want %d", got, want)
 				}
 			})
 		})
@@ -249,66 +558,48 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkEchoScale measures many connections at once, each doing 64-byte
-// round trips to its own echo goroutine: ns/op is per round trip across
-// all of them, rt/s the aggregate rate.
+// round trips with its own goroutine on the server: ns/op is per round
+// trip across all of them, rt/s the aggregate rate. The connections are
+// opened once per impl and reused as b.N grows.
 func BenchmarkEchoScale(b *testing.B) {
 	for _, conns := range []int{64, 1000} {
 		b.Run("conns="+strconv.Itoa(conns), func(b *testing.B) {
-			forEachStack(b, func(b *testing.B, s stack, start func()) {
-				l, err := s.listen()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer l.Close()
-				clients := make([]net.Conn, conns)
-				for i := range clients {
-					accepted := make(chan net.Conn, 1)
-					go func() {
-						c, _ := l.Accept()
-						accepted <- c
-					}()
-					c, err := s.dial(l.Addr().String())
+			forEachStack(b, "echo", func(b *testing.B, s stack, m *meter) {
+				for len(m.srv.conns) < conns {
+					c, err := s.dial(m.addr())
 					if err != nil {
-						b.Fatal(err)
+						m.fatalf("dial %d: %v", len(m.srv.conns), err)
 					}
-					srv := <-accepted
-					if srv == nil {
-						b.Fatal("accept failed")
+					m.srv.conns = append(m.srv.conns, c)
+					// One round trip: the server has the connection
+					// before the timed section starts.
+					if err := pingOnce(c, make([]byte, 64)); err != nil {
+						m.fatalf("first round trip on connection %d: %v", len(m.srv.conns), err)
 					}
-					go echo(srv, 64)
-					defer srv.Close()
-					defer c.Close()
-					clients[i] = c
 				}
 				var wg sync.WaitGroup
 				errs := make(chan error, conns)
-				start()
-				for i, c := range clients {
+				m.start()
+				for i, c := range m.srv.conns {
 					n := b.N / conns
 					if i < b.N%conns {
 						n++
 					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
+					wg.Go(func() {
 						buf := make([]byte, 64)
 						for range n {
-							if _, err := c.Write(buf); err != nil {
-								errs <- err
-								return
-							}
-							if _, err := io.ReadFull(c, buf); err != nil {
+							if err := pingOnce(c, buf); err != nil {
 								errs <- err
 								return
 							}
 						}
-					}()
+					})
 				}
 				wg.Wait()
-				b.StopTimer()
+				m.stop()
 				close(errs)
 				for err := range errs {
-					b.Fatal(err)
+					m.fatalf("round trip: %v", err)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
 			})

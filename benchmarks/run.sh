@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs the echo-server comparison (net, netcore, gnet, ... in a server
+# process; Go's net as the client in the benchmark) in interleaved rounds
+# and prints a markdown table of the medians of every metric, with ratios
+# against net, then benchstat's view (significance).
+#
+#   benchmarks/run.sh                         # 5 rounds of everything
+#   ROUNDS=10 BENCH='Echo/conns=1000' benchmarks/run.sh
+#
+# Every round runs every benchmark for every implementation once, so a slow
+# stretch of the machine hits them alike. 10,000 connections run in a second
+# pass with a longer benchtime (LONG, LONGTIME): in a closed loop one round
+# of them takes a good part of a second, and a short run would measure
+# little more than the first burst. A round takes about a minute. The raw
+# results stay in benchmarks/echo-<date>.txt.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+ROUNDS=${ROUNDS:-5}
+BENCH=${BENCH:-.}
+BENCHTIME=${BENCHTIME:-1s}
+# With BENCH given and LONG not, only BENCH runs.
+LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
+LONGTIME=${LONGTIME:-5s}
+METRICS=${METRICS:-rt/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-peak-rss-B,srv-idle-rss-B/conn,cli-cpu-ns/op}
+BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+out=echo-$(date -u +%Y%m%dT%H%M%SZ).txt
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+go test -c -o "$tmp/echo.test" .
+(cd .. && go build -o "$tmp/benchtable" ./scripts/benchtable)
+for i in $(seq "$ROUNDS"); do
+	echo "round $i/$ROUNDS" >&2
+	skip=()
+	if [ -n "$LONG" ]; then
+		skip=(-test.skip "$LONG")
+	fi
+	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -test.benchmem >> "$out"
+	if [ -n "$LONG" ]; then
+		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -test.benchmem >> "$out"
+	fi
+done
+echo "raw results: benchmarks/$out" >&2
+echo "Medians of $ROUNDS rounds; in parentheses, how many times better than impl=net (above 1 is better)."
+echo
+"$tmp/benchtable" -base net -metrics "$METRICS" "$out"
+echo
+go run "$BENCHSTAT" -col /impl "$out"
