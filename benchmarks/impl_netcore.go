@@ -3,6 +3,9 @@
 package benchmarks
 
 import (
+	"context"
+	"net"
+
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -22,7 +25,7 @@ func StartNetcore(addr string) (Server, error) {
 		return nil, err
 	}
 	s := &netcoreServer{l: l, served: make(chan error, 1)}
-	s.srv = &netcore.Server{Handler: netcore.HandlerFunc(func(c *netcore.Conn) {
+	s.srv = &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 		buf := make([]byte, netBufSize)
 		for {
 			n, err := c.Read(buf)
