@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 )
 
 // Limits of the protocol, as Redis sets them.
@@ -51,15 +50,13 @@ type Session struct {
 	args [][]byte // the complete command's arguments, slices of in
 }
 
-var sessionIDs atomic.Int64
-
 // NewSession returns the state for one new connection. maxBulk bounds a
 // single argument (a bulk string); 0 means DefaultMaxBulk.
 func (s *Store) NewSession(maxBulk int) *Session {
 	if maxBulk <= 0 {
 		maxBulk = DefaultMaxBulk
 	}
-	return &Session{store: s, maxBulk: maxBulk, id: sessionIDs.Add(1)}
+	return &Session{store: s, maxBulk: maxBulk, id: s.ids.Add(1)}
 }
 
 // Serve parses the commands at the start of in, runs each complete one and

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Store is the in-memory key space: a map split into shards, each behind
@@ -15,6 +16,7 @@ import (
 // threads (Server mode, or several event loops) rarely wait for each other.
 // Every method is safe for concurrent use.
 type Store struct {
+	ids    atomic.Int64 // the last Session's number (CLIENT ID)
 	seed   maphash.Seed
 	shards [storeShards]shard
 }
