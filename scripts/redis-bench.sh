@@ -64,7 +64,7 @@ go build -o "$dir/freeport" "$dir/freeport.go"
 # waitline FILE PATTERN PID: wait (at most 10 s) for PATTERN in FILE.
 waitline() {
 	for _ in $(seq 100); do
-		grep -q "$2" "$1" && return 0
+		grep -qs "$2" "$1" && return 0
 		kill -0 "$3" 2>/dev/null || { echo "redis-bench: server exited:" >&2; cat "$1" >&2; exit 1; }
 		sleep 0.1
 	done

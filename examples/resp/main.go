@@ -117,7 +117,10 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A handler waiting in Read for a client's next command holds Shutdown
+	// up until this grace period ends and the Server closes what is left;
+	// a command in progress takes microseconds.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
