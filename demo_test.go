@@ -379,6 +379,13 @@ func TestDemoFramed(t *testing.T) {
 			t.Fatalf("client: exit %d, stdout %q, stderr %q; want exit 1 and the length and the limit named", code, stdout, stderr)
 		}
 	})
+	t.Run("requests without -framed", func(t *testing.T) {
+		t.Parallel()
+		stdout, stderr, code := runClient(t, testContext(t), clientBin, "-addr", "127.0.0.1:1", "hello1", "hello2")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, `["hello1" "hello2"]`) || !strings.Contains(stderr, "-framed") {
+			t.Fatalf("client hello1 hello2: exit %d, stdout %q, stderr %q; want exit 2 quoting the arguments and naming -framed", code, stdout, stderr)
+		}
+	})
 	t.Run("request too long, server side", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t)
