@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
 )
@@ -249,6 +252,23 @@ func TestDemoErrors(t *testing.T) {
 	}
 }
 
+// TestDemoClientNoTimeout: -timeout 0 means no limit (it used to set a
+// deadline of "now", so every exchange failed at once).
+func TestDemoClientNoTimeout(t *testing.T) {
+	t.Parallel()
+	serverBin, clientBin := buildGo(t, "./cmd/server"), buildGo(t, "./cmd/client")
+	for _, framed := range []bool{false, true} {
+		ctx := testContext(t) // bounds the run, whatever the client's own limit
+		srv := startServer(t, ctx, serverBin, "-addr", "127.0.0.1:0", fmt.Sprintf("-framed=%v", framed))
+		args := []string{"-addr", srv.addr, "-timeout", "0", fmt.Sprintf("-framed=%v", framed)}
+		stdout, stderr, code := runClient(t, ctx, clientBin, args...)
+		if code != 0 || stdout != "server says: world\n" {
+			t.Fatalf("client %v: exit %d, stdout %q, stderr %q; want exit 0 and %q", args, code, stdout, stderr, "server says: world\n")
+		}
+		srv.stop(t)
+	}
+}
+
 // TestInteropWithC exchanges hello/world between netcore's programs and
 // the same programs in C on the plain socket API.
 func TestInteropWithC(t *testing.T) {
@@ -284,6 +304,109 @@ func TestInteropWithC(t *testing.T) {
 		}
 		if err := srv.cmd.Wait(); err != nil {
 			t.Errorf("C server: %v", err)
+		}
+	})
+}
+
+// TestDemoFramed runs the book's protocol end to end: pipelined requests,
+// each a 4-byte little-endian length and payload, answered in order, between
+// the Go programs and the C peers in every pairing.
+func TestDemoFramed(t *testing.T) {
+	t.Parallel()
+	serverBin, clientBin := buildGo(t, "./cmd/server"), buildGo(t, "./cmd/client")
+	reqs := []string{"hello1", "hello2", "", strings.Repeat("x", 4096), "hello3"}
+	wantStdout := strings.Repeat("server says: world\n", len(reqs))
+	var wantServer strings.Builder
+	for _, r := range reqs {
+		wantServer.WriteString("client says: " + r + "\n")
+	}
+
+	t.Run("Go client, Go server", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		srv := startServer(t, ctx, serverBin, "-addr", "127.0.0.1:0", "-framed")
+		args := append([]string{"-addr", srv.addr, "-framed"}, reqs...)
+		stdout, stderr, code := runClient(t, ctx, clientBin, args...)
+		if code != 0 || stdout != wantStdout {
+			t.Fatalf("client: exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, wantStdout)
+		}
+		if err, out := srv.stop(t); err != nil || out != wantServer.String() {
+			t.Errorf("server: %v, output %q; want %q", err, out, wantServer.String())
+		}
+	})
+	t.Run("C client, Go server", func(t *testing.T) {
+		t.Parallel()
+		cClient := buildC(t, "testdata/c/framed_client.c")
+		ctx := testContext(t)
+		srv := startServer(t, ctx, serverBin, "-addr", "127.0.0.1:0", "-framed")
+		host, port, _ := strings.Cut(srv.addr, ":")
+		stdout, stderr, code := runClient(t, ctx, cClient, append([]string{host, port}, reqs...)...)
+		if code != 0 || stdout != wantStdout {
+			t.Fatalf("C client: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, wantStdout)
+		}
+		// The server prints each request before it answers it, so the
+		// output is complete once the client has its answers.
+		if _, out := srv.stop(t); out != wantServer.String() {
+			t.Errorf("server output %q, want %q", out, wantServer.String())
+		}
+	})
+	t.Run("Go client, C server", func(t *testing.T) {
+		t.Parallel()
+		cServer := buildC(t, "testdata/c/framed_server.c")
+		ctx := testContext(t)
+		srv := startServer(t, ctx, cServer, "0")
+		stdout, stderr, code := runClient(t, ctx, clientBin, append([]string{"-addr", srv.addr, "-framed"}, reqs...)...)
+		if code != 0 || stdout != wantStdout {
+			t.Fatalf("client: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, wantStdout)
+		}
+		<-srv.done // the C server exits after its one client
+		if err := srv.cmd.Wait(); err != nil {
+			t.Errorf("C server: %v", err)
+		}
+		srv.mu.Lock()
+		out := srv.out.String()
+		srv.mu.Unlock()
+		if out != wantServer.String() {
+			t.Errorf("C server output %q, want %q", out, wantServer.String())
+		}
+	})
+	t.Run("request too long, client side", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		srv := startServer(t, ctx, serverBin, "-addr", "127.0.0.1:0", "-framed")
+		stdout, stderr, code := runClient(t, ctx, clientBin, "-addr", srv.addr, "-framed", "ok", strings.Repeat("y", 4097))
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "frame length 4097 exceeds the limit of 4096 bytes") {
+			t.Fatalf("client: exit %d, stdout %q, stderr %q; want exit 1 and the length and the limit named", code, stdout, stderr)
+		}
+	})
+	t.Run("requests without -framed", func(t *testing.T) {
+		t.Parallel()
+		stdout, stderr, code := runClient(t, testContext(t), clientBin, "-addr", "127.0.0.1:1", "hello1", "hello2")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, `["hello1" "hello2"]`) || !strings.Contains(stderr, "-framed") {
+			t.Fatalf("client hello1 hello2: exit %d, stdout %q, stderr %q; want exit 2 quoting the arguments and naming -framed", code, stdout, stderr)
+		}
+	})
+	t.Run("request too long, server side", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		srv := startServer(t, ctx, serverBin, "-addr", "127.0.0.1:0", "-framed")
+		c, err := netcore.Dial("tcp", srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(testTimeout))
+		req := []byte("\x02\x00\x00\x00ok\x88\x13\x00\x00") // "ok", then a header claiming 5000 bytes
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		if want := "\x05\x00\x00\x00world"; err != nil || string(got) != want {
+			t.Fatalf("read %q, %v; want the answer to the first request (%q) and then EOF", got, err, want)
+		}
+		_, out := srv.stop(t)
+		if !strings.Contains(out, "client says: ok\n") || !strings.Contains(out, "frame length 5000 exceeds the limit of 4096 bytes") {
+			t.Errorf("server output %q: want the first request and the length and limit of the second", out)
 		}
 	})
 }

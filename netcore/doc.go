@@ -38,9 +38,11 @@
 //     ListenAndServe bound. Accept errors that pass (EMFILE, a listener
 //     deadline) make it back off, never stop; a panicking handler is
 //     recovered and logged.
+//   - Framing: FrameCodec and FrameReader, length-prefixed frames over a
+//     byte slice or an io.Reader, for the protocol on top.
 //
-// Byte order, Sockaddr's text, netip and TCPAddr conversions, resolution
-// and the Server (over a listener of Go's net package) work on every
+// Byte order, Sockaddr's text, netip and TCPAddr conversions, resolution,
+// framing and the Server (over a listener of Go's net package) work on every
 // platform. Every other exported identifier exists everywhere too, with the
 // same signature, so code written for netcore compiles everywhere (except
 // SockaddrFromUnix and Sockaddr.Unix on Windows, whose signatures name

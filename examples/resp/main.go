@@ -1,0 +1,190 @@
+//go:build linux
+
+// Command resp is a small Redis-compatible server on netcore: an in-memory
+// key space served in RESP, the protocol of redis-cli and redis-benchmark.
+//
+//	go run ./examples/resp                       # listens on 127.0.0.1:6379
+//	go run ./examples/resp -addr 127.0.0.1:0     # a free port; the first line says which
+//	redis-cli -p 6379 set greeting hello
+//	redis-benchmark -p 6379 -t ping,set,get -q
+//
+// It runs PING, ECHO, SET, GET, DEL, EXISTS, INCR and QUIT, in RESP arrays
+// or as inline commands, and answers what clients ask at start-up (CONFIG
+// GET, COMMAND, COMMAND DOCS, HELLO 2, CLIENT SETNAME/SETINFO/GETNAME/ID,
+// SELECT 0) minimally. Bad input is handled as Redis handles it: a protocol
+// error is answered "-ERR Protocol error: ..." and the connection closed; a
+// bulk string longer than -max-bulk is refused as soon as its length is
+// read, before anything is allocated for it; an unknown command gets
+// "-ERR unknown command ...".
+//
+// The protocol lives in Session.Serve, a function over byte slices with no
+// I/O: it consumes the complete commands at the start of its input and
+// appends their replies to an output slice. Each -mode wraps it around a way
+// of doing I/O; see modes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/netcore-dev/netcore/netcore"
+)
+
+// config is what every mode needs besides the address.
+type config struct {
+	maxBulk  int  // longest bulk string accepted
+	maxQuery int  // largest incomplete command buffered for one connection
+	blocking bool // netcore's blocking fast path (Server mode)
+	logger   *slog.Logger
+}
+
+// A mode serves the Store on addr until ctx is cancelled, then shuts down
+// gracefully and returns nil (or returns the error that stopped it). It
+// calls ready with the bound address once it accepts connections.
+//
+// Adding the event loop is one entry here, a function that creates the
+// loop(s) on addr and, for each connection, keeps a *Session (from
+// store.NewSession(cfg.maxBulk)) and on each readiness event calls
+//
+//	n, out, closeConn := sess.Serve(input, output)
+//
+// in a loop while n > 0, where input is the connection's unconsumed input
+// bytes and output its output buffer; then it consumes n bytes of input,
+// queues out, and closes after flushing if closeConn. See serveConn for the
+// same steps over a Conn.
+var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error{
+	"server": runServer,
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:6379", "address to listen on (host:port; port 0 picks a free one)")
+	mode := flag.String("mode", "server", "how connections are served: server (netcore.Server, a goroutine per connection)")
+	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
+	maxQuery := flag.Int("max-query", 64<<20, "largest incomplete command buffered for one client, in bytes")
+	blocking := flag.Bool("blocking", false, "server mode: use netcore's blocking fast path (a thread per blocked connection)")
+	flag.Parse()
+	run, ok := modes[*mode]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "resp: unknown -mode %q\n", *mode)
+		os.Exit(2)
+	}
+	if *maxBulk <= 0 || *maxQuery < *maxBulk {
+		fmt.Fprintf(os.Stderr, "resp: -max-bulk %d must be positive and at most -max-query %d\n", *maxBulk, *maxQuery)
+		os.Exit(2)
+	}
+	cfg := config{
+		maxBulk:  *maxBulk,
+		maxQuery: *maxQuery,
+		blocking: *blocking,
+		logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, *addr, NewStore(), cfg, func(a net.Addr) {
+		fmt.Println("listening on", a)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resp:", err)
+		os.Exit(1)
+	}
+}
+
+// runServer is -mode server: a netcore.Server, one goroutine per
+// connection, each running serveConn.
+func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error {
+	lc := netcore.ListenConfig{Blocking: cfg.blocking}
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &netcore.Server{
+		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { serveConn(c, store, cfg) }),
+		Logger:  cfg.logger,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	ready(l.Addr())
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// A handler waiting in Read for a client's next command holds Shutdown
+	// up until this grace period ends and the Server closes what is left;
+	// a command in progress takes microseconds.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// readBuffer is a connection's first input buffer, Redis's PROTO_IOBUF_LEN.
+const readBuffer = 16 << 10
+
+// serveConn serves one connection: read what has arrived into a buffer
+// reused for the connection's life, let the Session run every complete
+// command in it, write all the replies with one Write, repeat. An
+// incomplete command stays at the front of the buffer until the rest comes;
+// the buffer grows (up to cfg.maxQuery) only for a command larger than it.
+func serveConn(c net.Conn, store *Store, cfg config) {
+	sess := store.NewSession(cfg.maxBulk)
+	buf := make([]byte, readBuffer)
+	var out []byte
+	r, w := 0, 0 // buf[r:w] is read but not yet consumed
+	for {
+		n, rerr := c.Read(buf[w:])
+		w += n
+		for {
+			k, o, closeConn := sess.Serve(buf[r:w], out)
+			out, r = o, r+k
+			if closeConn {
+				c.Write(out)
+				return
+			}
+			if k == 0 {
+				break
+			}
+			if len(out) >= replyBatch {
+				if _, err := c.Write(out); err != nil {
+					return
+				}
+				out = out[:0]
+			}
+		}
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+		}
+		if rerr != nil {
+			return // EOF, or the connection failed; the Server closes it
+		}
+		switch {
+		case r == w:
+			r, w = 0, 0
+		case w == len(buf) && r > 0:
+			w = copy(buf, buf[r:w])
+			r = 0
+		case w == len(buf):
+			if len(buf) >= cfg.maxQuery {
+				msg := fmt.Sprintf("-ERR Protocol error: a command over the query buffer limit of %d bytes\r\n", cfg.maxQuery)
+				c.Write([]byte(msg))
+				return
+			}
+			nb := make([]byte, min(2*len(buf), cfg.maxQuery))
+			w = copy(nb, buf[r:w])
+			buf, r = nb, 0
+		}
+	}
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Measures the RESP example (examples/resp) beside redis-server with the real
+# redis-benchmark, on loopback: for each load and each test, requests per
+# second (as redis-benchmark reports them) and the server's CPU time per
+# request (user + system, from /proc/PID/stat before and after the run).
+#
+#   scripts/redis-bench.sh                    # 200000 requests per run: the README's table
+#   N=2000 scripts/redis-bench.sh             # a quick check that it all works
+#   TARGETS='redis server' LOADS='-c 50 -P 1' TESTS=get scripts/redis-bench.sh
+#
+# TARGETS names the servers: "redis" (redis-server, no persistence) and the
+# example's modes ("server": netcore.Server, a goroutine per connection;
+# "server-blocking": the same on netcore's blocking fast path). Each runs in
+# its own process, started once; every run goes to each target in turn, so a
+# slow stretch of the machine hits all of them alike. redis-benchmark itself
+# needs about a core: requests/s saturates, and CPU per request is the
+# figure that separates servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-200000}
+TARGETS=${TARGETS:-redis server}
+TESTS=${TESTS:-ping_mbulk set get}
+LOADS=${LOADS:-"-c 50 -P 1;-c 1000 -P 1;-c 50 -P 16"}
+
+for tool in redis-server redis-benchmark; do
+	command -v "$tool" >/dev/null || { echo "redis-bench: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+go build -o "$dir/resp" ./examples/resp
+
+# freeport asks the kernel for a free loopback port: bind port 0, read the
+# port, release it. redis-server cannot listen on port 0 and report the port,
+# so it gets this one; another process could take the port in between (then
+# redis-server fails to start and the script says so).
+cat > "$dir/freeport.go" <<'EOF'
+package main
+
+import (
+	"fmt"
+	"net"
+)
+
+func main() {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+}
+EOF
+go build -o "$dir/freeport" "$dir/freeport.go"
+
+# waitline FILE PATTERN PID: wait (at most 10 s) for PATTERN in FILE.
+waitline() {
+	for _ in $(seq 100); do
+		grep -qs "$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || { echo "redis-bench: server exited:" >&2; cat "$1" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "redis-bench: server did not start:" >&2; cat "$1" >&2; exit 1
+}
+
+declare -A port pid
+for target in $TARGETS; do
+	log="$dir/$target.log"
+	case $target in
+	redis)
+		p=$("$dir/freeport")
+		redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no --daemonize no >"$log" 2>&1 &
+		pid[$target]=$!; pids+=($!)
+		waitline "$log" "Ready to accept connections" "${pid[$target]}"
+		port[$target]=$p
+		;;
+	server | server-blocking)
+		args=(-addr 127.0.0.1:0 -mode server)
+		[ "$target" = server-blocking ] && args+=(-blocking)
+		"$dir/resp" "${args[@]}" >"$log" 2>&1 &
+		pid[$target]=$!; pids+=($!)
+		waitline "$log" '^listening on ' "${pid[$target]}"
+		port[$target]=$(awk '/^listening on /{n=split($3,a,":"); print a[n]; exit}' "$log")
+		;;
+	*)
+		echo "redis-bench: unknown target $target" >&2; exit 1
+		;;
+	esac
+done
+
+tck=$(getconf CLK_TCK)
+# cputicks PID: user + system time of the process, in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+printf '%s\n' "redis-benchmark, $N requests per run, $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
+header="| load | test |"
+rule="| --- | --- |"
+for target in $TARGETS; do
+	header+=" $target req/s | $target CPU us/req |"
+	rule+=" --- | --- |"
+done
+echo "$header"
+echo "$rule"
+
+IFS=';' read -ra loads <<<"$LOADS"
+for load in "${loads[@]}"; do
+	for test in $TESTS; do
+		row="| $load | $test |"
+		for target in $TARGETS; do
+			before=$(cputicks "${pid[$target]}")
+			# shellcheck disable=SC2086 # $load is a list of flags
+			csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$target]}" $load -n "$N" -t "$test" --csv 2>"$dir/bench.err") || {
+				echo "redis-bench: redis-benchmark failed against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
+			}
+			if grep -qi error "$dir/bench.err" || grep -qi error <<<"$csv"; then
+				echo "redis-bench: errors against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
+			fi
+			after=$(cputicks "${pid[$target]}")
+			rps=$(awk -F'"' 'NR==2{print $4}' <<<"$csv")
+			[ -n "$rps" ] || { echo "redis-bench: no result from redis-benchmark against $target: $csv" >&2; exit 1; }
+			us=$(awk -v d=$((after - before)) -v t="$tck" -v n="$N" 'BEGIN{printf "%.2f", d * 1e6 / t / n}')
+			row+=" $(printf '%.0f' "$rps") | $us |"
+		done
+		echo "$row"
+	done
+done
