@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -443,5 +444,49 @@ func TestLingerCloseBlocksLikeASyscall(t *testing.T) {
 	}
 	if at := waitFor(t, ran, "the other goroutine").Sub(start); at > linger/2 {
 		t.Errorf("another goroutine first ran %v into a %v lingering Close: Close held the only P", at, took)
+	}
+}
+
+// TestErrorsAsGoNet: errors read as Go's net writes them. A Read or Write
+// error names both ends and the network the caller passed; dialing a
+// wildcard address reports the peer the kernel connected to; "host:" is
+// port 0; a network netcore does not speak is named as such.
+func TestErrorsAsGoNet(t *testing.T) {
+	t.Parallel()
+	for _, blocking := range modes {
+		client, _, l := modePair(t, blocking, "tcp", "127.0.0.1:0")
+		client.Close()
+		_, err := client.Read(make([]byte, 1))
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Net != "tcp" || oe.Source == nil || oe.Addr == nil ||
+			oe.Source.String() != client.LocalAddr().String() || oe.Addr.String() != l.Addr().String() {
+			t.Errorf("%s: Read after Close = %#v, want a *net.OpError on \"tcp\" naming %v and %v", modeName(blocking), err, client.LocalAddr(), l.Addr())
+		}
+	}
+
+	wild := listen(t, "tcp4", "0.0.0.0:0")
+	c, err := netcore.Dial("tcp4", wild.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.RemoteSockaddr(); got.Addr().IsUnspecified() || got.Port() != wild.Sockaddr().Port() {
+		t.Errorf("RemoteAddr after dialing %v = %v, want the peer the kernel connected to", wild.Addr(), got)
+	}
+
+	l, err := netcore.Listen("tcp", "127.0.0.1:")
+	if err != nil {
+		t.Fatalf(`Listen("tcp", "127.0.0.1:") = %v, want port 0 as in Go's net`, err)
+	}
+	if l.Sockaddr().Port() == 0 {
+		t.Errorf("Listen on port 0 reports port 0, want the port the kernel chose")
+	}
+	l.Close()
+
+	for _, network := range []string{"unix", "udp"} {
+		_, err := netcore.Dial(network, "/run/x.sock")
+		if err == nil || !strings.Contains(err.Error(), `network "`+network+`" is not supported`) || strings.Count(err.Error(), "netcore:") != 1 {
+			t.Errorf("Dial(%q, ...) = %v, want one error naming the network as unsupported", network, err)
+		}
 	}
 }

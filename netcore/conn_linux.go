@@ -24,7 +24,7 @@ import (
 // nil.
 type Conn struct {
 	fd      descriptor
-	network string   // "tcp4" or "tcp6" after the peer's address, for errors
+	network string   // the network the caller named, for errors, as Go's net reports it
 	raddr   Sockaddr // the peer, known when the connection is made
 	unmap   bool     // report an IPv4-mapped local address as IPv4 (dual-stack listeners)
 	laddrMu sync.Mutex
@@ -49,12 +49,10 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-// newConn returns a Conn over fd to the peer raddr.
-func newConn(fd descriptor, raddr Sockaddr) *Conn {
-	c := &Conn{fd: fd, raddr: raddr, network: "tcp4"}
-	if raddr.Is6() {
-		c.network = "tcp6"
-	}
+// newConn returns a Conn over fd to the peer raddr, dialed or accepted on
+// network.
+func newConn(fd descriptor, network string, raddr Sockaddr) *Conn {
+	c := &Conn{fd: fd, raddr: raddr, network: network}
 	c.rd.init(dirRead, "read", false, c)
 	c.wr.init(dirWrite, "write", false, c)
 	return c

@@ -116,7 +116,14 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 	if err != nil {
 		return nil, err
 	}
-	c := newConn(fd, sa)
+	if sa.Addr().IsUnspecified() {
+		// Connecting to a wildcard address reaches this host; the peer
+		// is what the kernel made of it.
+		if sa, err = sockname(fd.private(), true); err != nil {
+			return nil, err
+		}
+	}
+	c := newConn(fd, network, sa)
 	c.laddr = local
 	return c, nil
 }

@@ -216,7 +216,7 @@ func (l *Listener) accept() (*Conn, error) {
 	if l.unmap {
 		peer = peer.Unmap()
 	}
-	c := newConn(fd, peer)
+	c := newConn(fd, l.network, peer)
 	c.unmap = l.unmap
 	if !l.addr.Addr().IsUnspecified() {
 		// The listener's own address is the connection's: no

@@ -2,18 +2,26 @@ package netcore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // Resolve is the getaddrinfo step: it turns address, a "host:port" string,
 // into socket addresses in the resolver's order, keeping those that fit
 // network ("tcp", "tcp4" or "tcp6"). See ResolveHostPort.
 func Resolve(ctx context.Context, network, address string) ([]Sockaddr, error) {
+	if _, err := ipNetwork(network); err != nil {
+		return nil, &ResolveError{Network: network, Address: address, Err: err}
+	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			err = errors.New(ae.Err) // the address is quoted already
+		}
 		return nil, &ResolveError{Network: network, Address: address, Err: err}
 	}
 	sas, err := ResolveHostPort(ctx, network, host, port)
@@ -96,7 +104,7 @@ func ipNetwork(network string) (string, error) {
 	case "tcp6":
 		return "ip6", nil
 	}
-	return "", fmt.Errorf("unknown network %q (want \"tcp\", \"tcp4\" or \"tcp6\")", network)
+	return "", fmt.Errorf("network %q is not supported (netcore speaks \"tcp\", \"tcp4\" and \"tcp6\")", network)
 }
 
 func fitsNetwork(network string, ip netip.Addr) bool {
@@ -111,7 +119,7 @@ func fitsNetwork(network string, ip netip.Addr) bool {
 
 func resolvePort(ctx context.Context, port string) (uint16, error) {
 	if port == "" {
-		return 0, fmt.Errorf("missing port")
+		return 0, nil // "host:" means port 0, as in Go's net
 	}
 	if port[0] >= '0' && port[0] <= '9' {
 		n, err := strconv.ParseUint(port, 10, 16)
@@ -137,7 +145,7 @@ type ResolveError struct {
 
 // Error names the network and quotes the address.
 func (e *ResolveError) Error() string {
-	return fmt.Sprintf("netcore: resolve %s address %q: %v", e.Network, e.Address, e.Err)
+	return fmt.Sprintf("netcore: resolve %s address %q: %s", e.Network, e.Address, strings.TrimPrefix(e.Err.Error(), "netcore: "))
 }
 
 // Unwrap returns Err, so errors.Is and errors.As see the cause.

@@ -3,6 +3,7 @@ package netcore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func TestResolveErrors(t *testing.T) {
 		{"tcp", "127.0.0.1"},
 		{"tcp", "127.0.0.1:65536"},
 		{"tcp", "127.0.0.1:no-such-service-xyz"},
-		{"tcp", "127.0.0.1:"},
+		{"unix", "/tmp/socket"},
 		{"tcp6", "127.0.0.1:80"},
 		{"tcp4", "[::1]:80"},
 		{"tcp", "[fe80::1%no-such-if0]:80"},
@@ -91,7 +92,29 @@ func TestResolveErrors(t *testing.T) {
 			if !errors.As(err, &re) || !strings.Contains(err.Error(), `"`+tt.address+`"`) {
 				t.Errorf("Resolve(%q, %q) error %q is not a *ResolveError quoting the address", tt.network, tt.address, err)
 			}
+			if n := strings.Count(err.Error(), "netcore:"); n != 1 {
+				t.Errorf("Resolve(%q, %q) error %q says \"netcore:\" %d times, want once", tt.network, tt.address, err, n)
+			}
 		})
+	}
+}
+
+// TestResolveUnsupportedNetwork: a network netcore does not speak is the
+// error, before the address is looked at ("unix" has no port to miss).
+func TestResolveUnsupportedNetwork(t *testing.T) {
+	for _, network := range []string{"unix", "udp", "ip4", ""} {
+		_, err := netcore.Resolve(context.Background(), network, "/run/x.sock")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("network %q is not supported", network)) || strings.Contains(err.Error(), "missing port") {
+			t.Errorf("Resolve(%q, a path) = %v, want the network named as unsupported", network, err)
+		}
+	}
+}
+
+// TestResolveEmptyPort: "host:" means port 0, as in Go's net.
+func TestResolveEmptyPort(t *testing.T) {
+	sas, err := netcore.Resolve(context.Background(), "tcp", "127.0.0.1:")
+	if err != nil || len(sas) != 1 || sas[0] != netcore.MustParseSockaddr("127.0.0.1:0") {
+		t.Errorf(`Resolve("tcp", "127.0.0.1:") = %v, %v, want [127.0.0.1:0]`, sas, err)
 	}
 }
 

@@ -72,10 +72,13 @@ func SockaddrFromAddrPort(ap netip.AddrPort) (Sockaddr, error) {
 	return Sockaddr{}, errors.New("netcore: invalid netip.AddrPort (zero value)")
 }
 
-// SockaddrFromTCPAddr returns the socket address of a. A nil a, or one whose
-// IP is neither 4 nor 16 bytes long, is an error. A 16-byte IPv4-mapped IP
-// (the form net.ParseIP returns for "1.2.3.4") is taken as IPv4, as Go's net
-// package does; the zone is resolved as in SockaddrFromAddrPort.
+// SockaddrFromTCPAddr returns the socket address of a. An empty (nil) IP is
+// the wildcard address, as in Go's net package, given here as the IPv6 one
+// ([::]:port), which a "tcp" listener serves dual-stack. A 16-byte
+// IPv4-mapped IP (the form net.ParseIP returns for "1.2.3.4") is taken as
+// IPv4, as Go's net package does; the zone is resolved as in
+// SockaddrFromAddrPort. A nil a, an IP neither 0, 4 nor 16 bytes long, or
+// a zone on an IPv4 address is an error.
 func SockaddrFromTCPAddr(a *net.TCPAddr) (Sockaddr, error) {
 	if a == nil {
 		return Sockaddr{}, errors.New("netcore: nil *net.TCPAddr")
@@ -83,11 +86,20 @@ func SockaddrFromTCPAddr(a *net.TCPAddr) (Sockaddr, error) {
 	if a.Port < 0 || a.Port > 0xffff {
 		return Sockaddr{}, fmt.Errorf("netcore: port %d of TCPAddr %q out of range 0-65535", a.Port, a.String())
 	}
-	if ip4 := a.IP.To4(); ip4 != nil && a.Zone == "" {
+	if len(a.IP) == 0 {
+		if a.Zone != "" {
+			return Sockaddr{}, fmt.Errorf("netcore: TCPAddr %q has a zone but no IP", a.String())
+		}
+		return SockaddrFrom16([16]byte{}, uint16(a.Port), 0), nil
+	}
+	if ip4 := a.IP.To4(); ip4 != nil {
+		if a.Zone != "" {
+			return Sockaddr{}, fmt.Errorf("netcore: TCPAddr %q: an IPv4 address takes no zone", a.String())
+		}
 		return SockaddrFrom4([4]byte(ip4), uint16(a.Port)), nil
 	}
 	if len(a.IP) != net.IPv6len {
-		return Sockaddr{}, fmt.Errorf("netcore: TCPAddr %q has an IP of %d bytes, want 4 or 16", a.String(), len(a.IP))
+		return Sockaddr{}, fmt.Errorf("netcore: TCPAddr with an IP of %d bytes (% x), want 4 or 16", len(a.IP), []byte(a.IP))
 	}
 	scope, err := scopeID(a.Zone)
 	if err != nil {

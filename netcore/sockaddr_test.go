@@ -215,6 +215,7 @@ func TestSockaddrFromTCPAddr(t *testing.T) {
 		{"4-byte v4", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1).To4(), Port: 80}, "10.0.0.1:80"},
 		{"v6", &net.TCPAddr{IP: net.IPv6loopback, Port: 65535}, "[::1]:65535"},
 		{"zone", &net.TCPAddr{IP: net.ParseIP("fe80::2"), Port: 1, Zone: "3"}, "[fe80::2%3]:1"},
+		{"nil IP is the wildcard", &net.TCPAddr{Port: 80}, "[::]:80"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,9 +301,20 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("SockaddrFromUnix(%#v) = %v, want an error", u, sa)
 		}
 	}
-	for _, a := range []*net.TCPAddr{nil, {IP: net.IP{1, 2, 3}, Port: 1}, {IP: net.IPv4(1, 2, 3, 4), Port: 65536}, {IP: net.IPv6loopback, Zone: "no-such-if0"}} {
-		if sa, err := netcore.SockaddrFromTCPAddr(a); err == nil {
-			t.Errorf("SockaddrFromTCPAddr(%v) = %v, want an error", a, sa)
+	for _, tt := range []struct {
+		a    *net.TCPAddr
+		want string // in the message
+	}{
+		{nil, "nil *net.TCPAddr"},
+		{&net.TCPAddr{IP: net.IP{1, 2, 3}, Port: 1}, "IP of 3 bytes (01 02 03), want 4 or 16"},
+		{&net.TCPAddr{IP: net.IPv4(1, 2, 3, 4), Port: 65536}, "port 65536"},
+		{&net.TCPAddr{IP: net.IPv6loopback, Zone: "no-such-if0"}, `"no-such-if0"`},
+		{&net.TCPAddr{IP: net.IPv4(1, 2, 3, 4).To4(), Zone: "lo"}, "an IPv4 address takes no zone"},
+		{&net.TCPAddr{Zone: "lo"}, "a zone but no IP"},
+	} {
+		sa, err := netcore.SockaddrFromTCPAddr(tt.a)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("SockaddrFromTCPAddr(%v) = %v, %v; want an error saying %q", tt.a, sa, err, tt.want)
 		}
 	}
 	if sa, err := netcore.SockaddrFromAddrPort(netip.AddrPort{}); err == nil {
