@@ -490,3 +490,63 @@ func TestErrorsAsGoNet(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepAliveAsGoNet: dialed and accepted connections have TCP
+// keep-alive on with Go's 15 s period unless asked otherwise; a negative
+// KeepAlive leaves it off, a positive one sets the period.
+func TestKeepAliveAsGoNet(t *testing.T) {
+	t.Parallel()
+	opts := func(c *netcore.Conn) (on, idle, intvl int) {
+		t.Helper()
+		var err error
+		mustRaw(t, c).Control(func(fd uintptr) {
+			s := int(fd)
+			on, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+			if err == nil {
+				idle, err = unix.GetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+			}
+			if err == nil {
+				intvl, err = unix.GetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return on, idle, intvl
+	}
+	for _, tt := range []struct {
+		name      string
+		keepAlive time.Duration
+		on        int
+		period    int // seconds, when on
+	}{
+		{"default", 0, 1, 15},
+		{"off", -1, 0, 0},
+		{"7s", 7 * time.Second, 1, 7},
+	} {
+		lc := netcore.ListenConfig{KeepAlive: tt.keepAlive}
+		l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		d := netcore.Dialer{KeepAlive: tt.keepAlive, Timeout: testTimeout}
+		client, err := d.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		server, err := l.AcceptConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer server.Close()
+		for end, c := range map[string]*netcore.Conn{"dialed": client, "accepted": server} {
+			on, idle, intvl := opts(c)
+			if on != tt.on || (tt.on == 1 && (idle != tt.period || intvl != tt.period)) {
+				t.Errorf("KeepAlive %v, %s: SO_KEEPALIVE %d, TCP_KEEPIDLE %d, TCP_KEEPINTVL %d; want %d and a %d s period",
+					tt.keepAlive, end, on, idle, intvl, tt.on, tt.period)
+			}
+		}
+	}
+}

@@ -6,6 +6,21 @@ import "time"
 // that code written against them compiles everywhere; their methods are in
 // listener_linux.go and dial_linux.go (and return ErrLinuxOnly elsewhere).
 
+// DefaultKeepAlive is the keep-alive period of connections whose Dialer
+// or ListenConfig leaves KeepAlive 0: Go's net default.
+const DefaultKeepAlive = 15 * time.Second
+
+// keepAlivePeriod is the period a KeepAlive field asks for; 0 for off.
+func keepAlivePeriod(ka time.Duration) time.Duration {
+	switch {
+	case ka < 0:
+		return 0
+	case ka == 0:
+		return DefaultKeepAlive
+	}
+	return ka
+}
+
 // ListenConfig holds the options applied between socket(2) and bind(2).
 // The zero ListenConfig is what Listen uses.
 type ListenConfig struct {
@@ -26,6 +41,12 @@ type ListenConfig struct {
 	// IPv6 addresses ([::ffff:1.2.3.4]:5) instead of unmapping them to IPv4
 	// (1.2.3.4:5), which is the default.
 	KeepMapped bool
+	// KeepAlive is the keep-alive period of accepted connections, as in
+	// Go's net: 0 turns TCP keep-alive on with DefaultKeepAlive (15 s
+	// idle before the first probe, 15 s between probes, the kernel's 9
+	// probes); a positive value uses that period instead (rounded up to
+	// whole seconds); a negative value leaves keep-alive off.
+	KeepAlive time.Duration
 	// Nagle leaves Nagle's algorithm on for accepted connections. By
 	// default netcore sets TCP_NODELAY on every connection, as Go's net
 	// does, so small writes go out at once.
@@ -60,8 +81,11 @@ type Dialer struct {
 	LocalAddr Sockaddr
 	// Device binds the socket to a network interface (SO_BINDTODEVICE).
 	Device string
-	// KeepAlive > 0 turns TCP keep-alive on with this idle time and probe
-	// interval; 0 leaves it off (the kernel's default).
+	// KeepAlive is the keep-alive period, as in Go's net: 0 turns TCP
+	// keep-alive on with DefaultKeepAlive; a positive value is the idle
+	// time before the first probe and the interval between probes
+	// (rounded up to whole seconds); a negative value leaves keep-alive
+	// off.
 	KeepAlive time.Duration
 	// Nagle leaves Nagle's algorithm on. By default netcore sets
 	// TCP_NODELAY, as Go's net does.

@@ -136,8 +136,8 @@ func (d *Dialer) setup(s int) error {
 			return err
 		}
 	}
-	if d.KeepAlive > 0 {
-		if err := setKeepAlive(s, true, d.KeepAlive); err != nil {
+	if p := keepAlivePeriod(d.KeepAlive); p > 0 {
+		if err := setKeepAlive(s, true, p); err != nil {
 			return err
 		}
 	}

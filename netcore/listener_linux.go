@@ -87,7 +87,8 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 	if err := fd.ready(true); err != nil {
 		return nil, err
 	}
-	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle, flags: fd.acceptFlags()}
+	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle, flags: fd.acceptFlags(),
+		keepAlive: keepAlivePeriod(lc.KeepAlive)}
 	l.ac.init(dirRead, "accept4", true, l)
 	return l, nil
 }
@@ -137,12 +138,13 @@ func maxListenerBacklog() int { return somaxconn() }
 // are safe to call from different goroutines, and Close wakes a blocked
 // Accept.
 type Listener struct {
-	fd      descriptor
-	addr    Sockaddr
-	network string
-	unmap   bool
-	noDelay bool
-	flags   int // accept4's, for the mode
+	fd        descriptor
+	addr      Sockaddr
+	network   string
+	unmap     bool
+	noDelay   bool
+	flags     int           // accept4's, for the mode
+	keepAlive time.Duration // for accepted connections; 0 for none
 
 	// Accept holds mu for the whole call; the op, bound at Listen, leaves
 	// its result in these fields.
@@ -201,9 +203,9 @@ func (l *Listener) accept() (*Conn, error) {
 		closeRaw(s)
 		return nil, err
 	}
-	// The one call before s is wrapped (on the raw descriptor, which
+	// The options, on the raw descriptor before it is wrapped (which
 	// costs no closure).
-	if l.noDelay && setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
+	if err := l.setup(s); err != nil {
 		// The new socket refuses an option every TCP socket takes: it is
 		// already dead. Drop it, as for ECONNABORTED.
 		closeRaw(s)
@@ -224,6 +226,20 @@ func (l *Listener) accept() (*Conn, error) {
 		c.laddr = l.addr
 	}
 	return c, nil
+}
+
+// setup sets an accepted socket's options: TCP_NODELAY and keep-alive,
+// as Go's net does.
+func (l *Listener) setup(s int) error {
+	if l.noDelay {
+		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return err
+		}
+	}
+	if l.keepAlive > 0 {
+		return setKeepAlive(s, true, l.keepAlive)
+	}
+	return nil
 }
 
 // attempt is one accept4(2).
