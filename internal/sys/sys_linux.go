@@ -29,11 +29,15 @@ const (
 	OpPoll
 	OpFcntl
 	OpTgkill
+	OpSendfile
+	OpSplice
+	OpPipe
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
-	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill"}
+	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill",
+	"sendfile", "splice", "pipe2"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
@@ -279,6 +283,50 @@ func Close(fd int) error {
 	}
 	_, _, e := unix.Syscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 	return errnoErr(e)
+}
+
+// Sendfile wraps sendfile(2) from the current offset of file descriptor
+// in (a nil offset: the kernel advances it) to out, at most n bytes. A
+// Filter's Len lowers n.
+func Sendfile(out, in, n int) (int, error) {
+	n, err := enter(Call{Op: OpSendfile, FD: out, Len: n})
+	if err != nil {
+		return -1, err
+	}
+	r, _, e := unix.Syscall6(unix.SYS_SENDFILE, uintptr(out), uintptr(in), 0, uintptr(n), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Splice wraps splice(2) between descriptors in and out (one of them a
+// pipe), at most n bytes, with no offsets. FD is the socket end, fd.
+// A Filter's Len lowers n.
+func Splice(fd, in, out, n, flags int) (int, error) {
+	n, err := enter(Call{Op: OpSplice, FD: fd, Len: n})
+	if err != nil {
+		return -1, err
+	}
+	r, _, e := unix.Syscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), uintptr(flags))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Pipe2 wraps pipe2(2): p[0] is the read end, p[1] the write end.
+func Pipe2(p *[2]int, flags int) error {
+	if _, err := enter(Call{Op: OpPipe, FD: -1}); err != nil {
+		return err
+	}
+	var fds [2]int32
+	_, _, e := unix.RawSyscall(unix.SYS_PIPE2, uintptr(unsafe.Pointer(&fds)), uintptr(flags), 0)
+	if e != 0 {
+		return e
+	}
+	p[0], p[1] = int(fds[0]), int(fds[1])
+	return nil
 }
 
 // Tgkill wraps tgkill(2): it sends sig to thread tid of process pid.
