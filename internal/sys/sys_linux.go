@@ -28,11 +28,17 @@ const (
 	OpGetpeername
 	OpPoll
 	OpFcntl
+	OpEpollCreate // epoll_create1
+	OpEpollCtl
+	OpEpollWait // epoll_pwait, as epoll_wait
+	OpEventfd
+	OpOpen // openat, for the reserve descriptor
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
-	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl"}
+	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
