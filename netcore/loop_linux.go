@@ -326,13 +326,11 @@ func (l *eventLoop) post(t task) bool {
 	l.queue = append(l.queue, t)
 	// One eventfd write per loop wake-up is enough. It is made under qmu
 	// so that the loop cannot close the eventfd in between.
+	// EAGAIN would mean the counter is full, which cannot happen (it
+	// would take 2^64 wake-ups): retried like EINTR, so a wake-up is
+	// never lost.
 	if !l.wakePending.Swap(true) {
-		var one = [8]byte{1}
-		for {
-			_, err := sys.Write(l.wakefd, one[:])
-			if classify(err, false) != retry {
-				break
-			}
+		for err := sys.Wake(l.wakefd); err != nil && classify(err, false) != fail; err = sys.Wake(l.wakefd) {
 		}
 	}
 	return true
@@ -481,13 +479,13 @@ func (l *eventLoop) markDirty(c *LoopConn) {
 	}
 }
 
-// expire closes the connections idle for IdleTimeout.
+// expire closes the connections idle for IdleTimeout and watches again
+// the listeners whose back-off has ended.
 func (l *eventLoop) expire() {
-	if l.lim.idle <= 0 {
-		return
-	}
-	for c := l.idleHead; c != nil && c.last+int64(l.lim.idle) <= l.now; c = l.idleHead {
-		l.fail(c, &LimitError{Limit: "IdleTimeout", Value: int64(l.lim.idle)})
+	if l.lim.idle > 0 {
+		for c := l.idleHead; c != nil && c.last+int64(l.lim.idle) <= l.now; c = l.idleHead {
+			l.fail(c, &LimitError{Limit: "IdleTimeout", Value: int64(l.lim.idle)})
+		}
 	}
 	now := l.now
 	for _, a := range l.accs {

@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -89,4 +90,16 @@ func Open(path string, flags int, mode uint32) (int, error) {
 		return -1, e
 	}
 	return int(r), nil
+}
+
+// Wake adds 1 to an eventfd's counter: a write(2) of 8 bytes, counted as
+// OpWake (not OpWrite, so that a Filter shortening writes leaves it alone).
+func Wake(fd int) error {
+	if _, err := enter(Call{Op: OpWake, FD: fd}); err != nil {
+		return err
+	}
+	var one [8]byte // eventfd takes a uint64 in host order
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one[0])), 8)
+	return errnoErr(e)
 }

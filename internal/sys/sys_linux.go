@@ -33,12 +33,13 @@ const (
 	OpEpollWait // epoll_pwait, as epoll_wait
 	OpEventfd
 	OpOpen // openat, for the reserve descriptor
+	OpWake // write(2) of 1 to an eventfd
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
 	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl",
-	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat"}
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
