@@ -1070,11 +1070,18 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		closeRaw(l.reserve)
 		l.reserve = -1
 		a.nfd, a.err = -1, nil
-		if a.rc.Control(a.fn) == nil && a.err == nil && a.nfd >= 0 {
+		cerr := a.rc.Control(a.fn)
+		l.openReserve()
+		switch {
+		case cerr == nil && a.err == nil && a.nfd >= 0:
 			closeRaw(a.nfd)
 			shed = true
+		case cerr == nil && classify(a.err, true) == wait:
+			// accept4 checks for a free descriptor before it looks at
+			// the queue: nobody was waiting. The next connection
+			// wakes us.
+			return
 		}
-		l.openReserve()
 	}
 	a.backoff = nextBackoff(a.backoff)
 	if !shed {
