@@ -51,7 +51,10 @@ const (
 // ErrLoopClosed, or until accepting fails for a reason that will not pass
 // (the listener was closed by someone else, say), when it returns that
 // error. Serve owns l from here on and closes it when it returns; nothing
-// else may Accept on it. Several Serve calls may share one Loop.
+// else may Accept on it, and it should be closed only through Shutdown or
+// Close (a listener closed behind Serve's back just stops accepting: epoll
+// says nothing about it). A blocking-mode listener is switched to
+// non-blocking. Several Serve calls may share one Loop.
 func (lp *Loop) Serve(l *Listener) error {
 	if lp.Handler == nil {
 		l.Close()

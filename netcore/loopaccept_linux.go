@@ -194,37 +194,39 @@ func (l *eventLoop) accept(a *acceptor) {
 func (l *eventLoop) acceptLimit(a *acceptor) {
 	st := &l.lp.state
 	st.acceptLimits.Add(1)
-	cause := os.NewSyscallError("accept4", a.err)
-	shed := false
+	cause := a.opErr(os.NewSyscallError("accept4", a.err))
 	if l.reserve >= 0 && (errors.Is(a.err, unix.EMFILE) || errors.Is(a.err, unix.ENFILE)) {
 		closeRaw(l.reserve)
 		l.reserve = -1
 		a.nfd, a.err = -1, nil
 		cerr := a.rc.Control(a.fn)
-		l.openReserve()
 		switch {
 		case cerr == nil && a.err == nil && a.nfd >= 0:
+			a.backoff = nextBackoff(a.backoff)
+			l.logLimit(a, "netcore: accept failed; closed a waiting connection with the reserve descriptor",
+				"err", cause, "log_backoff", a.backoff)
 			closeRaw(a.nfd)
-			shed = true
+			l.openReserve()
+			return
 		case cerr == nil && classify(a.err, true) == wait:
 			// accept4 checks for a free descriptor before it looks at
 			// the queue: nobody was waiting. The next connection
 			// wakes us.
+			l.openReserve()
 			return
 		}
+		l.openReserve()
 	}
 	a.backoff = nextBackoff(a.backoff)
-	if !shed {
-		a.rearmAt = l.now + int64(a.backoff)
-		l.armListener(a, 0)
-	}
+	a.rearmAt = l.now + int64(a.backoff)
+	l.armListener(a, 0)
+	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
+}
+
+// logLimit logs a resource-limit message at most once per back-off period.
+func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 	if l.now >= a.nextLog {
 		a.nextLog = l.now + int64(a.backoff)
-		if shed {
-			l.lp.logger().Warn("netcore: accept failed; closed a waiting connection with the reserve descriptor",
-				"err", a.opErr(cause), "log_backoff", a.backoff)
-		} else {
-			l.lp.logger().Warn("netcore: accept failed; backing off", "err", a.opErr(cause), "backoff", a.backoff)
-		}
+		l.lp.logger().Warn(msg, args...)
 	}
 }
