@@ -180,7 +180,7 @@ type loopEchoMachine struct {
 }
 
 func (m *loopEchoMachine) Write(t *rapid.T) {
-	p := randomBytes(rapid.IntRange(1, 64<<10).Draw(t, "chunk"))
+	p := randomBytes(rapid.IntRange(1, 16<<10).Draw(t, "chunk"))
 	if _, err := m.c.Write(p); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -191,7 +191,7 @@ func (m *loopEchoMachine) Write(t *rapid.T) {
 // the handler may be holding input back).
 func (m *loopEchoMachine) ReadSome(t *rapid.T) {
 	buf := make([]byte, 256<<10)
-	m.c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+	m.c.SetReadDeadline(time.Now().Add(time.Millisecond))
 	n, err := m.c.Read(buf)
 	m.c.SetReadDeadline(time.Now().Add(testTimeout))
 	if err != nil && !errors.Is(err, errDeadlineExceeded) {
@@ -340,6 +340,10 @@ func TestLoopBackPressure(t *testing.T) {
 		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20}
 	addr := serveLoop(t, lp)
 	hog := dialLoop(t, addr)
+	// Small socket buffers on the client's side, so that the kernel holds
+	// less before the stall.
+	hog.SetReadBuffer(64 << 10)
+	hog.SetWriteBuffer(64 << 10)
 	// Write until a write stalls: the server has stopped reading and
 	// every buffer on the way is full.
 	var sent bytes.Buffer

@@ -664,7 +664,7 @@ func (l *eventLoop) read(c *LoopConn) {
 		if classify(err, false) == wait {
 			return
 		}
-		l.closeConn(c, os.NewSyscallError("read", err))
+		l.closeConn(c, c.opErr("read", "read", err))
 		return
 	}
 	l.touch(c)
@@ -715,7 +715,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 		case classify(err, false) == wait:
 			c.blocked = true
 		default:
-			l.closeConn(c, os.NewSyscallError("write", err))
+			l.closeConn(c, c.opErr("write", "write", err))
 			return
 		}
 	}
@@ -724,7 +724,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 		if c.wantShutWr && !c.shutWr {
 			c.shutWr = true
 			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
-				l.closeConn(c, os.NewSyscallError("shutdown", err))
+				l.closeConn(c, c.opErr("close-write", "shutdown", err))
 				return
 			}
 		}
@@ -759,7 +759,7 @@ func (l *eventLoop) rearm(c *LoopConn) {
 	}
 	ev := unix.EpollEvent{Events: want, Fd: int32(c.fd), Pad: int32(c.seq)}
 	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
-		l.closeConn(c, os.NewSyscallError("epoll_ctl", err))
+		l.closeConn(c, c.opErr("read", "epoll_ctl", err))
 		return
 	}
 	// Input that waited while reading was paused is reported at the

@@ -54,7 +54,7 @@ func (a *acceptor) finish(err error) {
 }
 
 func (a *acceptor) opErr(err error) error {
-	return opError("accept", a.l.network, "accept4", a.l.Sockaddr(), Sockaddr{}, err)
+	return opError("accept", a.l.Addr().Network(), "accept4", a.l.Sockaddr(), Sockaddr{}, err)
 }
 
 // listen starts watching a's listener (level-triggered).

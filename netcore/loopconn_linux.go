@@ -206,3 +206,9 @@ func (c *LoopConn) SetUserData(v any) { c.user = v }
 
 // UserData returns the value SetUserData attached, nil if none.
 func (c *LoopConn) UserData() any { return c.user }
+
+// opErr wraps a failed system call on c as Conn does: an *os.SyscallError
+// in a *net.OpError with both addresses.
+func (c *LoopConn) opErr(op, syscallName string, err error) error {
+	return opError(op, "tcp", syscallName, c.local, c.peer, err)
+}
