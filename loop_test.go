@@ -173,15 +173,35 @@ func TestLoopEchoManyClients(t *testing.T) {
 	}
 }
 
-// The echo state machine: a client writes random chunks and reads the echo
-// at random moments, then half-closes; the handler consumes
-// input in amounts drawn by rapid (sometimes none, sometimes part, sometimes
-// all). Whatever the chunking, the bytes that come back are a prefix of
-// what was sent, and after the half-close exactly all of it.
+// The echo state machine: a client writes random chunks, then
+// half-closes; the handler consumes input in amounts drawn by rapid
+// (sometimes none, sometimes part, sometimes all). A reader goroutine takes
+// the echo as it comes. Whatever the chunking, what has come back is always
+// a prefix of what was sent, and after the half-close it is exactly all of
+// it.
 type loopEchoMachine struct {
 	c    *netcore.Conn
 	sent []byte
+	mu   sync.Mutex
 	got  []byte
+	done chan error // the reader's end: nil at EOF
+}
+
+func (m *loopEchoMachine) read() {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := m.c.Read(buf)
+		m.mu.Lock()
+		m.got = append(m.got, buf[:max(n, 0)]...)
+		m.mu.Unlock()
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			m.done <- err
+			return
+		}
+	}
 }
 
 func (m *loopEchoMachine) Write(t *rapid.T) {
@@ -192,64 +212,68 @@ func (m *loopEchoMachine) Write(t *rapid.T) {
 	m.sent = append(m.sent, p...)
 }
 
-// ReadSome reads what has come back so far (bounded by a short deadline:
-// the handler may be holding input back).
-func (m *loopEchoMachine) ReadSome(t *rapid.T) {
-	buf := make([]byte, 256<<10)
-	m.c.SetReadDeadline(time.Now().Add(time.Millisecond))
-	n, err := m.c.Read(buf)
-	m.c.SetReadDeadline(time.Now().Add(testTimeout))
-	if err != nil && !errors.Is(err, errDeadlineExceeded) {
-		t.Fatalf("Read: %v", err)
-	}
-	m.got = append(m.got, buf[:max(n, 0)]...)
-}
-
-// finish half-closes and reads to EOF: then the echo is exactly what was
-// sent.
-func (m *loopEchoMachine) finish(t *rapid.T) {
-	if err := m.c.CloseWrite(); err != nil {
-		t.Fatalf("CloseWrite: %v", err)
-	}
-	rest, err := io.ReadAll(m.c)
-	if err != nil {
-		t.Fatalf("reading to EOF: %v", err)
-	}
-	m.got = append(m.got, rest...)
-	if !bytes.Equal(m.got, m.sent) {
-		t.Fatalf("after EOF: got %d bytes, sent %d; equal prefix %v", len(m.got), len(m.sent), bytes.HasPrefix(m.sent, m.got))
-	}
-}
-
 func (m *loopEchoMachine) Check(t *rapid.T) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !bytes.HasPrefix(m.sent, m.got) {
 		t.Fatalf("the echo (%d bytes) is not a prefix of what was sent (%d bytes)", len(m.got), len(m.sent))
 	}
 }
 
+// finish half-closes and waits for EOF: then the echo is exactly what was
+// sent.
+func (m *loopEchoMachine) finish(t *rapid.T) {
+	if err := m.c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Fatalf("reading the echo: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("no EOF within %v", testTimeout)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !bytes.Equal(m.got, m.sent) {
+		t.Fatalf("after EOF: got %d bytes, sent %d; equal prefix %v", len(m.got), len(m.sent), bytes.HasPrefix(m.sent, m.got))
+	}
+}
+
 func TestLoopEchoStateMachine(t *testing.T) {
 	checkLeaks(t)
-	// Each connection gets its own consumption plan, drawn by rapid and
-	// handed over in OnOpen's order (one connection at a time).
-	plans := make(chan []int, 1)
+	// Each connection's consumption plan is drawn by rapid and filed under
+	// the client's port before its first byte; the handler looks it up at
+	// the first data.
+	var plans sync.Map // client port -> *consumer
 	h := &loopFuncs{
-		open: func(c *netcore.LoopConn) { c.SetUserData(&consumer{plan: <-plans}) },
 		data: func(c *netcore.LoopConn) {
-			k := c.UserData().(*consumer).next(c.Buffered())
-			c.Write(c.Next(k))
+			p, _ := c.UserData().(*consumer)
+			if p == nil {
+				v, ok := plans.LoadAndDelete(c.RemoteSockaddr().Port())
+				if !ok {
+					panic("no plan for this connection")
+				}
+				p = v.(*consumer)
+				c.SetUserData(p)
+			}
+			c.Write(c.Next(p.next(c.Buffered())))
 		},
 		eof: echoAll,
 	}
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 2, MaxInput: 256 << 10})
 	rapid.Check(t, func(t *rapid.T) {
-		plans <- rapid.SliceOfN(rapid.IntRange(-1, 5000), 1, 20).Draw(t, "plan")
+		plan := rapid.SliceOfN(rapid.IntRange(-1, 5000), 1, 20).Draw(t, "plan")
 		c, err := netcore.Dial("tcp4", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(testTimeout))
-		m := &loopEchoMachine{c: c}
+		plans.Store(c.LocalSockaddr().Port(), &consumer{plan: plan})
+		m := &loopEchoMachine{c: c, done: make(chan error, 1)}
+		go m.read()
 		t.Repeat(rapid.StateMachineActions(m))
 		m.finish(t)
 	})
