@@ -54,7 +54,9 @@ const (
 // else may Accept on it, and it should be closed only through Shutdown or
 // Close (a listener closed behind Serve's back just stops accepting: epoll
 // says nothing about it). A blocking-mode listener is switched to
-// non-blocking. Several Serve calls may share one Loop.
+// non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
+// peers are unmapped, whatever l's ListenConfig said. Several Serve calls
+// may share one Loop.
 func (lp *Loop) Serve(l *Listener) error {
 	if lp.Handler == nil {
 		l.Close()
