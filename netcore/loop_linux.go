@@ -310,7 +310,7 @@ func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
 func (l *eventLoop) closeFDs() {
 	for _, fd := range []*int{&l.reserve, &l.wakefd, &l.epfd} {
 		if *fd >= 0 {
-			closeRaw(*fd)
+			closeFD(*fd)
 			*fd = -1
 		}
 	}
@@ -534,7 +534,7 @@ func (l *eventLoop) exit() {
 	for _, t := range q {
 		switch t.kind {
 		case taskOpen:
-			closeRaw(t.fd)
+			closeFD(t.fd)
 		case taskListen:
 			t.a.l.Close()
 			t.a.finish(ErrLoopClosed)
@@ -616,7 +616,7 @@ func (l *eventLoop) fail(c *LoopConn, err error) {
 func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	if !local.IsValid() {
 		// A wildcard listener: the connection's own address says which.
-		if sa, err := sockname(fd, false); err == nil {
+		if sa, err := localSockaddr(fd); err == nil {
 			local = sa.Unmap()
 		}
 	}
@@ -632,7 +632,7 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		l.lp.logger().Error("netcore: cannot watch an accepted connection; closing it",
 			"remote", peer.String(), "err", os.NewSyscallError("epoll_ctl", err))
-		closeRaw(fd)
+		closeFD(fd)
 		return
 	}
 	for fd >= len(l.conns) {
@@ -831,7 +831,7 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	c.in.Release()
 	c.out.Release()
 	c.borrow = nil
-	closeRaw(c.fd) // also takes it out of the epoll set
+	closeFD(c.fd) // also takes it out of the epoll set
 	defer func() {
 		if v := recover(); v != nil {
 			l.lp.logger().Error("netcore: loop handler panicked in OnClose",

@@ -20,7 +20,7 @@ type acceptor struct {
 	idx     int
 	local   Sockaddr // the listener's address, unless it is a wildcard
 	fn      func(uintptr)
-	sa      sockaddrBuf
+	sa      [unix.SizeofSockaddrInet6]byte
 	nfd     int
 	salen   int
 	err     error
@@ -36,7 +36,7 @@ type acceptor struct {
 // on the errors that concern only the connection being accepted.
 func (a *acceptor) acceptOnce(s uintptr) {
 	for {
-		nfd, n, err := sys.Accept4(int(s), a.sa[:], sockFlags)
+		nfd, n, err := sys.Accept4(int(s), a.sa[:], unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if classify(err, true) == retry {
 			continue
 		}
@@ -168,19 +168,19 @@ func (l *eventLoop) accept(a *acceptor) {
 		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 			// The connection is already dead (the option never fails
 			// on a live TCP socket): skip it, as for ECONNABORTED.
-			closeRaw(s)
+			closeFD(s)
 			continue
 		}
 		peer, err := decodeSockaddr(a.sa[:a.salen])
 		if err != nil {
-			closeRaw(s)
+			closeFD(s)
 			continue
 		}
 		peer = peer.Unmap()
 		if t := st.pick(); t == l {
 			l.open(s, peer, a.local)
 		} else if !t.post(task{kind: taskOpen, fd: s, peer: peer, local: a.local}) {
-			closeRaw(s)
+			closeFD(s)
 		}
 	}
 }
@@ -196,16 +196,16 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 	st.acceptLimits.Add(1)
 	cause := a.opErr(os.NewSyscallError("accept4", a.err))
 	if l.reserve >= 0 && (errors.Is(a.err, unix.EMFILE) || errors.Is(a.err, unix.ENFILE)) {
-		closeRaw(l.reserve)
+		closeFD(l.reserve)
 		l.reserve = -1
 		a.nfd, a.err = -1, nil
 		cerr := a.rc.Control(a.fn)
 		switch {
 		case cerr == nil && a.err == nil && a.nfd >= 0:
-			a.backoff = nextBackoff(a.backoff)
+			a.backoff = loopBackoff(a.backoff)
 			l.logLimit(a, "netcore: accept failed; closed a waiting connection with the reserve descriptor",
 				"err", cause, "log_backoff", a.backoff)
-			closeRaw(a.nfd)
+			closeFD(a.nfd)
 			l.openReserve()
 			return
 		case cerr == nil && classify(a.err, true) == wait:
@@ -217,7 +217,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		}
 		l.openReserve()
 	}
-	a.backoff = nextBackoff(a.backoff)
+	a.backoff = loopBackoff(a.backoff)
 	a.rearmAt = l.now + int64(a.backoff)
 	l.armListener(a, 0)
 	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
@@ -229,4 +229,29 @@ func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 		a.nextLog = l.now + int64(a.backoff)
 		l.lp.logger().Warn(msg, args...)
 	}
+}
+
+// The loop's own small helpers, so that it depends on the descriptor layer
+// only through the seam.
+
+// closeFD closes a descriptor the loop owns (close(2) is not retried on
+// EINTR: Linux has released the descriptor either way).
+func closeFD(fd int) { _ = sys.Close(fd) }
+
+// localSockaddr wraps getsockname(2).
+func localSockaddr(fd int) (Sockaddr, error) {
+	var buf [unix.SizeofSockaddrInet6]byte
+	n, err := sys.Getsockname(fd, buf[:])
+	if err != nil {
+		return Sockaddr{}, os.NewSyscallError("getsockname", err)
+	}
+	return decodeSockaddr(buf[:n])
+}
+
+// loopBackoff doubles d from 5 ms up to 1 s.
+func loopBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*d, time.Second)
 }
