@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -825,6 +826,41 @@ func TestLoopBadConfig(t *testing.T) {
 		err := tc.lp.Serve(l)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Serve = %v, want an error containing %q", err, tc.want)
+		}
+	}
+}
+
+// The addresses a handler sees: an IPv4 client of a dual-stack wildcard
+// listener is unmapped at both ends (the local address from getsockname),
+// an IPv6 client stays IPv6.
+func TestLoopAddresses(t *testing.T) {
+	checkLeaks(t)
+	type ends struct{ local, remote netcore.Sockaddr }
+	seen := make(chan ends, 1)
+	h := &loopFuncs{open: func(c *netcore.LoopConn) {
+		seen <- ends{c.LocalSockaddr(), c.RemoteSockaddr()}
+		if c.LocalAddr().String() != c.LocalSockaddr().String() || c.RemoteAddr().String() != c.RemoteSockaddr().String() {
+			panic("Addr and Sockaddr disagree")
+		}
+	}, data: echoAll}
+	for _, tc := range []struct{ network, listen, dial string }{
+		{"tcp", ":0", "127.0.0.1"},
+		{"tcp6", "[::1]:0", "::1"},
+	} {
+		l := listen(t, tc.network, tc.listen)
+		addr := serveLoopOn(t, &netcore.Loop{Handler: h}, l)
+		port := l.Sockaddr().Port()
+		c, err := netcore.Dial("tcp", net.JoinHostPort(tc.dial, strconv.Itoa(int(port))))
+		if err != nil {
+			t.Fatalf("Dial %s port %d (listening on %s): %v", tc.dial, port, addr, err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(testTimeout))
+		loopRoundTrip(t, c, "hi")
+		e := waitFor(t, seen, "OnOpen")
+		if e.local != c.RemoteSockaddr() || e.remote != c.LocalSockaddr() {
+			t.Errorf("%s: the handler sees local %v remote %v; the client sees local %v remote %v",
+				tc.listen, e.local, e.remote, c.LocalSockaddr(), c.RemoteSockaddr())
 		}
 	}
 }
