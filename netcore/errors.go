@@ -40,6 +40,14 @@ func classify(err error, accept bool) action {
 	return fail
 }
 
+// again reports whether a call that failed with err is simply made again:
+// it was interrupted (EINTR), or (for accept4) the failure concerned only
+// one connection.
+func again(err error, accept bool) bool {
+	a := classify(err, accept)
+	return a == retry || a == interrupted
+}
+
 // isResourceLimit reports whether an accept error means the process or the
 // system ran out of something that frees up later: descriptors (EMFILE,
 // ENFILE) or memory (ENOBUFS, ENOMEM). A server backs off instead of

@@ -166,3 +166,67 @@ func isResourceLimit(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
+
+// loopState is empty off Linux: no Loop runs.
+type loopState struct{}
+
+// LoopConn stands in for the Linux event-loop connection; off Linux none
+// can be made.
+type LoopConn struct{}
+
+// Serve fails off Linux with ErrLinuxOnly.
+func (lp *Loop) Serve(l *Listener) error { return ErrLinuxOnly }
+
+// Shutdown fails off Linux with ErrLinuxOnly.
+func (lp *Loop) Shutdown(ctx context.Context) error { return ErrLinuxOnly }
+
+// Close fails off Linux with ErrLinuxOnly.
+func (lp *Loop) Close() error { return ErrLinuxOnly }
+
+// Stats returns the zero LoopStats off Linux.
+func (lp *Loop) Stats() LoopStats { return LoopStats{} }
+
+// Buffered returns 0 off Linux.
+func (c *LoopConn) Buffered() int { return 0 }
+
+// Peek returns nil off Linux.
+func (c *LoopConn) Peek(n int) []byte { return nil }
+
+// Next returns nil off Linux.
+func (c *LoopConn) Next(n int) []byte { return nil }
+
+// Discard returns 0 off Linux.
+func (c *LoopConn) Discard(n int) int { return 0 }
+
+// Write fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) Write(p []byte) (int, error) { return 0, ErrLinuxOnly }
+
+// OutputBuffered returns 0 off Linux.
+func (c *LoopConn) OutputBuffered() int { return 0 }
+
+// CloseWrite fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) CloseWrite() error { return ErrLinuxOnly }
+
+// Send fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) Send(p []byte) error { return ErrLinuxOnly }
+
+// Close fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) Close() error { return ErrLinuxOnly }
+
+// RemoteSockaddr returns the zero Sockaddr off Linux.
+func (c *LoopConn) RemoteSockaddr() Sockaddr { return Sockaddr{} }
+
+// LocalSockaddr returns the zero Sockaddr off Linux.
+func (c *LoopConn) LocalSockaddr() Sockaddr { return Sockaddr{} }
+
+// RemoteAddr returns nil off Linux.
+func (c *LoopConn) RemoteAddr() net.Addr { return nil }
+
+// LocalAddr returns nil off Linux.
+func (c *LoopConn) LocalAddr() net.Addr { return nil }
+
+// SetUserData does nothing off Linux.
+func (c *LoopConn) SetUserData(v any) {}
+
+// UserData returns nil off Linux.
+func (c *LoopConn) UserData() any { return nil }

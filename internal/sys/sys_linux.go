@@ -32,12 +32,19 @@ const (
 	OpSendfile
 	OpSplice
 	OpPipe
+	OpEpollCreate // epoll_create1
+	OpEpollCtl
+	OpEpollWait // epoll_pwait, as epoll_wait
+	OpEventfd
+	OpOpen // openat, for the reserve descriptor
+	OpWake // write(2) of 1 to an eventfd
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
 	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill",
-	"sendfile", "splice", "pipe2"}
+	"sendfile", "splice", "pipe2",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {

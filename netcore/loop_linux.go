@@ -1,0 +1,884 @@
+//go:build linux
+
+package netcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// loopState is what a Loop keeps once it runs.
+type loopState struct {
+	mu        sync.Mutex
+	closing   bool
+	lim       limits
+	loops     []*eventLoop
+	acceptors map[*acceptor]struct{}
+	nextAcc   int
+	next      atomic.Uint32 // round-robin cursor for new connections
+	start     time.Time     // the loops' clock starts here
+
+	accepted, acceptLimits atomic.Int64
+}
+
+// Tags in the high half (Pad) of an epoll event's data; connections carry
+// a sequence number >= firstSeq there, so that an event for a descriptor
+// closed and reused in the same iteration is recognised as stale.
+const (
+	tagWake     = 0 // the loop's eventfd; Fd unused
+	tagListener = 1 // a listener; Fd is its index in eventLoop.acceptors
+	firstSeq    = 2
+)
+
+const (
+	scratchSize  = 64 << 10 // the per-loop buffer every read goes to first
+	maxEvents    = 256      // events taken per epoll_wait
+	acceptBudget = 64       // connections accepted per listener wake-up, for fairness
+)
+
+// Serve accepts connections on l and serves them on the Loop's event loops
+// (started by the first Serve) until Shutdown or Close, when it returns
+// ErrLoopClosed, or until accepting fails for a reason that will not pass
+// (the listener was closed by someone else, say), when it returns that
+// error. Serve owns l from here on and closes it when it returns; nothing
+// else may Accept on it, and it should be closed only through Shutdown or
+// Close (a listener closed behind Serve's back just stops accepting: epoll
+// says nothing about it). A blocking-mode listener is switched to
+// non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
+// peers are unmapped, whatever l's ListenConfig said. Several Serve calls
+// may share one Loop.
+func (lp *Loop) Serve(l *Listener) error {
+	if lp.Handler == nil {
+		l.Close()
+		return errors.New("netcore: Loop.Handler is nil")
+	}
+	rc, err := l.SyscallConn()
+	if err != nil {
+		return err
+	}
+	st := &lp.state
+	st.mu.Lock()
+	if st.closing {
+		st.mu.Unlock()
+		l.Close()
+		return ErrLoopClosed
+	}
+	if st.loops == nil {
+		if err := lp.start(); err != nil {
+			st.mu.Unlock()
+			l.Close()
+			return err
+		}
+	}
+	a := &acceptor{l: l, rc: rc, done: make(chan error, 1), removed: make(chan struct{})}
+	a.fn = a.acceptOnce
+	if sa := l.Sockaddr(); !sa.Addr().IsUnspecified() {
+		a.local = sa
+	}
+	a.loop = st.loops[st.nextAcc%len(st.loops)]
+	st.nextAcc++
+	st.acceptors[a] = struct{}{}
+	a.loop.post(task{kind: taskListen, a: a})
+	st.mu.Unlock()
+	err = <-a.done
+	st.mu.Lock()
+	delete(st.acceptors, a)
+	st.mu.Unlock()
+	return err
+}
+
+// start opens the event loops and starts their goroutines; the caller
+// holds lp.state.mu.
+func (lp *Loop) start() error {
+	st := &lp.state
+	lim, err := lp.limits()
+	if err != nil {
+		return err
+	}
+	n := lp.Loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	loops := make([]*eventLoop, 0, n)
+	for range n {
+		l, err := newEventLoop(lp, lim)
+		if err != nil {
+			for _, l := range loops {
+				l.closeFDs()
+			}
+			return err
+		}
+		loops = append(loops, l)
+	}
+	st.lim, st.loops, st.start = lim, loops, time.Now()
+	st.acceptors = make(map[*acceptor]struct{})
+	for _, l := range loops {
+		go l.run()
+	}
+	return nil
+}
+
+// Shutdown stops the Loop gracefully: it closes the listeners, closes
+// every connection that is idle (no input left unconsumed, no output
+// unwritten), and lets the others finish: each is closed as soon as it
+// becomes idle. When ctx ends first, it closes the remaining connections at
+// once and returns ctx's error. Either way, when Shutdown returns the
+// loops' goroutines and descriptors are gone. Serve returns ErrLoopClosed.
+func (lp *Loop) Shutdown(ctx context.Context) error {
+	loops, accs := lp.beginClose()
+	if loops == nil {
+		return nil
+	}
+	forced := false
+	force := func() {
+		if !forced {
+			forced = true
+			for _, l := range loops {
+				l.post(task{kind: taskForce})
+			}
+		}
+	}
+	// The listeners first, so that no loop hands a new connection to one
+	// that has already finished.
+	for _, a := range accs {
+		select {
+		case <-a.removed:
+		case <-ctx.Done():
+			force()
+			<-a.removed
+		}
+	}
+	for _, l := range loops {
+		l.post(task{kind: taskDrain})
+	}
+	for _, l := range loops {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			force()
+			<-l.done
+		}
+	}
+	if forced {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Close stops the Loop at once: it closes the listeners and every
+// connection (their handlers' OnClose get ErrLoopClosed), and returns when
+// the loops' goroutines and descriptors are gone. Serve returns
+// ErrLoopClosed. A second Close returns nil.
+func (lp *Loop) Close() error {
+	loops, accs := lp.beginClose()
+	for _, l := range loops {
+		l.post(task{kind: taskForce})
+	}
+	for _, a := range accs {
+		<-a.removed
+	}
+	for _, l := range loops {
+		<-l.done
+	}
+	return nil
+}
+
+// beginClose marks the Loop closing and asks every loop that accepts to
+// stop; it returns the loops and the acceptors.
+func (lp *Loop) beginClose() ([]*eventLoop, []*acceptor) {
+	st := &lp.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	first := !st.closing
+	st.closing = true
+	var accs []*acceptor
+	for a := range st.acceptors {
+		accs = append(accs, a)
+		if first {
+			a.loop.post(task{kind: taskUnlisten, a: a})
+		}
+	}
+	return st.loops, accs
+}
+
+// Stats returns the Loop's connections and buffer memory now. It is safe to
+// call from any goroutine.
+func (lp *Loop) Stats() LoopStats {
+	st := &lp.state
+	st.mu.Lock()
+	loops := st.loops
+	st.mu.Unlock()
+	s := LoopStats{Accepted: st.accepted.Load(), AcceptLimits: st.acceptLimits.Load()}
+	for _, l := range loops {
+		s.Conns += int(l.nconns.Load())
+		s.InputBytes += l.inHeld.Load()
+		s.OutputBytes += l.outHeld.Load()
+	}
+	return s
+}
+
+// pick chooses the loop for a new connection: round robin.
+func (st *loopState) pick() *eventLoop {
+	return st.loops[int(st.next.Add(1)-1)%len(st.loops)]
+}
+
+type taskKind uint8
+
+const (
+	taskOpen     taskKind = iota // a connection another loop accepted: fd, peer, local
+	taskSend                     // c has output queued by Send
+	taskClose                    // c.Close was called
+	taskListen                   // start accepting on a
+	taskUnlisten                 // stop accepting on a and close its listener
+	taskDrain                    // Shutdown: close idle connections, then the rest as they become idle
+	taskForce                    // Close (or Shutdown's ctx ended): close everything
+)
+
+// task is a request to a loop from another goroutine.
+type task struct {
+	kind        taskKind
+	fd          int
+	c           *LoopConn
+	a           *acceptor
+	peer, local Sockaddr
+}
+
+// eventLoop is one event loop: a goroutine locked to its OS thread,
+// waiting in its own epoll instance. Everything but the queue and the
+// counters belongs to that goroutine.
+type eventLoop struct {
+	lp      *Loop
+	lim     limits
+	epfd    int
+	wakefd  int // eventfd, registered edge-triggered: never needs reading
+	reserve int // spare descriptor for the EMFILE trick, -1 if none
+	events  []unix.EpollEvent
+	scratch []byte
+	conns   []*LoopConn // by descriptor
+	count   int         // len of conns that are not nil
+	seq     uint32
+	accs    []*acceptor // by the index in their epoll data; nil slots are free
+	naccs   int
+	dirty   []*LoopConn // connections with output to flush at the end of this iteration
+	now     int64       // nanoseconds on the Loop's clock at the last wake-up
+
+	idleHead, idleTail *LoopConn // by last activity, oldest first; only with IdleTimeout
+
+	draining, forcing bool
+
+	qmu         sync.Mutex
+	queue       []task
+	qspare      []task
+	wakePending atomic.Bool
+	exited      bool // under qmu: the loop is gone, post refuses
+
+	inHeld, outHeld atomic.Int64
+	nconns          atomic.Int64
+	done            chan struct{}
+}
+
+func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
+	l := &eventLoop{lp: lp, lim: lim, epfd: -1, wakefd: -1, reserve: -1, done: make(chan struct{})}
+	var err error
+	if l.epfd, err = sys.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if l.wakefd, err = sys.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.closeFDs()
+		return nil, os.NewSyscallError("eventfd2", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Pad: tagWake}
+	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
+		l.closeFDs()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	l.events = make([]unix.EpollEvent, maxEvents)
+	l.scratch = make([]byte, min(scratchSize, lim.maxInput))
+	return l, nil
+}
+
+func (l *eventLoop) closeFDs() {
+	for _, fd := range []*int{&l.reserve, &l.wakefd, &l.epfd} {
+		if *fd >= 0 {
+			closeFD(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// clock returns nanoseconds on the Loop's monotonic clock.
+func (l *eventLoop) clock() int64 { return int64(time.Since(l.lp.state.start)) }
+
+// post queues t for the loop and wakes it. It returns false if the loop has
+// exited; the caller then cleans up after t itself.
+func (l *eventLoop) post(t task) bool {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.exited {
+		return false
+	}
+	l.queue = append(l.queue, t)
+	// One eventfd write per loop wake-up is enough. It is made under qmu
+	// so that the loop cannot close the eventfd in between.
+	// EAGAIN would mean the counter is full, which cannot happen (it
+	// would take 2^64 wake-ups): retried like EINTR, so a wake-up is
+	// never lost.
+	if !l.wakePending.Swap(true) {
+		for err := sys.Wake(l.wakefd); err != nil && classify(err, false) != fail; err = sys.Wake(l.wakefd) {
+		}
+	}
+	return true
+}
+
+// run is the loop's goroutine.
+func (l *eventLoop) run() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	defer close(l.done)
+	for {
+		n, err := sys.EpollWait(l.epfd, l.events, l.timeout())
+		if err != nil {
+			if again(err, false) {
+				continue
+			}
+			l.lp.logger().Error("netcore: epoll_wait failed; closing this loop's connections",
+				"err", os.NewSyscallError("epoll_wait", err))
+			l.forcing = true
+		}
+		l.now = l.clock()
+		for i := range n {
+			l.dispatch(&l.events[i])
+		}
+		l.flush()
+		l.expire()
+		if l.forcing {
+			l.closeAll()
+		} else if l.draining {
+			l.closeIdle()
+		}
+		if (l.forcing || l.draining) && l.count == 0 && l.naccs == 0 {
+			l.exit()
+			return
+		}
+	}
+}
+
+// timeout returns epoll_wait's timeout in milliseconds: until the oldest
+// connection's idle deadline or a listener's back-off ends, -1 for none.
+func (l *eventLoop) timeout() int {
+	deadline := int64(-1)
+	if l.lim.idle > 0 && l.idleHead != nil {
+		deadline = l.idleHead.last + int64(l.lim.idle)
+	}
+	for _, a := range l.accs {
+		if a != nil && a.rearmAt != 0 && (deadline < 0 || a.rearmAt < deadline) {
+			deadline = a.rearmAt
+		}
+	}
+	if deadline < 0 {
+		return -1
+	}
+	d := deadline - l.clock()
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
+}
+
+func (l *eventLoop) dispatch(e *unix.EpollEvent) {
+	tag := uint32(e.Pad)
+	switch tag {
+	case tagWake:
+		l.drainQueue()
+		return
+	case tagListener:
+		if i := int(e.Fd); i < len(l.accs) && l.accs[i] != nil {
+			l.accept(l.accs[i])
+		}
+		return
+	}
+	fd := int(e.Fd)
+	if fd >= len(l.conns) {
+		return
+	}
+	c := l.conns[fd]
+	if c == nil || c.seq != tag {
+		return // stale: closed (and perhaps reused) earlier in this iteration
+	}
+	ev := e.Events
+	if ev&unix.EPOLLOUT != 0 && c.blocked {
+		c.blocked = false
+		l.markDirty(c)
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.read(c)
+	}
+	if !c.closed && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.out.Len() > 0 {
+		// The peer is gone or the socket failed: a write says how,
+		// and closes the connection.
+		c.blocked = false
+		l.flushConn(c)
+	}
+}
+
+// drainQueue runs the tasks other goroutines posted.
+func (l *eventLoop) drainQueue() {
+	l.wakePending.Store(false) // before taking the queue: a later post wakes us again
+	l.qmu.Lock()
+	q := l.queue
+	l.queue = l.qspare[:0]
+	l.qmu.Unlock()
+	for i := range q {
+		l.runTask(&q[i])
+		q[i] = task{}
+	}
+	l.qspare = q[:0]
+}
+
+func (l *eventLoop) runTask(t *task) {
+	switch t.kind {
+	case taskOpen:
+		l.open(t.fd, t.peer, t.local)
+	case taskSend:
+		l.takeSent(t.c)
+	case taskClose:
+		l.closeRequested(t.c)
+	case taskListen:
+		l.listen(t.a)
+	case taskUnlisten:
+		l.unlisten(t.a, ErrLoopClosed)
+	case taskDrain:
+		l.draining = true
+	case taskForce:
+		l.forcing = true
+	}
+}
+
+// flush writes the output of every connection that got some in this
+// iteration: one write(2) each, unless the kernel takes less.
+func (l *eventLoop) flush() {
+	for i, c := range l.dirty {
+		l.dirty[i] = nil
+		c.dirtyQueued = false
+		if !c.closed {
+			l.flushConn(c)
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *eventLoop) markDirty(c *LoopConn) {
+	if !c.dirtyQueued {
+		c.dirtyQueued = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// expire closes the connections idle for IdleTimeout and watches again
+// the listeners whose back-off has ended.
+func (l *eventLoop) expire() {
+	if l.lim.idle > 0 {
+		for c := l.idleHead; c != nil && c.last+int64(l.lim.idle) <= l.now; c = l.idleHead {
+			l.fail(c, &LimitError{Limit: "IdleTimeout", Value: int64(l.lim.idle)})
+		}
+	}
+	now := l.now
+	for _, a := range l.accs {
+		if a != nil && a.rearmAt != 0 && a.rearmAt <= now {
+			a.rearmAt = 0
+			l.armListener(a, unix.EPOLLIN)
+		}
+	}
+}
+
+// closeIdle closes, while draining, every connection with nothing left to
+// do.
+func (l *eventLoop) closeIdle() {
+	for _, c := range l.conns {
+		if c != nil && c.in.Len() == 0 && c.out.Len() == 0 && !c.hasSent() {
+			l.closeConn(c, ErrLoopClosed)
+		}
+	}
+}
+
+func (l *eventLoop) closeAll() {
+	for _, a := range l.accs {
+		if a != nil {
+			l.unlisten(a, ErrLoopClosed)
+		}
+	}
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c, ErrLoopClosed)
+		}
+	}
+}
+
+// exit refuses further tasks, cleans up after those still queued, and
+// closes the loop's descriptors.
+func (l *eventLoop) exit() {
+	l.qmu.Lock()
+	l.exited = true
+	q := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	for _, t := range q {
+		switch t.kind {
+		case taskOpen:
+			closeFD(t.fd)
+		case taskListen:
+			t.a.l.Close()
+			t.a.finish(ErrLoopClosed)
+		}
+	}
+	l.closeFDs()
+}
+
+// callback runs one of the handler's callbacks; a panic becomes the
+// connection's close error.
+func (l *eventLoop) callback(c *LoopConn, which int) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.lp.logger().Error("netcore: loop handler panicked; closing its connection",
+				"remote", c.peer.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.closeErr = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
+		}
+	}()
+	h := l.lp.Handler
+	switch which {
+	case cbOpen:
+		h.OnOpen(c)
+	case cbData:
+		h.OnData(c)
+	case cbEOF:
+		h.OnEOF(c)
+	}
+}
+
+const (
+	cbOpen = iota
+	cbData
+	cbEOF
+)
+
+// after settles a connection after a callback: the input the handler left
+// is kept (copied out of the scratch buffer), limits are checked, output
+// is scheduled for the flush, and reading pauses above the high watermark.
+func (l *eventLoop) after(c *LoopConn) {
+	if c.borrowing {
+		if len(c.borrow) > 0 {
+			c.in.Write(c.borrow)
+		}
+		c.borrow, c.borrowing = nil, false
+	}
+	c.in.ReleaseIfEmpty()
+	if c.closed {
+		return
+	}
+	if c.closeErr != nil {
+		l.fail(c, c.closeErr)
+		return
+	}
+	if c.in.Len() >= l.lim.maxInput {
+		l.fail(c, &LimitError{Limit: "MaxInput", Value: int64(l.lim.maxInput)})
+		return
+	}
+	if c.out.Len() > 0 || (c.wantShutWr && !c.shutWr) {
+		l.markDirty(c)
+	}
+	if !c.paused && c.out.Len() > l.lim.high {
+		c.paused = true
+		l.rearm(c)
+	}
+}
+
+// fail closes c for err, logging it (idle timeouts only at debug level).
+func (l *eventLoop) fail(c *LoopConn, err error) {
+	if errors.Is(err, ErrIdleTimeout) {
+		l.lp.logger().Debug("netcore: closing connection", "remote", c.peer.String(), "err", err)
+	} else {
+		l.lp.logger().Warn("netcore: closing connection", "remote", c.peer.String(), "err", err)
+	}
+	l.closeConn(c, err)
+}
+
+// open takes on an accepted connection: it registers it with the loop's
+// epoll instance and calls OnOpen.
+func (l *eventLoop) open(fd int, peer, local Sockaddr) {
+	if !local.IsValid() {
+		// A wildcard listener: the connection's own address says which.
+		if sa, err := localSockaddr(fd); err == nil {
+			local = sa.Unmap()
+		}
+	}
+	c := &LoopConn{l: l, fd: fd, peer: peer, local: local}
+	c.in.held, c.out.held, c.pending.held = &l.inHeld, &l.outHeld, &l.outHeld
+	l.seq++
+	if l.seq < firstSeq || l.seq > 1<<31-1 {
+		l.seq = firstSeq
+	}
+	c.seq = l.seq
+	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
+	ev := unix.EpollEvent{Events: c.events, Fd: int32(fd), Pad: int32(c.seq)}
+	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.lp.logger().Error("netcore: cannot watch an accepted connection; closing it",
+			"remote", peer.String(), "err", os.NewSyscallError("epoll_ctl", err))
+		closeFD(fd)
+		return
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns[:cap(l.conns)], nil)
+	}
+	l.conns[fd] = c
+	l.count++
+	l.nconns.Add(1)
+	c.last = l.now
+	l.idlePush(c)
+	l.callback(c, cbOpen)
+	l.after(c)
+}
+
+// read makes one read(2) into the scratch buffer and hands the bytes to
+// the handler.
+func (l *eventLoop) read(c *LoopConn) {
+	if c.closed || c.paused || c.eof || c.closeAfterFlush {
+		return
+	}
+	p := l.scratch[:min(len(l.scratch), l.lim.maxInput-c.in.Len())]
+	var n int
+	var err error
+	for {
+		n, err = sys.Read(c.fd, p)
+		if !again(err, false) {
+			break
+		}
+	}
+	if err != nil {
+		if classify(err, false) == wait {
+			return
+		}
+		l.closeConn(c, c.opErr("read", "read", err))
+		return
+	}
+	l.touch(c)
+	if n == 0 {
+		c.eof = true
+		l.rearm(c)
+		if c.closed {
+			return
+		}
+		l.callback(c, cbEOF)
+		l.after(c)
+		if !c.closed {
+			l.closeAfterFlush(c, errEOF)
+		}
+		return
+	}
+	if c.in.Len() == 0 {
+		c.borrow, c.borrowing = p[:n], true
+	} else {
+		c.in.Write(p[:n])
+	}
+	l.callback(c, cbData)
+	l.after(c)
+}
+
+// closeAfterFlush stops reading from c and closes it once its output is
+// written.
+func (l *eventLoop) closeAfterFlush(c *LoopConn, reason error) {
+	if !c.closeAfterFlush {
+		c.closeAfterFlush, c.closeReason = true, reason
+		l.rearm(c)
+	}
+	if !c.closed {
+		l.markDirty(c)
+	}
+}
+
+// flushConn writes c's output: one write(2) when the kernel takes it all,
+// more only after a short write, until EAGAIN (then EPOLLOUT is watched).
+func (l *eventLoop) flushConn(c *LoopConn) {
+	for c.out.Len() > 0 && !c.blocked {
+		n, err := sys.Write(c.fd, c.out.Bytes())
+		switch {
+		case err == nil:
+			c.out.Discard(n)
+			l.touch(c)
+		case again(err, false):
+		case classify(err, false) == wait:
+			c.blocked = true
+		default:
+			l.closeConn(c, c.opErr("write", "write", err))
+			return
+		}
+	}
+	c.out.ReleaseIfEmpty()
+	if c.out.Len() == 0 {
+		if c.wantShutWr && !c.shutWr {
+			c.shutWr = true
+			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+				l.closeConn(c, c.opErr("close-write", "shutdown", err))
+				return
+			}
+		}
+		if c.closeAfterFlush && !c.hasSent() {
+			l.closeConn(c, c.closeReason)
+			return
+		}
+	}
+	if c.paused && c.out.Len() <= l.lim.low {
+		c.paused = false
+	}
+	l.rearm(c)
+}
+
+// rearm makes the epoll registration match what c waits for: input unless
+// paused or finished, output room while a write is blocked. It costs an
+// epoll_ctl only when that changes (back-pressure, a full socket buffer,
+// EOF), never per request.
+func (l *eventLoop) rearm(c *LoopConn) {
+	if c.closed {
+		return
+	}
+	var want uint32
+	if !c.paused && !c.eof && !c.closeAfterFlush {
+		want = unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if c.blocked {
+		want |= unix.EPOLLOUT
+	}
+	if want == c.events {
+		return
+	}
+	ev := unix.EpollEvent{Events: want, Fd: int32(c.fd), Pad: int32(c.seq)}
+	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		l.closeConn(c, c.opErr("read", "epoll_ctl", err))
+		return
+	}
+	// Input that waited while reading was paused is reported at the
+	// next epoll_wait: registrations are level-triggered.
+	c.events = want
+}
+
+// takeSent moves what other goroutines queued with Send into c's output.
+func (l *eventLoop) takeSent(c *LoopConn) {
+	if c.closed {
+		return
+	}
+	c.smu.Lock()
+	c.squeued = false
+	if c.out.Len() == 0 {
+		c.out.Release()
+		c.out, c.pending = c.pending, c.out
+	} else {
+		c.out.Write(c.pending.Bytes())
+		c.pending.Release()
+	}
+	c.smu.Unlock()
+	if c.out.Len() > l.lim.maxOutput {
+		l.fail(c, &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)})
+		return
+	}
+	if c.shutWr {
+		c.out.Release() // nothing more can go out after CloseWrite
+	}
+	l.markDirty(c)
+	if !c.paused && c.out.Len() > l.lim.high {
+		c.paused = true
+		l.rearm(c)
+	}
+}
+
+// closeRequested handles Close from any goroutine: a limit breach closes
+// at once, a plain Close after the output is flushed.
+func (l *eventLoop) closeRequested(c *LoopConn) {
+	if c.closed {
+		return
+	}
+	c.smu.Lock()
+	err := c.reqErr
+	c.smu.Unlock()
+	if err != nil {
+		l.fail(c, err)
+		return
+	}
+	l.closeAfterFlush(c, nil)
+}
+
+// closeConn closes c now and calls OnClose.
+func (l *eventLoop) closeConn(c *LoopConn, err error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	l.conns[c.fd] = nil
+	l.count--
+	l.nconns.Add(-1)
+	l.idleRemove(c)
+	c.smu.Lock()
+	c.sclosed = true
+	c.pending.Release()
+	c.smu.Unlock()
+	c.in.Release()
+	c.out.Release()
+	c.borrow = nil
+	closeFD(c.fd) // also takes it out of the epoll set
+	defer func() {
+		if v := recover(); v != nil {
+			l.lp.logger().Error("netcore: loop handler panicked in OnClose",
+				"remote", c.peer.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	l.lp.Handler.OnClose(c, err)
+}
+
+// touch records activity on c for the idle timeout.
+func (l *eventLoop) touch(c *LoopConn) {
+	if l.lim.idle <= 0 || c.closed {
+		return
+	}
+	c.last = l.now
+	if l.idleTail != c {
+		l.idleRemove(c)
+		l.idlePush(c)
+	}
+}
+
+func (l *eventLoop) idlePush(c *LoopConn) {
+	if l.lim.idle <= 0 {
+		return
+	}
+	c.prev, c.next = l.idleTail, nil
+	if l.idleTail != nil {
+		l.idleTail.next = c
+	} else {
+		l.idleHead = c
+	}
+	l.idleTail = c
+}
+
+func (l *eventLoop) idleRemove(c *LoopConn) {
+	if l.lim.idle <= 0 {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if l.idleHead == c {
+		l.idleHead = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else if l.idleTail == c {
+		l.idleTail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
