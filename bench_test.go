@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -553,6 +554,60 @@ func BenchmarkThroughput(b *testing.B) {
 					m.fatalf("the server got %d bytes, want %d", got, want)
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkSendfile copies a 256 MiB file to a connection with io.Copy,
+// which makes netcore's Conn (and Go's net.TCPConn) hand the file to the
+// kernel with sendfile(2); the server, in its own process, reads and drops
+// it. One op is one whole file.
+func BenchmarkSendfile(b *testing.B) {
+	const size = 256 << 20
+	path := filepath.Join(b.TempDir(), "file")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	for range size / len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.Close()
+	for _, s := range stacks {
+		if s.name == "netcore-blocking" {
+			continue // the same sendfile(2), blocking: nothing new to compare
+		}
+		runStack(b, s, "sink", func(b *testing.B, s stack, m *meter) {
+			b.SetBytes(size)
+			m.start()
+			for range b.N {
+				c, err := s.dial(m.addr())
+				if err != nil {
+					m.fatalf("dial: %v", err)
+				}
+				f, err := os.Open(path)
+				if err != nil {
+					m.fatalf("open: %v", err)
+				}
+				n, err := io.Copy(c, f)
+				f.Close()
+				if err != nil || n != size {
+					m.fatalf("io.Copy of the file = %d, %v", n, err)
+				}
+				var reply [8]byte
+				c.(interface{ CloseWrite() error }).CloseWrite()
+				if _, err := io.ReadFull(c, reply[:]); err != nil || binary.BigEndian.Uint64(reply[:]) != size {
+					m.fatalf("the server's byte count: %x, %v", reply, err)
+				}
+				c.Close()
+			}
+			m.stop()
 		})
 	}
 }

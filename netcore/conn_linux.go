@@ -36,15 +36,26 @@ type Conn struct {
 	// Read and Write each hold their own lock for the whole call, and run
 	// an op bound once per connection, so the steady state allocates
 	// nothing. The op's attempt works on these fields.
-	rmu  sync.Mutex
-	rd   op
-	rbuf []byte
-	rn   int
+	rmu   sync.Mutex
+	rd    op
+	rkind ioKind
+	rbuf  []byte
+	rn    int
+	rpipe int // ioSplice: the pipe's write end
+	rmax  int // ioSplice: at most this many bytes
 
-	wmu  sync.Mutex
-	wr   op
-	wbuf []byte
-	wn   int
+	wmu   sync.Mutex
+	wr    op
+	wkind ioKind
+	wbuf  []byte
+	wn    int
+	wbufs [][]byte     // ioVec: the buffers
+	wvi   int          // ioVec: the first buffer not wholly written
+	wvoff int          // ioVec: how much of it is
+	iov   []unix.Iovec // ioVec: kept for the next Writev
+	wsrc  int          // ioSendfile: the file; ioSplice: the pipe's read end
+	wleft int64        // ioSendfile, ioSplice: bytes still to move
+	wdone int64        // ioVec, ioSendfile, ioSplice: bytes moved
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -89,10 +100,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // attempt is one read(2) into c.rbuf, or one write(2) of what is left of
-// c.wbuf, as o asks; a write is done when nothing is left.
+// c.wbuf, as o asks (a write is done when nothing is left); or the
+// vectored or zero-copy call the op is running (conn_io_linux.go).
 func (c *Conn) attempt(o *op, s int) (bool, error) {
 	if o.dir == dirWrite {
+		switch c.wkind {
+		case ioVec:
+			return c.writevAttempt(s)
+		case ioSendfile:
+			return c.sendfileAttempt(s)
+		case ioSplice:
+			return c.spliceOutAttempt(s)
+		}
 		return c.writeAttempt(s)
+	}
+	if c.rkind == ioSplice {
+		return c.spliceInAttempt(s)
 	}
 	n, err := sys.Read(s, c.rbuf)
 	if err != nil {

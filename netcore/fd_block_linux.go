@@ -3,6 +3,7 @@ package netcore
 import (
 	"bytes"
 	"context"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -297,9 +298,9 @@ func (fd *blockFD) control(fn func(s int) error) error {
 }
 
 // signalCallsOn sends SIGURG to every thread of this process that is inside
-// a system call whose first argument is descriptor s: a read, write or
-// accept4 on it (no other system call takes a descriptor number netcore
-// holds open). An error means the threads cannot be seen.
+// a system call on descriptor s (see callOn): a read, write, accept4,
+// writev, sendfile or splice on it. An error means the threads cannot be
+// seen.
 func signalCallsOn(s int) error {
 	dir, err := os.Open("/proc/self/task")
 	if err != nil {
@@ -328,14 +329,25 @@ func signalCallsOn(s int) error {
 
 // callOn parses a /proc/PID/task/TID/syscall line ("NR ARG0 ARG1 ..." for a
 // thread in a system call; "running" or "-1 SP PC" otherwise) and reports
-// whether the thread is in a system call whose first argument is s.
+// whether the thread is in a system call on descriptor s: its first
+// argument, or for splice(2) its third (the descriptor written to).
 func callOn(line []byte, s int) bool {
 	f := bytes.Fields(line)
-	if len(f) < 2 || len(f[0]) == 0 || f[0][0] == '-' || f[0][0] < '0' || f[0][0] > '9' {
+	if len(f) < 4 || len(f[0]) == 0 || f[0][0] < '0' || f[0][0] > '9' {
 		return false
 	}
-	arg, err := strconv.ParseUint(string(bytes.TrimPrefix(f[1], []byte("0x"))), 16, 64)
-	return err == nil && arg == uint64(s)
+	arg := func(i int) uint64 {
+		v, err := strconv.ParseUint(string(bytes.TrimPrefix(f[i], []byte("0x"))), 16, 64)
+		if err != nil {
+			return math.MaxUint64
+		}
+		return v
+	}
+	if arg(1) == uint64(s) {
+		return true
+	}
+	nr, err := strconv.Atoi(string(f[0]))
+	return err == nil && nr == unix.SYS_SPLICE && arg(3) == uint64(s)
 }
 
 // waitConnect waits for a non-blocking connect with ppoll(2). (The socket

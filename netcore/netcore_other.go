@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"time"
@@ -155,6 +156,15 @@ func (*Conn) SetWriteBuffer(int) error { return ErrLinuxOnly }
 
 // SyscallConn fails off Linux with ErrLinuxOnly.
 func (*Conn) SyscallConn() (syscall.RawConn, error) { return nil, ErrLinuxOnly }
+
+// ReadFrom fails off Linux with ErrLinuxOnly.
+func (*Conn) ReadFrom(io.Reader) (int64, error) { return 0, ErrLinuxOnly }
+
+// WriteTo fails off Linux with ErrLinuxOnly.
+func (*Conn) WriteTo(io.Writer) (int64, error) { return 0, ErrLinuxOnly }
+
+// Writev fails off Linux with ErrLinuxOnly.
+func (*Conn) Writev([][]byte) (int64, error) { return 0, ErrLinuxOnly }
 
 // setIdleTimeout applies Server.IdleTimeout to the netcore connection
 // beneath c; off Linux there is none.

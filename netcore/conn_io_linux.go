@@ -1,0 +1,296 @@
+package netcore
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// The copies the kernel can do without the data passing through user
+// memory (sendfile(2) from a file, splice(2) between sockets through a
+// pipe) and the vectored write (writev(2)). They run through the same ops
+// as Read and Write, so deadlines, Close and both I/O modes hold.
+
+// ioKind is what a Conn's op does on its next attempt.
+type ioKind uint8
+
+const (
+	ioPlain    ioKind = iota // read(2), write(2)
+	ioVec                    // writev(2) of wbufs
+	ioSendfile               // sendfile(2) from wsrc
+	ioSplice                 // splice(2): into rpipe (read side), from wsrc (write side)
+)
+
+// maxChunk bounds one sendfile or splice call, as Linux itself does for a
+// single transfer (MAX_RW_COUNT is just under 2 GiB).
+const maxChunk = 1 << 30
+
+// iovMax is IOV_MAX: the most iovecs one writev takes.
+const iovMax = 1024
+
+// pipeChunk is how much one splice moves through the pipe: its default
+// capacity.
+const pipeChunk = 64 << 10
+
+// ReadFrom copies from r until EOF (or an error) and returns the number of
+// bytes written; io.Copy uses it. When r is a regular *os.File (possibly
+// inside an *io.LimitedReader, or handed over by (*os.File).WriteTo,
+// which io.Copy calls first) the kernel sends the file with
+// sendfile(2), from the file's current offset, which it advances; when r
+// is another *Conn, splice(2) moves the bytes through a pipe without
+// copying them to user memory. Anything else, or a file sendfile does not
+// take, is copied through a buffer.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	limit := int64(math.MaxInt64)
+	src := r
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		if lr.N <= 0 {
+			return 0, nil
+		}
+		limit, src = lr.N, lr.R
+	}
+	var n int64
+	var handled bool
+	var err error
+	switch src := src.(type) {
+	case *Conn:
+		if src != c {
+			n, handled, err = c.spliceFrom(src, limit)
+		}
+	case file:
+		n, handled, err = c.sendfile(src, limit)
+	}
+	if limited {
+		lr.N -= n
+	}
+	if handled || err != nil {
+		return n, err
+	}
+	m, err := io.Copy(writerOnly{c}, r)
+	return n + m, err
+}
+
+// file is what sendfile needs of a source: an *os.File, or the wrapper
+// (*os.File).WriteTo hands to io.Copy, which hides WriteTo but keeps
+// these.
+type file interface {
+	syscall.Conn
+	Stat() (os.FileInfo, error)
+}
+
+// WriteTo copies from c until EOF and returns the number of bytes
+// written to w; io.Copy uses it. When w is another *Conn the bytes move
+// with splice(2) (see ReadFrom); otherwise through a buffer.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if dst, ok := w.(*Conn); ok && dst != c {
+		return dst.ReadFrom(c)
+	}
+	return io.Copy(w, readerOnly{c})
+}
+
+// writerOnly and readerOnly hide Conn's ReadFrom and WriteTo from io.Copy,
+// for the buffered fallback.
+type writerOnly struct{ io.Writer }
+type readerOnly struct{ io.Reader }
+
+// Writev writes every buffer of bufs, in order, with writev(2): a header
+// and a body held apart go out in one system call, without first being
+// copied together. Like Write, it writes everything or returns an error,
+// looping over short writes (and over IOV_MAX buffers at a time); n is the
+// number of bytes written. bufs itself is not modified.
+func (c *Conn) Writev(bufs [][]byte) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wkind, c.wr.name = ioVec, "writev"
+	c.wbufs, c.wvi, c.wvoff, c.wdone = bufs, 0, 0, 0
+	err := c.fd.run(&c.wr)
+	c.wkind, c.wr.name, c.wbufs = ioPlain, "write", nil
+	clear(c.iov)
+	return c.wdone, c.opErr("write", err)
+}
+
+// writevAttempt is one writev(2) of what is left of c.wbufs.
+func (c *Conn) writevAttempt(s int) (bool, error) {
+	for c.wvi < len(c.wbufs) && c.wvoff == len(c.wbufs[c.wvi]) {
+		c.wvi, c.wvoff = c.wvi+1, 0
+	}
+	if c.wvi == len(c.wbufs) {
+		return true, nil
+	}
+	iov := c.iov[:0]
+	for i := c.wvi; i < len(c.wbufs) && len(iov) < iovMax; i++ {
+		b := c.wbufs[i]
+		if i == c.wvi {
+			b = b[c.wvoff:]
+		}
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	c.iov = iov
+	n, err := sys.Writev(s, iov)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, io.ErrUnexpectedEOF
+	}
+	c.wdone += int64(n)
+	for n > 0 {
+		left := len(c.wbufs[c.wvi]) - c.wvoff
+		if n < left {
+			c.wvoff += n
+			break
+		}
+		n -= left
+		c.wvi, c.wvoff = c.wvi+1, 0
+	}
+	return false, nil // the next attempt skips what is done, or finds nothing left
+}
+
+// sendfile sends up to limit bytes of f with sendfile(2). handled is false
+// when f is not a regular file or the kernel refuses it before any byte
+// has moved: the caller copies instead.
+func (c *Conn) sendfile(f file, limit int64) (n int64, handled bool, err error) {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return 0, false, nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, false, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var runErr error
+	cerr := rc.Control(func(ffd uintptr) {
+		c.wkind, c.wr.name = ioSendfile, "sendfile"
+		c.wsrc, c.wleft, c.wdone = int(ffd), limit, 0
+		runErr = c.fd.run(&c.wr)
+		c.wkind, c.wr.name = ioPlain, "write"
+	})
+	if cerr != nil {
+		return 0, false, nil // the file was closed: the copy reports it
+	}
+	n = c.wdone
+	if n == 0 && unsupported(runErr) {
+		return 0, false, nil
+	}
+	return n, true, c.opErr("write", runErr)
+}
+
+// sendfileAttempt is one sendfile(2) of what is left; it is done at the
+// limit or at the end of the file.
+func (c *Conn) sendfileAttempt(s int) (bool, error) {
+	if c.wleft == 0 {
+		return true, nil
+	}
+	n, err := sys.Sendfile(s, c.wsrc, int(min(c.wleft, maxChunk)))
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, nil // end of file
+	}
+	c.wdone += int64(n)
+	c.wleft -= int64(n)
+	return c.wleft == 0, nil
+}
+
+// spliceFrom moves up to limit bytes from src to c with splice(2), through
+// a pipe: src's read side fills it, c's write side drains it, each with
+// its own deadline and I/O mode. Bytes already taken from src when writing
+// to c fails are lost with the connection, as in Go's net.
+func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err error) {
+	var p [2]int
+	if err := sys.Pipe2(&p, unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return 0, false, nil
+	}
+	defer closeRaw(p[0])
+	defer closeRaw(p[1])
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for n < limit {
+		got, err := src.spliceIn(p[1], int(min(limit-n, pipeChunk)))
+		if err != nil {
+			if n == 0 && unsupported(err) {
+				return 0, false, nil
+			}
+			return n, true, err
+		}
+		if got == 0 {
+			break // src's EOF
+		}
+		c.wkind, c.wr.name = ioSplice, "splice"
+		c.wsrc, c.wleft, c.wdone = p[0], int64(got), 0
+		err = c.fd.run(&c.wr)
+		c.wkind, c.wr.name = ioPlain, "write"
+		n += c.wdone
+		if err != nil {
+			return n, true, c.opErr("write", err)
+		}
+	}
+	return n, true, nil
+}
+
+// spliceIn moves up to max bytes from c into the pipe's write end w: a
+// Read that lands in a pipe. 0 bytes means EOF.
+func (c *Conn) spliceIn(w, max int) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rkind, c.rd.name, c.rpipe, c.rmax, c.rn = ioSplice, "splice", w, max, 0
+	err := c.fd.run(&c.rd)
+	c.rkind, c.rd.name = ioPlain, "read"
+	if err != nil {
+		return 0, c.opErr("read", err)
+	}
+	return c.rn, nil
+}
+
+// spliceInAttempt is one splice(2) from the socket into the pipe.
+func (c *Conn) spliceInAttempt(s int) (bool, error) {
+	n, err := sys.Splice(s, s, c.rpipe, c.rmax, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	if err != nil {
+		return false, err
+	}
+	c.rn = n
+	return true, nil
+}
+
+// spliceOutAttempt is one splice(2) from the pipe into the socket.
+func (c *Conn) spliceOutAttempt(s int) (bool, error) {
+	if c.wleft == 0 {
+		return true, nil
+	}
+	n, err := sys.Splice(s, c.wsrc, s, int(c.wleft), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, io.ErrUnexpectedEOF
+	}
+	c.wdone += int64(n)
+	c.wleft -= int64(n)
+	return c.wleft == 0, nil
+}
+
+// unsupported reports whether err says the kernel cannot do this copy
+// between these descriptors at all, so that a plain copy should be made.
+func unsupported(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP)
+}
+
+var (
+	_ io.ReaderFrom = (*Conn)(nil)
+	_ io.WriterTo   = (*Conn)(nil)
+	_ net.Conn      = (*Conn)(nil)
+)
