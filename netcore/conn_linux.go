@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,8 +29,12 @@ type Conn struct {
 	laddrMu sync.Mutex
 	laddr   Sockaddr // asked of the kernel on first use (or at Close), unless known
 
-	idle            time.Duration // Server.IdleTimeout, 0 for none
-	readDeadlineSet atomic.Bool   // the user set a read deadline: idle does not apply
+	idle time.Duration // Server.IdleTimeout, 0 for none
+	// dlMu orders a Read arming the idle timeout with SetReadDeadline, so
+	// that a deadline set by another goroutine (Shutdown's wake-up, say)
+	// is never overwritten by the idle timeout.
+	dlMu            sync.Mutex
+	readDeadlineSet bool // the user set a read deadline: idle does not apply
 
 	// Read and Write each hold their own lock for the whole call, and run
 	// an op bound once per connection, so the steady state allocates
@@ -82,8 +85,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.idle > 0 && !c.readDeadlineSet.Load() {
-		if err := c.fd.setDeadline(dirRead, time.Now().Add(c.idle)); err != nil {
+	if c.idle > 0 {
+		if err := c.armIdle(); err != nil {
 			return 0, c.opErr("read", err)
 		}
 	}
@@ -97,6 +100,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return c.rn, nil
+}
+
+// armIdle sets the read deadline IdleTimeout away, unless the user has
+// set one.
+func (c *Conn) armIdle() error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.readDeadlineSet {
+		return nil
+	}
+	return c.fd.setDeadline(dirRead, time.Now().Add(c.idle))
 }
 
 // attempt is one read(2) into c.rbuf, or one write(2) of what is left of
@@ -228,10 +242,12 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // While a read deadline is set, a Server's IdleTimeout does not apply; the
 // zero time removes the deadline and brings IdleTimeout back.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
 	if err := c.fd.setDeadline(dirRead, t); err != nil {
 		return c.opErr("set", err)
 	}
-	c.readDeadlineSet.Store(!t.IsZero())
+	c.readDeadlineSet = !t.IsZero()
 	return nil
 }
 

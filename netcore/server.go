@@ -451,35 +451,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.handlers.Wait()
 		close(finished)
 	}()
-	// The wake-up of idle handlers is repeated while Shutdown waits: a
-	// Read that re-arms its own deadline (IdleTimeout) at the moment
-	// Shutdown sets the past one can undo it.
-	tick := time.NewTicker(rewakeEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-finished:
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		idle := s.active == 0
+		s.mu.Unlock()
+		if idle {
 			return nil
-		case <-tick.C:
-			s.mu.Lock()
-			s.wakeIdleLocked()
-			s.mu.Unlock()
-		case <-ctx.Done():
-			s.mu.Lock()
-			idle := s.active == 0
-			s.mu.Unlock()
-			if idle {
-				return nil
-			}
-			s.closeConns()
-			return ctx.Err()
 		}
+		s.closeConns()
+		return ctx.Err()
 	}
 }
-
-// rewakeEvery is how often Shutdown repeats the wake-up of handlers that
-// wait in Idle.
-const rewakeEvery = 50 * time.Millisecond
 
 // wakeIdleLocked ends the wait of every handler in Idle by setting a read
 // deadline in the past on its connection; callers hold s.mu.
