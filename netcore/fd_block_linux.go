@@ -312,12 +312,17 @@ func signalCallsOn(s int) error {
 		return err
 	}
 	pid := os.Getpid()
+	var buf [256]byte
 	for _, name := range tids {
-		b, err := os.ReadFile("/proc/self/task/" + name + "/syscall")
+		// Plain open/read/close (no os.File, no fstat): this runs once per
+		// thread of the process.
+		f, err := unix.Open("/proc/self/task/"+name+"/syscall", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue // the thread has exited
 		}
-		if !callOn(b, s) {
+		n, err := unix.Read(f, buf[:])
+		unix.Close(f)
+		if err != nil || n <= 0 || !callOn(buf[:n], s) {
 			continue
 		}
 		if tid, err := strconv.Atoi(name); err == nil {
