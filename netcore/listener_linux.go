@@ -87,8 +87,7 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 	if err := fd.ready(true); err != nil {
 		return nil, err
 	}
-	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, noDelay: !lc.Nagle, flags: fd.acceptFlags(),
-		keepAlive: keepAlivePeriod(lc.KeepAlive)}
+	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, flags: fd.acceptFlags()}
 	l.ac.init(dirRead, "accept4", true, l)
 	return l, nil
 }
@@ -97,6 +96,19 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
 	if err := setInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return err
+	}
+	// TCP_NODELAY and keep-alive are set here, on the listening socket:
+	// Linux copies them into every socket it accepts, which then costs no
+	// system call of its own.
+	if !lc.Nagle {
+		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return err
+		}
+	}
+	if p := keepAlivePeriod(lc.KeepAlive); p > 0 {
+		if err := setKeepAlive(s, true, p); err != nil {
+			return err
+		}
 	}
 	if sa.Is6() {
 		if err := setInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(lc.V6Only || network == "tcp6")); err != nil {
@@ -138,13 +150,11 @@ func maxListenerBacklog() int { return somaxconn() }
 // are safe to call from different goroutines, and Close wakes a blocked
 // Accept.
 type Listener struct {
-	fd        descriptor
-	addr      Sockaddr
-	network   string
-	unmap     bool
-	noDelay   bool
-	flags     int           // accept4's, for the mode
-	keepAlive time.Duration // for accepted connections; 0 for none
+	fd      descriptor
+	addr    Sockaddr
+	network string
+	unmap   bool
+	flags   int // accept4's, for the mode
 
 	// Accept holds mu for the whole call; the op, bound at Listen, leaves
 	// its result in these fields.
@@ -174,19 +184,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 // in a *net.OpError; after Close the error matches net.ErrClosed, after a
 // deadline os.ErrDeadlineExceeded.
 func (l *Listener) AcceptConn() (*Conn, error) {
-	for {
-		c, err := l.accept()
-		if err != nil {
-			return nil, l.opErr("accept", err)
-		}
-		if c != nil {
-			return c, nil
-		}
+	c, err := l.accept()
+	if err != nil {
+		return nil, l.opErr("accept", err)
 	}
+	return c, nil
 }
 
-// accept takes the next connection off the queue. A nil Conn and error
-// mean the connection was dropped: take the next.
+// accept takes the next connection off the queue. Its TCP_NODELAY and
+// keep-alive come from the listening socket (see ListenConfig.setup).
 func (l *Listener) accept() (*Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -203,14 +209,6 @@ func (l *Listener) accept() (*Conn, error) {
 		closeRaw(s)
 		return nil, err
 	}
-	// The options, on the raw descriptor before it is wrapped (which
-	// costs no closure).
-	if err := l.setup(s); err != nil {
-		// The new socket refuses an option every TCP socket takes: it is
-		// already dead. Drop it, as for ECONNABORTED.
-		closeRaw(s)
-		return nil, nil
-	}
 	fd, err := l.fd.accepted(s)
 	if err != nil {
 		return nil, err
@@ -226,20 +224,6 @@ func (l *Listener) accept() (*Conn, error) {
 		c.laddr = l.addr
 	}
 	return c, nil
-}
-
-// setup sets an accepted socket's options: TCP_NODELAY and keep-alive,
-// as Go's net does.
-func (l *Listener) setup(s int) error {
-	if l.noDelay {
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			return err
-		}
-	}
-	if l.keepAlive > 0 {
-		return setKeepAlive(s, true, l.keepAlive)
-	}
-	return nil
 }
 
 // attempt is one accept4(2).
