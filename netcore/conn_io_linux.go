@@ -27,9 +27,10 @@ const (
 	ioSplice                 // splice(2): into rpipe (read side), from wsrc (write side)
 )
 
-// maxChunk bounds one sendfile or splice call, as Linux itself does for a
-// single transfer (MAX_RW_COUNT is just under 2 GiB).
-const maxChunk = 1 << 30
+// maxChunk bounds one sendfile call, as Go's net does: a call returns
+// after at most this much, so a deadline or Close is looked at between
+// chunks.
+const maxChunk = 4 << 20
 
 // iovMax is IOV_MAX: the most iovecs one writev takes.
 const iovMax = 1024
