@@ -6,11 +6,12 @@
 #
 #   scripts/redis-bench.sh                    # 200000 requests per run: the README's table
 #   N=2000 scripts/redis-bench.sh             # a quick check that it all works
-#   TARGETS='redis server' LOADS='-c 50 -P 1' TESTS=get scripts/redis-bench.sh
+#   TARGETS='redis loop' LOADS='-c 50 -P 1' TESTS=get scripts/redis-bench.sh
 #
 # TARGETS names the servers: "redis" (redis-server, no persistence) and the
-# example's modes ("server": netcore.Server, a goroutine per connection;
-# "server-blocking": the same on netcore's blocking fast path). Each runs in
+# example's modes ("loop": netcore.Loop, event loops, one per GOMAXPROCS;
+# "server": netcore.Server, a goroutine per connection; "server-blocking":
+# the same on netcore's blocking fast path). Each runs in
 # its own process, started once; every run goes to each target in turn, so a
 # slow stretch of the machine hits all of them alike. redis-benchmark itself
 # needs about a core: requests/s saturates, and CPU per request is the
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
-TARGETS=${TARGETS:-redis server}
+TARGETS=${TARGETS:-redis loop server}
 TESTS=${TESTS:-ping_mbulk set get}
 LOADS=${LOADS:-"-c 50 -P 1;-c 1000 -P 1;-c 50 -P 16"}
 
@@ -82,8 +83,8 @@ for target in $TARGETS; do
 		waitline "$log" "Ready to accept connections" "${pid[$target]}"
 		port[$target]=$p
 		;;
-	server | server-blocking)
-		args=(-addr 127.0.0.1:0 -mode server)
+	loop | server | server-blocking)
+		args=(-addr 127.0.0.1:0 -mode "${target%-blocking}")
 		[ "$target" = server-blocking ] && args+=(-blocking)
 		"$dir/resp" "${args[@]}" >"$log" 2>&1 &
 		pid[$target]=$!; pids+=($!)

@@ -5,6 +5,7 @@
 //
 //	go run ./examples/resp                       # listens on 127.0.0.1:6379
 //	go run ./examples/resp -addr 127.0.0.1:0     # a free port; the first line says which
+//	go run ./examples/resp -mode server          # a goroutine per connection instead of event loops
 //	redis-cli -p 6379 set greeting hello
 //	redis-benchmark -p 6379 -t ping,set,get -q
 //
@@ -20,7 +21,9 @@
 // The protocol lives in Session.Serve, a function over byte slices with no
 // I/O: it consumes the complete commands at the start of its input and
 // appends their replies to an output slice. Each -mode wraps it around a way
-// of doing I/O; see modes.
+// of doing I/O; see modes. The default, -mode loop, serves every connection
+// on a few event loops (netcore.Loop); -mode server runs a goroutine per
+// connection (netcore.Server).
 package main
 
 import (
@@ -43,6 +46,7 @@ type config struct {
 	maxBulk  int  // longest bulk string accepted
 	maxQuery int  // largest incomplete command buffered for one connection
 	blocking bool // netcore's blocking fast path (Server mode)
+	loops    int  // event loops (Loop mode); 0 means GOMAXPROCS
 	logger   *slog.Logger
 }
 
@@ -50,23 +54,24 @@ type config struct {
 // gracefully and returns nil (or returns the error that stopped it). It
 // calls ready with the bound address once it accepts connections.
 //
-// Adding the event loop is one entry here, a function that creates the
-// loop(s) on addr and, for each connection, keeps a *Session (from
-// store.NewSession(cfg.maxBulk)) and on each readiness event calls
+// Each mode keeps a *Session (from store.NewSession(cfg.maxBulk)) per
+// connection and, whenever input arrives, calls
 //
 //	n, out, closeConn := sess.Serve(input, output)
 //
 // in a loop while n > 0, where input is the connection's unconsumed input
-// bytes and output its output buffer; then it consumes n bytes of input,
-// queues out, and closes after flushing if closeConn. See serveConn for the
-// same steps over a Conn.
+// bytes; it consumes n bytes of input, writes out, and closes after
+// writing if closeConn. serveConn does it over a Conn, loopHandler.OnData
+// over a LoopConn's buffers.
 var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error{
+	"loop":   runLoop,
 	"server": runServer,
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "address to listen on (host:port; port 0 picks a free one)")
-	mode := flag.String("mode", "server", "how connections are served: server (netcore.Server, a goroutine per connection)")
+	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
+	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
 	maxQuery := flag.Int("max-query", 64<<20, "largest incomplete command buffered for one client, in bytes")
 	blocking := flag.Bool("blocking", false, "server mode: use netcore's blocking fast path (a thread per blocked connection)")
@@ -74,6 +79,10 @@ func main() {
 	run, ok := modes[*mode]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "resp: unknown -mode %q\n", *mode)
+		os.Exit(2)
+	}
+	if *loops < 0 {
+		fmt.Fprintf(os.Stderr, "resp: -loops %d must be 0 (GOMAXPROCS) or more\n", *loops)
 		os.Exit(2)
 	}
 	if *maxBulk <= 0 || *maxQuery < *maxBulk {
@@ -84,6 +93,7 @@ func main() {
 		maxBulk:  *maxBulk,
 		maxQuery: *maxQuery,
 		blocking: *blocking,
+		loops:    *loops,
 		logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -24,11 +24,34 @@ import (
 // testTimeout bounds every blocking step.
 const testTimeout = 30 * time.Second
 
-// startResp runs the server in this process on a free loopback port until
-// the test ends, then stops it and checks that it returned nil and that its
-// goroutines are gone.
-func startResp(t *testing.T, cfg config) (addr string, store *Store) {
+// testModes are the ways of serving every real-socket test runs against:
+// the modes, and Server mode with netcore's blocking fast path too.
+var testModes = []struct {
+	name     string
+	mode     string
+	blocking bool
+}{
+	{"loop", "loop", false},
+	{"server", "server", false},
+	{"server-blocking", "server", true},
+}
+
+// forEachMode runs f as a subtest for each of testModes.
+func forEachMode(t *testing.T, f func(t *testing.T, mode string, blocking bool)) {
+	for _, m := range testModes {
+		t.Run(m.name, func(t *testing.T) { f(t, m.mode, m.blocking) })
+	}
+}
+
+// startResp runs the server in mode (a key of modes) in this process on a
+// free loopback port until the test ends, then stops it and checks that it
+// returned nil and that its goroutines are gone.
+func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store) {
 	t.Helper()
+	run, ok := modes[mode]
+	if !ok {
+		t.Fatalf("no mode %q", mode)
+	}
 	if cfg.maxBulk == 0 {
 		cfg.maxBulk, cfg.maxQuery = DefaultMaxBulk, 64<<20
 	}
@@ -38,12 +61,12 @@ func startResp(t *testing.T, cfg config) (addr string, store *Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- runServer(ctx, "127.0.0.1:0", store, cfg, func(a net.Addr) { ready <- a }) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", store, cfg, func(a net.Addr) { ready <- a }) }()
 	select {
 	case a := <-ready:
 		addr = a.String()
 	case err := <-done:
-		t.Fatalf("runServer: %v", err)
+		t.Fatalf("-mode %s: %v", mode, err)
 	case <-time.After(testTimeout):
 		t.Fatal("the server did not start")
 	}
@@ -52,7 +75,7 @@ func startResp(t *testing.T, cfg config) (addr string, store *Store) {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("runServer returned %v after cancel, want nil", err)
+				t.Errorf("-mode %s returned %v after cancel, want nil", mode, err)
 			}
 		case <-time.After(testTimeout):
 			t.Fatal("the server did not stop")
@@ -88,64 +111,66 @@ func readN(t *testing.T, c *netcore.Conn, n int) []byte {
 	return b
 }
 
-// TestServerMode drives the Server mode over real sockets, in both of
-// netcore's I/O modes: a pipeline in one write, a 1 MiB value (the input
+// TestModes drives every mode over real sockets (Server mode in both of
+// netcore's I/O modes): a pipeline in one write, a 1 MiB value (the input
 // buffer grows), QUIT, and the protocol errors that close the connection.
-func TestServerMode(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
-			addr, _ := startResp(t, config{blocking: blocking})
+func TestModes(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string, blocking bool) {
+		addr, _ := startResp(t, mode, config{blocking: blocking})
 
-			t.Run("pipeline", func(t *testing.T) {
-				c := dialResp(t, addr)
-				var in, want strings.Builder
-				for i := range 200 {
-					k, v := fmt.Sprintf("key%d", i), strings.Repeat("v", i)
-					in.WriteString(resp("SET", k, v) + resp("GET", k) + "INCR n\r\n")
-					fmt.Fprintf(&want, "+OK\r\n$%d\r\n%s\r\n:%d\r\n", len(v), v, i+1)
-				}
-				if _, err := c.Write([]byte(in.String())); err != nil {
-					t.Fatal(err)
-				}
-				if got := readN(t, c, want.Len()); string(got) != want.String() {
-					t.Fatalf("replies to a 600-command pipeline differ from what was expected")
-				}
-			})
-			t.Run("1 MiB value", func(t *testing.T) {
-				c := dialResp(t, addr)
-				val := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
-				if _, err := c.Write([]byte(resp("SET", "big", string(val)) + resp("GET", "big"))); err != nil {
-					t.Fatal(err)
-				}
-				want := fmt.Sprintf("+OK\r\n$%d\r\n%s\r\n", len(val), val)
-				if got := readN(t, c, len(want)); string(got) != want {
-					t.Fatal("GET of a 1 MiB value did not return it byte for byte")
-				}
-			})
-			for _, tt := range []struct{ name, in, want string }{
-				{"QUIT", resp("PING") + resp("QUIT") + resp("PING"), "+PONG\r\n+OK\r\n"},
-				{"protocol error", resp("PING") + "*1\r\nPING\r\n", "+PONG\r\n-ERR Protocol error: expected '$', got 'P'\r\n"},
-				{"bulk over the limit", "*2\r\n$3\r\nSET\r\n$104857600\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
-			} {
-				t.Run(tt.name, func(t *testing.T) {
-					c := dialResp(t, addr)
-					if _, err := c.Write([]byte(tt.in)); err != nil {
-						t.Fatal(err)
-					}
-					got, err := io.ReadAll(c) // until the server closes
-					if err != nil || string(got) != tt.want {
-						t.Fatalf("got %q, %v; want %q and then EOF", got, err, tt.want)
-					}
-				})
+		t.Run("pipeline", func(t *testing.T) {
+			c := dialResp(t, addr)
+			var in, want strings.Builder
+			for i := range 200 {
+				k, v := fmt.Sprintf("key%d", i), strings.Repeat("v", i)
+				in.WriteString(resp("SET", k, v) + resp("GET", k) + "INCR n\r\n")
+				fmt.Fprintf(&want, "+OK\r\n$%d\r\n%s\r\n:%d\r\n", len(v), v, i+1)
+			}
+			if _, err := c.Write([]byte(in.String())); err != nil {
+				t.Fatal(err)
+			}
+			if got := readN(t, c, want.Len()); string(got) != want.String() {
+				t.Fatalf("replies to a 600-command pipeline differ from what was expected")
 			}
 		})
-	}
+		t.Run("1 MiB value", func(t *testing.T) {
+			c := dialResp(t, addr)
+			val := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+			if _, err := c.Write([]byte(resp("SET", "big", string(val)) + resp("GET", "big"))); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("+OK\r\n$%d\r\n%s\r\n", len(val), val)
+			if got := readN(t, c, len(want)); string(got) != want {
+				t.Fatal("GET of a 1 MiB value did not return it byte for byte")
+			}
+		})
+		for _, tt := range []struct{ name, in, want string }{
+			{"QUIT", resp("PING") + resp("QUIT") + resp("PING"), "+PONG\r\n+OK\r\n"},
+			{"protocol error", resp("PING") + "*1\r\nPING\r\n", "+PONG\r\n-ERR Protocol error: expected '$', got 'P'\r\n"},
+			{"bulk over the limit", "*2\r\n$3\r\nSET\r\n$104857600\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				c := dialResp(t, addr)
+				if _, err := c.Write([]byte(tt.in)); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(c) // until the server closes
+				if err != nil || string(got) != tt.want {
+					t.Fatalf("got %q, %v; want %q and then EOF", got, err, tt.want)
+				}
+			})
+		}
+	})
 }
 
 // TestServerQueryLimit: a command larger than -max-query is refused and the
 // connection closed, though each of its bulk strings is within -max-bulk.
 func TestServerQueryLimit(t *testing.T) {
-	addr, store := startResp(t, config{maxBulk: 32 << 10, maxQuery: 64 << 10})
+	forEachMode(t, func(t *testing.T, mode string, blocking bool) { testQueryLimit(t, mode, blocking) })
+}
+
+func testQueryLimit(t *testing.T, mode string, blocking bool) {
+	addr, store := startResp(t, mode, config{maxBulk: 32 << 10, maxQuery: 64 << 10, blocking: blocking})
 	c := dialResp(t, addr)
 	half := strings.Repeat("x", 32<<10)
 	if _, err := c.Write([]byte(resp("SET", half, half))); err != nil {
@@ -192,7 +217,13 @@ func runTool(t *testing.T, stdin string, name string, args ...string) (stdout, s
 // (where it first asks for COMMAND DOCS).
 func TestRedisCLI(t *testing.T) {
 	cli := needTool(t, "redis-cli")
-	addr, _ := startResp(t, config{})
+	for _, mode := range []string{"loop", "server"} {
+		t.Run(mode, func(t *testing.T) { testRedisCLI(t, cli, mode) })
+	}
+}
+
+func testRedisCLI(t *testing.T, cli, mode string) {
+	addr, _ := startResp(t, mode, config{})
 	host, port, _ := net.SplitHostPort(addr)
 	base := []string{"-h", host, "-p", port}
 	for _, tt := range []struct {
@@ -228,7 +259,13 @@ func TestRedisCLI(t *testing.T) {
 // run every INCR exactly once.
 func TestRedisBenchmarkSmoke(t *testing.T) {
 	bench := needTool(t, "redis-benchmark")
-	addr, store := startResp(t, config{})
+	for _, mode := range []string{"loop", "server"} {
+		t.Run(mode, func(t *testing.T) { testRedisBenchmarkSmoke(t, bench, mode) })
+	}
+}
+
+func testRedisBenchmarkSmoke(t *testing.T, bench, mode string) {
+	addr, store := startResp(t, mode, config{})
 	host, port, _ := net.SplitHostPort(addr)
 	const n = 2000
 	for i, pipeline := range []string{"1", "16"} {
@@ -252,5 +289,40 @@ func TestRedisBenchmarkSmoke(t *testing.T) {
 		if want := fmt.Sprintf("$4\r\n%d\r\n", (i+1)*n); string(got) != want {
 			t.Errorf("after redis-benchmark -P %s the INCR counter is %q, want %q", pipeline, got, want)
 		}
+	}
+}
+
+// TestLoopZeroAllocsPerRequest: in Loop mode a round trip of pipelined
+// GET, SET, PING, ECHO, EXISTS and INCR allocates nothing in steady state,
+// on the server (parsing, the store, the loop) and on the client (a
+// netcore Conn).
+func TestLoopZeroAllocsPerRequest(t *testing.T) {
+	addr, _ := startResp(t, "loop", config{loops: 1})
+	c := dialResp(t, addr)
+	req := []byte(resp("SET", "k", "value") + resp("GET", "k") + "PING\r\n" +
+		resp("ECHO", "hi") + resp("EXISTS", "k") + resp("INCR", "n"))
+	// INCR's counter keeps four digits: its replies keep one length.
+	if _, err := c.Write([]byte(resp("SET", "n", "1000"))); err != nil {
+		t.Fatal(err)
+	}
+	readN(t, c, len("+OK\r\n"))
+	reply := make([]byte, len("+OK\r\n$5\r\nvalue\r\n+PONG\r\n$2\r\nhi\r\n:1\r\n:1001\r\n"))
+	roundTrip := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, reply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		roundTrip() // warm the loop's pools
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n != 0 {
+		t.Errorf("a pipelined round trip of 6 commands in Loop mode allocates %v times, want 0", n)
+	}
+	// 100 warm-up round trips, AllocsPerRun's own warm-up and its 1000.
+	if want := "+OK\r\n$5\r\nvalue\r\n+PONG\r\n$2\r\nhi\r\n:1\r\n:2101\r\n"; string(reply) != want {
+		t.Errorf("last reply %q, want %q", reply, want)
 	}
 }

@@ -1,0 +1,128 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/netcore-dev/netcore/netcore"
+)
+
+// runLoop is -mode loop: a netcore.Loop, a few event loops (one per
+// GOMAXPROCS unless -loops says otherwise) serving every connection
+// through loopHandler.
+//
+// A connection's unconsumed input is bounded by -max-query (the Loop's
+// MaxInput). Its output is bounded by MaxOutput, set to the larger of
+// netcore.DefaultMaxOutput and -max-query so that the replies to a
+// pipeline the input limit admits fit; a client that sends commands and
+// never reads their replies is closed there (as Redis does at its
+// client-output-buffer-limit) instead of growing the server's memory.
+// Reading from a connection pauses while more than the Loop's high
+// watermark of its replies is unwritten.
+func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error {
+	l, err := netcore.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	lp := &netcore.Loop{
+		Handler:   &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
+		Loops:     cfg.loops,
+		MaxInput:  cfg.maxQuery,
+		MaxOutput: max(netcore.DefaultMaxOutput, cfg.maxQuery),
+		Logger:    cfg.logger,
+	}
+	served := make(chan error, 1)
+	go func() { served <- lp.Serve(l) }()
+	ready(l.Addr())
+	select {
+	case err := <-served:
+		lp.Close()
+		return err
+	case <-ctx.Done():
+	}
+	// Shutdown closes idle connections at once; one with replies still
+	// unwritten gets this grace period to take them.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = lp.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, netcore.ErrLoopClosed) {
+		return serr
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// loopHandler serves RESP on a Loop's connections. Its callbacks run on
+// the connection's event loop and never block.
+type loopHandler struct {
+	store    *Store
+	maxBulk  int
+	maxQuery int
+}
+
+// loopSession is one connection's state: its Session and the slice its
+// replies are built in, reused for the connection's life.
+type loopSession struct {
+	sess    *Session
+	out     []byte
+	closing bool // after QUIT or a protocol error: the rest of the input is ignored
+}
+
+// OnOpen gives the connection its Session.
+func (h *loopHandler) OnOpen(c *netcore.LoopConn) {
+	c.SetUserData(&loopSession{sess: h.store.NewSession(h.maxBulk)})
+}
+
+// OnData runs every complete command in the connection's input: Serve
+// parses straight from the loop's buffer (no copy), the consumed bytes are
+// discarded, and the replies go to the output buffer, which the loop
+// writes once at the end of this iteration. An incomplete command stays in
+// the input until the rest arrives.
+func (h *loopHandler) OnData(c *netcore.LoopConn) {
+	s := c.UserData().(*loopSession)
+	if s.closing {
+		c.Discard(c.Buffered())
+		return
+	}
+	for {
+		n, out, closeConn := s.sess.Serve(c.Peek(c.Buffered()), s.out[:0])
+		s.out = out[:0]
+		c.Discard(n)
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return // over MaxOutput: the loop closes the connection
+			}
+		}
+		if closeConn {
+			s.closing = true
+			c.Discard(c.Buffered())
+			c.Close() // after the replies are written
+			return
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if c.Buffered() >= h.maxQuery {
+		// The input buffer is full with one incomplete command.
+		s.closing = true
+		c.Write(fmt.Appendf(s.out[:0], "-ERR Protocol error: a command over the query buffer limit of %d bytes\r\n", h.maxQuery))
+		c.Discard(c.Buffered())
+		c.Close()
+	}
+}
+
+// OnEOF: the client has half-closed; every complete command it sent has
+// been served, and the loop closes the connection once the replies are
+// written.
+func (h *loopHandler) OnEOF(c *netcore.LoopConn) {}
+
+// OnClose lets the Session go.
+func (h *loopHandler) OnClose(c *netcore.LoopConn, err error) { c.SetUserData(nil) }
