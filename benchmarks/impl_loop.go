@@ -3,6 +3,8 @@
 package benchmarks
 
 import (
+	"sync"
+
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -13,6 +15,8 @@ type loopServer struct {
 	l      *netcore.Listener
 	lp     *netcore.Loop
 	served chan error
+	closed sync.Once
+	err    error
 }
 
 // StartLoop starts an echo server on netcore's Loop on addr, with the
@@ -32,9 +36,11 @@ func (s *loopServer) Addr() string { return s.l.Addr().String() }
 // Close closes the listener and every connection, and waits for the loops
 // and for Serve to return.
 func (s *loopServer) Close() error {
-	err := s.lp.Close()
-	<-s.served
-	return err
+	s.closed.Do(func() {
+		s.err = s.lp.Close()
+		<-s.served
+	})
+	return s.err
 }
 
 // loopEcho writes back whatever arrives: the input buffer's bytes are
