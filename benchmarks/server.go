@@ -1,8 +1,9 @@
 //go:build linux
 
 // Package benchmarks compares echo servers across processes: Go's net
-// (a goroutine per connection), gnet v2's event loops, and netcore's. It is
-// its own module so that netcore's go.mod never requires gnet.
+// (a goroutine per connection), gnet v2's event loops, and netcore's Server
+// and Loop. It is its own module so that netcore's go.mod never requires
+// gnet.
 //
 // An echo server runs in its own process (Serve, from cmd/echoserver or the
 // re-executed test binary); the benchmarks in this package are its client.
@@ -47,6 +48,7 @@ type Impl struct {
 var Impls = []Impl{
 	{Name: "net", Start: StartNet},
 	{Name: "netcore", Start: StartNetcore},
+	{Name: "loop", Start: StartLoop},
 	{Name: "gnet", Start: StartGnet},
 }
 

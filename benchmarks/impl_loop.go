@@ -1,0 +1,54 @@
+//go:build linux
+
+package benchmarks
+
+import (
+	"github.com/netcore-dev/netcore/netcore"
+)
+
+// loopServer is netcore's Loop: a few event loops (GOMAXPROCS of them),
+// each on its own OS thread with its own epoll instance, serving every
+// connection from pooled buffers.
+type loopServer struct {
+	l      *netcore.Listener
+	lp     *netcore.Loop
+	served chan error
+}
+
+// StartLoop starts an echo server on netcore's Loop on addr, with the
+// Loop's default limits.
+func StartLoop(addr string) (Server, error) {
+	l, err := netcore.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &loopServer{l: l, lp: &netcore.Loop{Handler: loopEcho{}}, served: make(chan error, 1)}
+	go func() { s.served <- s.lp.Serve(l) }()
+	return s, nil
+}
+
+func (s *loopServer) Addr() string { return s.l.Addr().String() }
+
+// Close closes the listener and every connection, and waits for the loops
+// and for Serve to return.
+func (s *loopServer) Close() error {
+	err := s.lp.Close()
+	<-s.served
+	return err
+}
+
+// loopEcho writes back whatever arrives: the input buffer's bytes are
+// appended to the output buffer, which the loop writes once per iteration.
+type loopEcho struct{}
+
+func (loopEcho) OnOpen(c *netcore.LoopConn) {}
+
+func (loopEcho) OnData(c *netcore.LoopConn) {
+	if _, err := c.Write(c.Peek(c.Buffered())); err == nil {
+		c.Discard(c.Buffered())
+	}
+}
+
+func (loopEcho) OnEOF(c *netcore.LoopConn) {}
+
+func (loopEcho) OnClose(c *netcore.LoopConn, err error) {}
