@@ -22,12 +22,11 @@ var bookCodec, _ = netcore.NewFrameCodec(4, binary.LittleEndian, 4096)
 // and appending the answers to one output slice; a bad length closes the
 // connection, its error reported on closed.
 func frameServer(closed chan error) *loopFuncs {
-	var out []byte // the loop's own goroutine runs OnData: no sharing
 	return &loopFuncs{
 		data: func(c *netcore.LoopConn) {
 			in := c.Peek(c.Buffered())
 			used := 0
-			out = out[:0]
+			var out []byte // per call: connections on different loops run at once
 			for {
 				payload, n, err := bookCodec.Decode(in[used:])
 				if err != nil {

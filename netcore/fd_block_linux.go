@@ -57,6 +57,11 @@ type blockFD struct {
 	// kernel's default, none). Only the direction's one caller at a time
 	// (Conn's read or write lock, Listener's lock) touches it.
 	kto [numDirs]time.Duration
+	// changed is set once a kernel timeout was set to anything but
+	// kernelTimeoutMax. Linux copies a listener's timeouts into a
+	// connection when the handshake ends, not at accept: once they have
+	// changed, an accepted socket's are unknown.
+	changed atomic.Bool
 }
 
 const closingBit = 1
@@ -95,11 +100,13 @@ func (fd *blockFD) ready(listening bool) error {
 	return nil
 }
 
-// accepted wraps s, which inherited this listener's kernel timeouts as they
-// stand (the caller holds the accept lock, so they cannot change meanwhile).
+// accepted wraps s, which inherited this listener's kernel timeouts: known
+// only while the listener never had anything but the long one.
 func (fd *blockFD) accepted(s int) (descriptor, error) {
 	nfd := newBlockFD(s)
-	nfd.kto = fd.kto
+	if !fd.changed.Load() {
+		nfd.kto = fd.kto
+	} // else unknown (0): the first call sets them
 	return nfd, nil
 }
 
@@ -144,9 +151,18 @@ func (fd *blockFD) run(o *op) error {
 		// back: a deadline set meanwhile either is seen here or
 		// interrupts the call.
 		seq.Add(1)
+		if fd.closing() {
+			// Close set its bit before looking at seq; this call set seq
+			// before looking at the bit: one of the two sees the other.
+			seq.Add(1)
+			return net.ErrClosed
+		}
 		err := fd.arm(o.dir)
 		finished := err == nil && o.try(fd.sysfd, true)
 		seq.Add(1)
+		if finished && o.err == nil {
+			return nil // completed: its result stands even if Close began meanwhile
+		}
 		if fd.closing() {
 			// Whatever the call said, the socket is being closed.
 			return net.ErrClosed
@@ -195,6 +211,9 @@ func (fd *blockFD) setKernelTimeout(d direction, t time.Duration) error {
 		return os.NewSyscallError("setsockopt", err)
 	}
 	fd.kto[d] = t
+	if t != kernelTimeoutMax && !fd.changed.Load() {
+		fd.changed.Store(true)
+	}
 	return nil
 }
 
@@ -211,7 +230,13 @@ func monoDeadline(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	d := int64(t.Sub(clockBase)) // saturates at the ends of int64
+	// time.Until uses t's monotonic reading if it has one, and the wall
+	// clock now otherwise (as Go's poller does), and saturates.
+	now, left := monoNow(), int64(time.Until(t))
+	if left > 0 && now > math.MaxInt64-left {
+		return math.MaxInt64
+	}
+	d := now + left
 	if d == 0 {
 		d = -1 // clockBase itself: long past, but not "no deadline"
 	}

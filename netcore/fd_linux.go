@@ -114,6 +114,9 @@ func (o *op) try(s int, interruptible bool) bool {
 			}
 			continue
 		case retry:
+			if interruptible {
+				return false
+			}
 			continue
 		case wait:
 			return false
@@ -124,6 +127,12 @@ func (o *op) try(s int, interruptible bool) bool {
 			}
 			o.err = err
 			return true
+		}
+		if interruptible {
+			// Progress, not done (a short write): back to the caller,
+			// which looks at the deadline before the next call, since
+			// each call starts a fresh kernel timeout.
+			return false
 		}
 	}
 }
