@@ -311,8 +311,8 @@ type eventLoop struct {
 	seq     uint32
 	accs    []*acceptor // by the index in their epoll data; nil slots are free
 	naccs   int
-	dirty   []*LoopConn // connections with output to flush at the end of this iteration
-	now     int64       // nanoseconds on the Loop's clock at the last wake-up
+	dirty   []*LoopConn  // connections with output to flush at the end of this iteration
+	now     int64        // nanoseconds on the Loop's clock at the last wake-up
 	timers  []*LoopTimer // a binary heap by due time
 	resumes []*LoopConn  // paused connections whose output drained with input left
 	rspare  []*LoopConn
