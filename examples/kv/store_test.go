@@ -12,11 +12,6 @@ import (
 	"github.com/netcore-dev/netcore/examples/kv/kvproto"
 )
 
-// buffer is an io.Writer appending to a byte slice it reuses.
-type buffer struct{ b []byte }
-
-func (w *buffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-
 func args(s ...string) [][]byte {
 	var b [][]byte
 	for _, a := range s {
@@ -58,7 +53,7 @@ func TestExec(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := NewStore()
 			for i, cmd := range tt.cmds {
-				var w buffer
+				var w appender
 				if err := s.Exec(&w, args(cmd...)); err != nil {
 					t.Fatalf("Exec(%q) = %v", cmd, err)
 				}
@@ -86,7 +81,7 @@ func TestExecWriteError(t *testing.T) {
 			t.Errorf("Exec(%q) on a failing writer = %v, want its error", cmd, err)
 		}
 	}
-	var w buffer
+	var w appender
 	s.Exec(&w, args("get", "k"))
 	if string(w.b) != reply(0, "v") {
 		t.Errorf("get after a set whose reply failed: %q, want the value", w.b)
@@ -102,7 +97,7 @@ func TestExecConcurrent(t *testing.T) {
 	errs := make(chan error, 8)
 	for g := range 8 {
 		wg.Go(func() {
-			var w buffer
+			var w appender
 			for i := range 500 {
 				key := fmt.Sprint("k", i%7)
 				val := strings.Repeat(string(rune('a'+g)), 1+(i*g)%50)
@@ -135,7 +130,7 @@ func TestExecConcurrent(t *testing.T) {
 // existing key, del of a missing key.
 func TestExecAllocs(t *testing.T) {
 	s := NewStore()
-	w := &buffer{b: make([]byte, 0, 256)}
+	w := &appender{b: make([]byte, 0, 256)}
 	s.Exec(w, args("set", "key", "value1"))
 	reqs := [][]byte{
 		kvproto.AppendRequest(nil, args("set", "key", "value2")...),
