@@ -522,7 +522,10 @@ func (l *eventLoop) runTask(t *task) {
 		t.c.smu.Lock()
 		t.c.posted = false
 		t.c.smu.Unlock()
-		l.takeQueued(t.c)
+		if !t.c.closed {
+			l.takeQueued(t.c)
+			l.after(t.c)
+		}
 	case taskReleased:
 		if !t.c.closed {
 			l.markDirty(t.c) // the flush closes it if nothing else keeps it
@@ -593,8 +596,7 @@ func (l *eventLoop) resume() {
 		if c.closed || c.paused || c.flushClose || c.in.Len() == 0 {
 			continue
 		}
-		l.takeQueued(c)
-		if !c.closed {
+		if l.sync(c) {
 			l.callback(c, cbData)
 			l.after(c)
 		}
@@ -791,8 +793,7 @@ func (l *eventLoop) read(c *LoopConn) {
 		if c.closed {
 			return
 		}
-		l.takeQueued(c)
-		if c.closed {
+		if !l.sync(c) {
 			return
 		}
 		l.callback(c, cbEOF)
@@ -802,8 +803,7 @@ func (l *eventLoop) read(c *LoopConn) {
 		}
 		return
 	}
-	l.takeQueued(c)
-	if c.closed {
+	if !l.sync(c) {
 		return
 	}
 	if c.in.Len() == 0 {
@@ -897,12 +897,26 @@ func (l *eventLoop) rearm(c *LoopConn) {
 	c.events = want
 }
 
+// sync takes what other goroutines queued for c before a callback, so
+// that the callback's Writes come after it; it reports whether c is still
+// open.
+func (l *eventLoop) sync(c *LoopConn) bool {
+	if c.queued.Load() {
+		l.takeQueued(c)
+		if c.closeErr != nil && !c.closed {
+			l.fail(c, c.closeErr)
+		}
+	}
+	return !c.closed
+}
+
 // takeQueued runs what other goroutines queued for c with Send and
 // Execute, in the order they queued it: sent bytes go to the output,
-// functions run. The loop calls it before each callback for c, so that a
-// Write in the callback comes after every Send made before it.
+// functions run. The loop calls it before each callback for c, and Write
+// calls it (outside takeQueued itself), so that bytes leave in the order
+// of the calls that made them. Output past MaxOutput sets c.closeErr.
 func (l *eventLoop) takeQueued(c *LoopConn) {
-	if c.closed || !c.queued.Load() {
+	if c.closed || c.taking || !c.queued.Load() {
 		return
 	}
 	c.smu.Lock()
@@ -918,15 +932,18 @@ func (l *eventLoop) takeQueued(c *LoopConn) {
 		c.out.Release()
 		c.out = p // the common case: no copy
 	} else {
+		c.taking = true
 		at := 0
 		for i, f := range fns {
 			c.out.Write(p.Bytes()[at:f.at])
 			at = f.at
+			c.outN.Store(int64(c.out.Len()))
 			if !c.closed {
 				l.callbackFn(c, f.fn)
 			}
 			fns[i] = queuedFn{}
 		}
+		c.taking = false
 		if !c.closed {
 			c.out.Write(p.Bytes()[at:])
 		}
@@ -936,11 +953,9 @@ func (l *eventLoop) takeQueued(c *LoopConn) {
 		return
 	}
 	c.outN.Store(int64(c.out.Len()))
-	if c.out.Len() > l.lim.maxOutput {
-		l.fail(c, &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)})
-		return
+	if c.out.Len() > l.lim.maxOutput && c.closeErr == nil {
+		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)}
 	}
-	l.after(c)
 }
 
 // closeRequested handles Close from any goroutine: a limit breach closes
