@@ -673,3 +673,58 @@ func TestLoopTimersCostAndSleep(t *testing.T) {
 		t.Errorf("epoll_wait was called %d times while no timer was due, want 0", n)
 	}
 }
+
+// wrappedListener hides its listener's SyscallConn, as many wrappers do.
+type wrappedListener struct{ net.Listener }
+
+// Loop.Serve takes a net.Listener as Server.Serve does: a *net.TCPListener
+// is served, and a listener without a reachable TCP socket is refused with
+// an error naming it (and closed, as Serve owns it).
+func TestLoopServeNetListener(t *testing.T) {
+	checkLeaks(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := &netcore.Loop{Handler: loopEcho(nil), Logger: quietLogger()}
+	served := make(chan error, 1)
+	go func() { served <- lp.Serve(l) }()
+	c := dialLoop(t, l.Addr().String())
+	for i := range 10 {
+		loopRoundTrip(t, c, fmt.Sprintf("over a *net.TCPListener %d", i))
+	}
+
+	refused := func(name string, l net.Listener, want string) {
+		t.Run(name, func(t *testing.T) {
+			err := lp.Serve(l)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Serve(%T) = %v, want an error containing %q", l, err, want)
+			}
+			if _, aerr := l.Accept(); !errors.Is(aerr, net.ErrClosed) {
+				t.Errorf("after a refused Serve, Accept = %v; want net.ErrClosed (Serve closes its listener)", aerr)
+			}
+		})
+	}
+	wl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("wrapped", wrappedListener{wl}, "netcore_test.wrappedListener gives no access to its socket")
+	ul, err := net.Listen("unix", t.TempDir()+"/sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("unix", ul, "not TCP over IPv4 or IPv6")
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := lp.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+		t.Errorf("Serve = %v, want ErrLoopClosed", err)
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Errorf("the *net.TCPListener still accepts after Shutdown")
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
@@ -50,20 +52,26 @@ const (
 // (started by the first Serve) until Shutdown or Close, when it returns
 // ErrLoopClosed, or until accepting fails for a reason that will not pass
 // (the listener was closed by someone else, say), when it returns that
-// error. Serve owns l from here on and closes it when it returns; nothing
+// error.
+//
+// l is a *Listener, or any net.Listener that gives access to a listening
+// TCP socket through SyscallConn (a *net.TCPListener, say); any other
+// listener is refused with an error naming its type (serve it with Server
+// instead). Serve owns l from here on and closes it when it returns; nothing
 // else may Accept on it, and it should be closed only through Shutdown or
 // Close (a listener closed behind Serve's back just stops accepting: epoll
 // says nothing about it). A blocking-mode listener is switched to
 // non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
 // peers are unmapped, whatever l's ListenConfig said. Several Serve calls
-// may share one Loop.
-func (lp *Loop) Serve(l *Listener) error {
+// may share one Loop. Serve must not be called from a LoopHandler callback.
+func (lp *Loop) Serve(l net.Listener) error {
 	if lp.Handler == nil {
 		l.Close()
 		return errors.New("netcore: Loop.Handler is nil")
 	}
-	rc, err := l.SyscallConn()
+	rc, addr, err := loopListener(l)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	st := &lp.state
@@ -80,10 +88,10 @@ func (lp *Loop) Serve(l *Listener) error {
 			return err
 		}
 	}
-	a := &acceptor{l: l, rc: rc, done: make(chan error, 1), removed: make(chan struct{})}
+	a := &acceptor{l: l, rc: rc, addr: addr, network: l.Addr().Network(), done: make(chan error, 1), removed: make(chan struct{})}
 	a.fn = a.acceptOnce
-	if sa := l.Sockaddr(); !sa.Addr().IsUnspecified() {
-		a.local = sa
+	if !addr.Addr().IsUnspecified() {
+		a.local = addr
 	}
 	a.loop = st.loops[st.nextAcc%len(st.loops)]
 	st.nextAcc++
@@ -95,6 +103,44 @@ func (lp *Loop) Serve(l *Listener) error {
 	delete(st.acceptors, a)
 	st.mu.Unlock()
 	return err
+}
+
+// loopListener returns the socket beneath l and its address: a *Listener's
+// own, or that of a listener of another package whose SyscallConn leads to
+// a listening IPv4 or IPv6 stream socket.
+func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
+	if nl, ok := l.(*Listener); ok {
+		rc, err := nl.SyscallConn()
+		return rc, nl.Sockaddr(), err
+	}
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: a %T gives no access to its socket (no SyscallConn method); pass a *netcore.Listener or a *net.TCPListener, or serve it with netcore.Server", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, err)
+	}
+	var addr Sockaddr
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		s := int(fd)
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not listening", l)
+			return
+		}
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || v != unix.SOCK_STREAM {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not a stream socket", l)
+			return
+		}
+		if addr, serr = localSockaddr(s); serr != nil {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6 (%v)", l, serr)
+		}
+	})
+	if cerr != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, cerr)
+	}
+	return rc, addr, serr
 }
 
 // start opens the event loops and starts their goroutines; the caller
