@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -726,5 +727,37 @@ func TestLoopServeNetListener(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Errorf("the *net.TCPListener still accepts after Shutdown")
+	}
+}
+
+// A Send made while a reply frame is being built goes out after the
+// frame, never inside it; one made before the frame goes out before it.
+func TestLoopSendAroundReplyFrame(t *testing.T) {
+	checkLeaks(t)
+	codec, err := netcore.NewFrameCodec(2, binary.BigEndian, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := &netcore.FrameHandler{Codec: codec, OnFrame: func(c *netcore.LoopConn, req []byte) {
+		c.Send([]byte("before,"))
+		f, err := c.BeginFrame(codec)
+		if err != nil {
+			t.Errorf("BeginFrame: %v", err)
+			return
+		}
+		c.Write([]byte("pay"))
+		c.Send([]byte(",after"))
+		c.Write([]byte("load"))
+		if err := f.End(); err != nil {
+			t.Errorf("End: %v", err)
+		}
+	}}
+	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: fh.LoopHandler()}))
+	req, _ := codec.Append(nil, []byte("q"))
+	c.Write(req)
+	want := "before,\x00\x07payload,after"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("read %q, %v; want %q", got, err, want)
 	}
 }

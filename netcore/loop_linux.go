@@ -729,6 +729,7 @@ func (l *eventLoop) callbackFn(c *LoopConn, fn func(*LoopConn)) {
 // is kept (copied out of the scratch buffer), limits are checked, output
 // is scheduled for the flush, and reading pauses above the high watermark.
 func (l *eventLoop) after(c *LoopConn) {
+	c.framing = 0 // a frame left open ends with its callback
 	if c.borrowing {
 		if len(c.borrow) > 0 {
 			c.in.Write(c.borrow)

@@ -60,6 +60,7 @@ type LoopConn struct {
 	dirtyQueued  bool
 	resumeQueued bool
 	taking       bool // takeQueued is running functions Execute queued
+	framing      int  // reply frames begun and not ended in this callback
 	closeReason  error
 	closeErr     error     // set in a callback: close with it when the callback returns
 	last         int64     // last activity on the loop's clock
@@ -154,8 +155,9 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 	if c.closed || c.closeErr != nil || c.wantShutWr || c.userClosed || c.closeQ.Load() {
 		return 0, net.ErrClosed
 	}
-	if c.queued.Load() {
-		// Sent before this call: goes out first.
+	if c.queued.Load() && c.framing == 0 {
+		// Sent before this call: goes out first (but never inside a
+		// reply frame being built: it goes out after the frame).
 		c.l.takeQueued(c)
 		if c.closed || c.closeErr != nil || c.closeQ.Load() {
 			return 0, net.ErrClosed
