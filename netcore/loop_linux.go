@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
@@ -50,20 +52,26 @@ const (
 // (started by the first Serve) until Shutdown or Close, when it returns
 // ErrLoopClosed, or until accepting fails for a reason that will not pass
 // (the listener was closed by someone else, say), when it returns that
-// error. Serve owns l from here on and closes it when it returns; nothing
+// error.
+//
+// l is a *Listener, or any net.Listener that gives access to a listening
+// TCP socket through SyscallConn (a *net.TCPListener, say); any other
+// listener is refused with an error naming its type (serve it with Server
+// instead). Serve owns l from here on and closes it when it returns; nothing
 // else may Accept on it, and it should be closed only through Shutdown or
 // Close (a listener closed behind Serve's back just stops accepting: epoll
 // says nothing about it). A blocking-mode listener is switched to
 // non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
 // peers are unmapped, whatever l's ListenConfig said. Several Serve calls
-// may share one Loop.
-func (lp *Loop) Serve(l *Listener) error {
+// may share one Loop. Serve must not be called from a LoopHandler callback.
+func (lp *Loop) Serve(l net.Listener) error {
 	if lp.Handler == nil {
 		l.Close()
 		return errors.New("netcore: Loop.Handler is nil")
 	}
-	rc, err := l.SyscallConn()
+	rc, addr, err := loopListener(l)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	st := &lp.state
@@ -80,10 +88,10 @@ func (lp *Loop) Serve(l *Listener) error {
 			return err
 		}
 	}
-	a := &acceptor{l: l, rc: rc, done: make(chan error, 1), removed: make(chan struct{})}
+	a := &acceptor{l: l, rc: rc, addr: addr, network: l.Addr().Network(), done: make(chan error, 1), removed: make(chan struct{})}
 	a.fn = a.acceptOnce
-	if sa := l.Sockaddr(); !sa.Addr().IsUnspecified() {
-		a.local = sa
+	if !addr.Addr().IsUnspecified() {
+		a.local = addr
 	}
 	a.loop = st.loops[st.nextAcc%len(st.loops)]
 	st.nextAcc++
@@ -95,6 +103,44 @@ func (lp *Loop) Serve(l *Listener) error {
 	delete(st.acceptors, a)
 	st.mu.Unlock()
 	return err
+}
+
+// loopListener returns the socket beneath l and its address: a *Listener's
+// own, or that of a listener of another package whose SyscallConn leads to
+// a listening IPv4 or IPv6 stream socket.
+func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
+	if nl, ok := l.(*Listener); ok {
+		rc, err := nl.SyscallConn()
+		return rc, nl.Sockaddr(), err
+	}
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: a %T gives no access to its socket (no SyscallConn method); pass a *netcore.Listener or a *net.TCPListener, or serve it with netcore.Server", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, err)
+	}
+	var addr Sockaddr
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		s := int(fd)
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not listening", l)
+			return
+		}
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || v != unix.SOCK_STREAM {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not a stream socket", l)
+			return
+		}
+		if addr, serr = localSockaddr(s); serr != nil {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6 (%v)", l, serr)
+		}
+	})
+	if cerr != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, cerr)
+	}
+	return rc, addr, serr
 }
 
 // start opens the event loops and starts their goroutines; the caller
@@ -522,7 +568,10 @@ func (l *eventLoop) runTask(t *task) {
 		t.c.smu.Lock()
 		t.c.posted = false
 		t.c.smu.Unlock()
-		l.takeQueued(t.c)
+		if !t.c.closed {
+			l.takeQueued(t.c)
+			l.after(t.c)
+		}
 	case taskReleased:
 		if !t.c.closed {
 			l.markDirty(t.c) // the flush closes it if nothing else keeps it
@@ -593,8 +642,7 @@ func (l *eventLoop) resume() {
 		if c.closed || c.paused || c.flushClose || c.in.Len() == 0 {
 			continue
 		}
-		l.takeQueued(c)
-		if !c.closed {
+		if l.sync(c) {
 			l.callback(c, cbData)
 			l.after(c)
 		}
@@ -681,6 +729,7 @@ func (l *eventLoop) callbackFn(c *LoopConn, fn func(*LoopConn)) {
 // is kept (copied out of the scratch buffer), limits are checked, output
 // is scheduled for the flush, and reading pauses above the high watermark.
 func (l *eventLoop) after(c *LoopConn) {
+	c.framing = 0 // a frame left open ends with its callback
 	if c.borrowing {
 		if len(c.borrow) > 0 {
 			c.in.Write(c.borrow)
@@ -791,8 +840,7 @@ func (l *eventLoop) read(c *LoopConn) {
 		if c.closed {
 			return
 		}
-		l.takeQueued(c)
-		if c.closed {
+		if !l.sync(c) {
 			return
 		}
 		l.callback(c, cbEOF)
@@ -802,8 +850,7 @@ func (l *eventLoop) read(c *LoopConn) {
 		}
 		return
 	}
-	l.takeQueued(c)
-	if c.closed {
+	if !l.sync(c) {
 		return
 	}
 	if c.in.Len() == 0 {
@@ -897,12 +944,26 @@ func (l *eventLoop) rearm(c *LoopConn) {
 	c.events = want
 }
 
+// sync takes what other goroutines queued for c before a callback, so
+// that the callback's Writes come after it; it reports whether c is still
+// open.
+func (l *eventLoop) sync(c *LoopConn) bool {
+	if c.queued.Load() {
+		l.takeQueued(c)
+		if c.closeErr != nil && !c.closed {
+			l.fail(c, c.closeErr)
+		}
+	}
+	return !c.closed
+}
+
 // takeQueued runs what other goroutines queued for c with Send and
 // Execute, in the order they queued it: sent bytes go to the output,
-// functions run. The loop calls it before each callback for c, so that a
-// Write in the callback comes after every Send made before it.
+// functions run. The loop calls it before each callback for c, and Write
+// calls it (outside takeQueued itself), so that bytes leave in the order
+// of the calls that made them. Output past MaxOutput sets c.closeErr.
 func (l *eventLoop) takeQueued(c *LoopConn) {
-	if c.closed || !c.queued.Load() {
+	if c.closed || c.taking || !c.queued.Load() {
 		return
 	}
 	c.smu.Lock()
@@ -918,15 +979,18 @@ func (l *eventLoop) takeQueued(c *LoopConn) {
 		c.out.Release()
 		c.out = p // the common case: no copy
 	} else {
+		c.taking = true
 		at := 0
 		for i, f := range fns {
 			c.out.Write(p.Bytes()[at:f.at])
 			at = f.at
+			c.outN.Store(int64(c.out.Len()))
 			if !c.closed {
 				l.callbackFn(c, f.fn)
 			}
 			fns[i] = queuedFn{}
 		}
+		c.taking = false
 		if !c.closed {
 			c.out.Write(p.Bytes()[at:])
 		}
@@ -936,11 +1000,9 @@ func (l *eventLoop) takeQueued(c *LoopConn) {
 		return
 	}
 	c.outN.Store(int64(c.out.Len()))
-	if c.out.Len() > l.lim.maxOutput {
-		l.fail(c, &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)})
-		return
+	if c.out.Len() > l.lim.maxOutput && c.closeErr == nil {
+		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)}
 	}
-	l.after(c)
 }
 
 // closeRequested handles Close from any goroutine: a limit breach closes

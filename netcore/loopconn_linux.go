@@ -32,8 +32,10 @@ var errDeadline = fmt.Errorf("netcore: connection deadline passed: %w", os.ErrDe
 //
 // Bytes leave in the order the calls that produced them were made: a Send
 // that returned before a Write was called goes out before the Write's
-// bytes, whichever goroutine made it. (The loop runs what other goroutines
-// queued with Send and Execute before it calls the handler again.)
+// bytes, whichever goroutine made it. The loop takes what other goroutines
+// queued with Send and Execute before it calls the handler, and Write takes
+// what was queued since, so a function queued with Execute before a Write
+// may run inside that Write call, before its bytes are appended.
 type LoopConn struct {
 	l           *eventLoop
 	fd          int
@@ -57,6 +59,8 @@ type LoopConn struct {
 	flushClose   bool // close once output is flushed (and, after EOF, no work is held)
 	dirtyQueued  bool
 	resumeQueued bool
+	taking       bool // takeQueued is running functions Execute queued
+	framing      int  // reply frames begun and not ended in this callback
 	closeReason  error
 	closeErr     error     // set in a callback: close with it when the callback returns
 	last         int64     // last activity on the loop's clock
@@ -148,8 +152,16 @@ func (c *LoopConn) Discard(n int) int {
 // net.ErrClosed. After the peer's half-close (OnEOF) it still works: the
 // connection stays open until what is written has gone out.
 func (c *LoopConn) Write(p []byte) (int, error) {
-	if c.closed || c.closeErr != nil || c.wantShutWr || c.userClosed {
+	if c.closed || c.closeErr != nil || c.wantShutWr || c.userClosed || c.closeQ.Load() {
 		return 0, net.ErrClosed
+	}
+	if c.queued.Load() && c.framing == 0 {
+		// Sent before this call: goes out first (but never inside a
+		// reply frame being built: it goes out after the frame).
+		c.l.takeQueued(c)
+		if c.closed || c.closeErr != nil || c.closeQ.Load() {
+			return 0, net.ErrClosed
+		}
 	}
 	if c.out.Len()+int(c.pendN.Load())+len(p) > c.l.lim.maxOutput {
 		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(c.l.lim.maxOutput)}

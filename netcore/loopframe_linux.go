@@ -30,6 +30,7 @@ func (c *LoopConn) BeginFrame(codec FrameCodec) (LoopFrame, error) {
 	if _, err := c.Write(hdr[:codec.header]); err != nil {
 		return LoopFrame{}, err
 	}
+	c.framing++
 	return LoopFrame{c: c, codec: codec, at: c.out.Len() - codec.header}, nil
 }
 
@@ -41,6 +42,9 @@ func (f LoopFrame) End() error {
 	c := f.c
 	if c == nil {
 		return errors.New("netcore: LoopFrame.End on a frame BeginFrame did not return")
+	}
+	if c.framing > 0 {
+		c.framing--
 	}
 	if c.closed || c.closeErr != nil {
 		return net.ErrClosed

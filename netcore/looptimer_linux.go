@@ -170,8 +170,7 @@ func (l *eventLoop) runTimers() {
 			continue
 		}
 		c.unlinkTimer(t)
-		l.takeQueued(c)
-		if !c.closed {
+		if l.sync(c) {
 			l.callbackFn(c, t.fn)
 			l.after(c)
 		}

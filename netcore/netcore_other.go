@@ -185,7 +185,10 @@ type loopState struct{}
 type LoopConn struct{}
 
 // Serve fails off Linux with ErrLinuxOnly.
-func (lp *Loop) Serve(l *Listener) error { return ErrLinuxOnly }
+func (lp *Loop) Serve(l net.Listener) error {
+	l.Close()
+	return ErrLinuxOnly
+}
 
 // Shutdown fails off Linux with ErrLinuxOnly.
 func (lp *Loop) Shutdown(ctx context.Context) error { return ErrLinuxOnly }
