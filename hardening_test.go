@@ -3,10 +3,14 @@
 package netcore_test
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
@@ -70,4 +74,92 @@ func TestDialNeverConnectsToItself(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client that trickles its ClientHello a byte every 20 ms never
+// finishes the handshake: HandshakeTimeout closes it (IdleTimeout, per
+// read, would not), logs it, and frees its MaxConns slot for a real
+// client, in both modes.
+func TestServerHandshakeTimeout(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(modeName(blocking), func(t *testing.T) {
+			checkLeaks(t)
+			cert, pool := selfSigned(t)
+			var logs syncBuffer
+			errs := make(chan error, 4)
+			srv := &netcore.Server{
+				Handler:          tlsEchoHandler(errs),
+				TLSConfig:        &tls.Config{Certificates: []tls.Certificate{cert}},
+				HandshakeTimeout: 300 * time.Millisecond,
+				IdleTimeout:      time.Second,
+				MaxConns:         1,
+				Logger:           logTo(&logs),
+			}
+			l := listenMode(t, blocking)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				defer cancel()
+				srv.Shutdown(ctx)
+				waitFor(t, served, "Serve's return")
+			}()
+
+			// The trickler: a real ClientHello, captured, sent a byte at
+			// a time.
+			hello := clientHello(t)
+			slow := dialLoop(t, l.Addr().String())
+			start := time.Now()
+			ended := make(chan error, 1)
+			go func() {
+				for i := 0; i < len(hello); i++ {
+					if _, err := slow.Write(hello[i : i+1]); err != nil {
+						ended <- err
+						return
+					}
+					time.Sleep(20 * time.Millisecond) // the attack's pace, not synchronisation
+				}
+				ended <- errors.New("the whole ClientHello went through")
+			}()
+			// The slot is taken: a real client gets through only once the
+			// trickler has been dropped.
+			tc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+			if err != nil {
+				t.Fatalf("the real client's handshake: %v", err)
+			}
+			defer tc.Close()
+			tlsExchange(t, tc, 1000)
+			if err := waitFor(t, ended, "the trickler's end"); err == nil || strings.Contains(err.Error(), "whole ClientHello") {
+				t.Fatalf("the trickler: %v, want its connection closed", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("the trickler was dropped after %v, want about 300 ms", d)
+			}
+			if !strings.Contains(logs.String(), "TLS handshake failed") {
+				t.Errorf("the dropped handshake is not logged:\n%s", logs.String())
+			}
+			select {
+			case err := <-errs:
+				t.Errorf("handler: %v", err)
+			default:
+			}
+		})
+	}
+}
+
+// clientHello returns the first bytes a crypto/tls client sends: its
+// ClientHello record.
+func clientHello(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{ServerName: "127.0.0.1", InsecureSkipVerify: true}).Handshake()
+	buf := make([]byte, 4096)
+	b.SetReadDeadline(time.Now().Add(testTimeout))
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
 }
