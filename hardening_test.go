@@ -3,11 +3,14 @@
 package netcore_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +165,55 @@ func clientHello(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf[:n]
+}
+
+// ReadFrom's errors name the operation as Go's net does ("readfrom"),
+// through sendfile, splice and the buffered copy alike.
+func TestReadFromErrorOp(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(bytes.Repeat([]byte("x"), 1<<16))
+	sources := map[string]func() io.Reader{
+		"file":   func() io.Reader { f.Seek(0, io.SeekStart); return f },
+		"reader": func() io.Reader { return bytes.NewReader(make([]byte, 1<<16)) },
+	}
+	conns := map[string]func(t *testing.T) io.ReaderFrom{
+		"net": func(t *testing.T) io.ReaderFrom {
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			return c.(*net.TCPConn)
+		},
+		"netcore": func(t *testing.T) io.ReaderFrom {
+			c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
+			c.Close()
+			return c
+		},
+		"netcore-blocking": func(t *testing.T) io.ReaderFrom {
+			c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+			c.Close()
+			return c
+		},
+	}
+	for _, cname := range []string{"net", "netcore", "netcore-blocking"} {
+		for _, sname := range []string{"file", "reader"} {
+			t.Run(cname+"/"+sname, func(t *testing.T) {
+				_, err := conns[cname](t).ReadFrom(sources[sname]())
+				var oe *net.OpError
+				if !errors.As(err, &oe) || oe.Op != "readfrom" || !errors.Is(err, net.ErrClosed) {
+					t.Errorf("ReadFrom on a closed connection = %v, want an *OpError with Op \"readfrom\" matching net.ErrClosed", err)
+				}
+			})
+		}
+	}
 }
