@@ -3,6 +3,7 @@
 package netcore_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,8 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +306,162 @@ func TestLoopLingerTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < linger {
 		t.Errorf("writes failed after %v (%v), before LingerTimeout %v", d, err, linger)
+	}
+}
+
+const blockingChildEnv = "NETCORE_BLOCKING_CHILD"
+
+// TestBlockingServerChild is the server side of
+// TestBlockingServerThreadBudget, run in a child process whose runtime
+// thread limit is 300; on its own it does nothing. It serves a line echo
+// on a blocking-mode Server (or on Go's net with mode "net"), prints its
+// address, and on each line of stdin prints "inuse=N budget=N fellback=N
+// threads=N". It exits when stdin closes.
+func TestBlockingServerChild(t *testing.T) {
+	mode := os.Getenv(blockingChildEnv)
+	if mode == "" {
+		t.Skip("runs only as the child process of TestBlockingServerThreadBudget")
+	}
+	debug.SetMaxThreads(300)
+	echo := netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	})
+	var l net.Listener
+	var err error
+	if mode == "net" {
+		l, err = net.Listen("tcp4", "127.0.0.1:0")
+	} else {
+		lc := netcore.ListenConfig{Blocking: true}
+		l, err = lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &netcore.Server{Handler: echo, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	go srv.Serve(l)
+	fmt.Println(l.Addr())
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		inUse, budget, fellBack := netcore.BlockingBudgetStats()
+		fmt.Printf("inuse=%d budget=%d fellback=%d threads=%d\n", inUse, budget, fellBack, threads(t))
+	}
+	srv.Close()
+}
+
+// threads returns the process's thread count (/proc/self/status).
+func threads(t testing.TB) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Threads:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatal("no Threads in /proc/self/status")
+	return 0
+}
+
+// 400 idle clients of a blocking-mode Server in a process whose runtime
+// allows 300 threads: each blocked Read pins a thread, and without a
+// budget the runtime aborts the process ("program exceeds 300-thread
+// limit"). With it, the connections past the budget (three quarters of the
+// limit) are served in the default mode, every client is answered, and the
+// process lives, as one on Go's net does.
+func TestBlockingServerThreadBudget(t *testing.T) {
+	const clients = 400
+	for _, mode := range []string{"net", "blocking"} {
+		t.Run(mode, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("400 connections to a child process")
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBlockingServerChild$")
+			cmd.Env = append(os.Environ(), blockingChildEnv+"="+mode)
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			cmd.Stderr = &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := make(chan string, 4)
+			exited := make(chan error, 1)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+				exited <- cmd.Wait()
+			}()
+			defer func() {
+				stdin.Close()
+				select {
+				case <-exited:
+				case <-time.After(testTimeout):
+					cmd.Process.Kill() // only the child this test started
+				}
+			}()
+			addr := waitFor(t, lines, "the child's address")
+			conns := make([]net.Conn, 0, clients)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for i := range clients {
+				c, err := net.Dial("tcp4", addr)
+				if err != nil {
+					t.Fatalf("client %d: %v (child's stderr: %s)", i, err, logs.String())
+				}
+				c.SetDeadline(time.Now().Add(testTimeout))
+				conns = append(conns, c)
+				msg := fmt.Sprintf("client %d\n", i)
+				c.Write([]byte(msg))
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+					t.Fatalf("client %d: echo %q, %v (child's stderr: %s)", i, got, err, logs.String())
+				}
+			}
+			// Every client idle now, its handler blocked in Read.
+			fmt.Fprintln(stdin, "stats")
+			stats, ok := <-lines
+			if !ok {
+				t.Fatalf("the child died: %v\n%s", <-exited, logs.String())
+			}
+			t.Logf("%s with %d idle clients", stats, clients)
+			var inUse, budget, fellBack, nthreads int
+			if _, err := fmt.Sscanf(stats, "inuse=%d budget=%d fellback=%d threads=%d", &inUse, &budget, &fellBack, &nthreads); err != nil {
+				t.Fatalf("child's stats %q: %v", stats, err)
+			}
+			if nthreads >= 300 {
+				t.Errorf("the child runs %d threads, at its limit of 300", nthreads)
+			}
+			if mode == "blocking" {
+				if budget != 225 || inUse > budget || fellBack < clients-budget {
+					t.Errorf("budget %d (want 225), %d blocking sockets open, %d fell back (want at least %d)", budget, inUse, fellBack, clients-budget)
+				}
+				if !strings.Contains(logs.String(), "blocking-mode budget is spent") {
+					t.Errorf("the fallback is not logged:\n%s", logs.String())
+				}
+			}
+		})
 	}
 }

@@ -75,9 +75,11 @@ const kernelTimeoutMax = 24 * time.Hour
 const wakeBound = time.Second
 
 // newBlockFD makes s a blocking-mode socket; netcore owns it from here.
+// The caller has taken a slot of the blocking budget for it
+// (takeBlockingSlot), which its close gives back.
 func newBlockFD(s int) *blockFD {
 	fd := &blockFD{sysfd: s}
-	fd.cleanup = runtime.AddCleanup(fd, closeRaw, s)
+	fd.cleanup = runtime.AddCleanup(fd, closeBlockingRaw, s)
 	return fd
 }
 
@@ -101,8 +103,16 @@ func (fd *blockFD) ready(listening bool) error {
 }
 
 // accepted wraps s, which inherited this listener's kernel timeouts: known
-// only while the listener never had anything but the long one.
+// only while the listener never had anything but the long one. Past the
+// blocking budget, s is served in the default mode instead.
 func (fd *blockFD) accepted(s int) (descriptor, error) {
+	if !takeBlockingSlot() {
+		if err := sys.SetNonblock(s, true); err != nil {
+			closeRaw(s)
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+		return newPollFD(s)
+	}
 	nfd := newBlockFD(s)
 	if !fd.changed.Load() {
 		nfd.kto = fd.kto
@@ -131,7 +141,7 @@ func (fd *blockFD) incref() bool {
 func (fd *blockFD) decref() {
 	if fd.state.Add(^uint64(1)) == closingBit { // minus 2: no calls left, closing
 		fd.cleanup.Stop()
-		closeRaw(fd.sysfd)
+		closeBlockingRaw(fd.sysfd)
 	}
 }
 
