@@ -15,9 +15,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -461,6 +463,125 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 				if !strings.Contains(logs.String(), "blocking-mode budget is spent") {
 					t.Errorf("the fallback is not logged:\n%s", logs.String())
 				}
+			}
+		})
+	}
+}
+
+const sigurgChildEnv = "NETCORE_SIGURG_CHILD"
+
+// TestIgnoredSIGURGChild is the child of TestBlockingModeWithSIGURGIgnored:
+// it ignores SIGURG, makes a blocking-mode pair, blocks a Read, then sets
+// a deadline in the past from another goroutine, and prints how long the
+// Read took to return, its error, and the budget's figures.
+func TestIgnoredSIGURGChild(t *testing.T) {
+	if os.Getenv(sigurgChildEnv) == "" {
+		t.Skip("runs only as the child process of TestBlockingModeWithSIGURGIgnored")
+	}
+	signal.Ignore(unix.SIGURG)
+	client, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the Read block (a wake-up before it is harmless)
+	start := time.Now()
+	client.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		inUse, budget, fellBack := netcore.BlockingBudgetStats()
+		fmt.Printf("took=%v deadline=%v inuse=%d budget=%d fellback=%d\n",
+			time.Since(start).Round(time.Millisecond), errors.Is(err, os.ErrDeadlineExceeded), inUse, budget, fellBack)
+	case <-time.After(5 * time.Second):
+		fmt.Println("stuck: the Read did not return 5 s after its deadline passed")
+	}
+}
+
+// A process that ignores SIGURG cannot have its blocked fast-path calls
+// woken: the deadline change would go unseen until the call's kernel
+// timeout (hours, with no deadline set when it began). netcore finds out
+// at the first blocking socket and makes such sockets in the default mode,
+// so the deadline takes effect at once.
+func TestBlockingModeWithSIGURGIgnored(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIgnoredSIGURGChild$", "-test.v")
+	cmd.Env = append(os.Environ(), sigurgChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var took time.Duration
+	var deadline bool
+	var inUse, budget, fellBack int
+	found := false
+	for _, line := range strings.Split(string(out), "\n") {
+		var tookS string
+		if _, err := fmt.Sscanf(line, "took=%s deadline=%t inuse=%d budget=%d fellback=%d", &tookS, &deadline, &inUse, &budget, &fellBack); err == nil {
+			took, _ = time.ParseDuration(tookS)
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the child printed no result:\n%s", out)
+	}
+	t.Logf("Read returned %v after the deadline; %d blocking sockets, budget %d, %d made in the default mode", took, inUse, budget, fellBack)
+	if !deadline || took > 500*time.Millisecond {
+		t.Errorf("the Read returned after %v (deadline error: %v), want os.ErrDeadlineExceeded at once", took, deadline)
+	}
+	if budget != 0 || inUse != 0 || fellBack < 2 {
+		t.Errorf("budget %d, %d blocking sockets, %d fell back; want blocking mode off (budget 0) and the listener and the dialed socket in the default mode", budget, inUse, fellBack)
+	}
+	if !strings.Contains(string(out), "SIGURG is ignored") {
+		t.Errorf("the fallback is not logged with its reason:\n%s", out)
+	}
+}
+
+// RawConn.Read and Write honour the connection's deadlines and Close in
+// both modes, as Go's net's do: a callback that never finds its data
+// returns os.ErrDeadlineExceeded once the deadline passes, and
+// net.ErrClosed once the connection is closed.
+func TestRawConnDeadlinesAndClose(t *testing.T) {
+	conns := map[string]func(t *testing.T) net.Conn{
+		"net": func(t *testing.T) net.Conn {
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		},
+		"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
+		"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
+	}
+	never := func(uintptr) bool { return false }
+	for _, name := range []string{"net", "poller", "blocking"} {
+		t.Run(name, func(t *testing.T) {
+			c := conns[name](t)
+			rc, err := c.(syscall.Conn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			start := time.Now()
+			if err := rc.Read(never); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("RawConn.Read past the read deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("RawConn.Read returned %v after a 50 ms deadline", d)
+			}
+			c.SetReadDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() { done <- rc.Read(never) }()
+			time.Sleep(20 * time.Millisecond) // let the Read wait (a Close before it is fine too)
+			c.Close()
+			if err := waitFor(t, done, "RawConn.Read after Close"); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("RawConn.Read woken by Close = %v, want net.ErrClosed", err)
 			}
 		})
 	}

@@ -3,9 +3,16 @@
 package netcore
 
 import (
+	"log/slog"
+	"os"
+	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
+
+	"github.com/netcore-dev/netcore/internal/sys"
 )
 
 // The blocking-mode budget. A blocking-mode socket (the fast path) pins an
@@ -21,6 +28,7 @@ var blockingBudget struct {
 	budget    atomic.Int64 // 0 until derived or set
 	inUse     atomic.Int64
 	fallbacks atomic.Int64
+	off       string // why blocking mode cannot work here; "" if it can
 }
 
 // SetBlockingBudget sets how many blocking-mode sockets (ListenConfig and
@@ -42,8 +50,14 @@ func SetBlockingBudget(n int) int {
 // BlockingBudgetStats reports the blocking-mode sockets open now, the
 // budget, and how many sockets were made in the default mode because the
 // budget was spent.
+// The budget is 0 where blocking mode cannot work at all (SIGURG ignored,
+// or the process's threads unreadable in /proc: see ListenConfig.Blocking).
 func BlockingBudgetStats() (inUse, budget, fellBack int64) {
-	return blockingBudget.inUse.Load(), int64(budgetValue()), blockingBudget.fallbacks.Load()
+	budget = int64(budgetValue())
+	if blockingBudget.off != "" {
+		budget = 0
+	}
+	return blockingBudget.inUse.Load(), budget, blockingBudget.fallbacks.Load()
 }
 
 // budgetValue returns the budget, derived from the runtime's thread limit
@@ -53,8 +67,38 @@ func budgetValue() int {
 		if blockingBudget.budget.Load() == 0 {
 			blockingBudget.budget.CompareAndSwap(0, int64(defaultBlockingBudget()))
 		}
+		if why := blockingWakeProblem(taskDir); why != "" {
+			blockingBudget.off = why
+			slog.Default().Warn("netcore: blocking mode cannot wake blocked calls in this process; blocking-mode sockets are made in the default mode",
+				"reason", why)
+		}
 	})
 	return int(blockingBudget.budget.Load())
+}
+
+// taskDir is where the fast path finds the process's threads.
+var taskDir = "/proc/self/task"
+
+// blockingWakeProblem says why the fast path could not wake a blocked
+// call in this process, "" if it can: a deadline moved earlier or a Close
+// interrupts the call by finding its thread under dir and sending it
+// SIGURG. A process that is not dumpable (it dropped privileges) cannot
+// read its threads' syscall files; a process that ignores SIGURG is never
+// interrupted. Either way, every Close of a blocked socket would wait a
+// second and every deadline change go unseen, so blocking mode is off.
+func blockingWakeProblem(dir string) string {
+	if signal.Ignored(syscall.SIGURG) {
+		return "SIGURG is ignored"
+	}
+	path := dir + "/" + strconv.Itoa(sys.Gettid()) + "/syscall"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "cannot read " + path + ": " + err.Error()
+	}
+	if len(b) == 0 {
+		return path + " is empty"
+	}
+	return ""
 }
 
 // defaultBlockingBudget is three quarters of the runtime's thread limit:
@@ -72,6 +116,10 @@ func defaultBlockingBudget() int {
 // default mode.
 func takeBlockingSlot() bool {
 	b := int64(budgetValue())
+	if blockingBudget.off != "" {
+		blockingBudget.fallbacks.Add(1)
+		return false
+	}
 	for {
 		n := blockingBudget.inUse.Load()
 		if n >= b {
