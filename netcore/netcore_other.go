@@ -288,3 +288,15 @@ func SetBlockingBudget(n int) int { return 0 }
 
 // BlockingBudgetStats returns zeros off Linux.
 func BlockingBudgetStats() (inUse, budget, fellBack int64) { return 0, 0, 0 }
+
+// wakeBatch is empty off Linux: there is no blocking mode.
+type wakeBatch struct{}
+
+// stageWake sets the read deadline t on c.
+func stageWake(batch wakeBatch, c net.Conn, t time.Time) wakeBatch {
+	c.SetReadDeadline(t)
+	return batch
+}
+
+// wakeStaged does nothing off Linux.
+func wakeStaged(wakeBatch) {}
