@@ -68,7 +68,8 @@ type loopHandler struct {
 }
 
 // loopSession is one connection's state: its Session and the slice its
-// replies are built in, reused for the connection's life.
+// replies are built in (kept between calls only while it is at most
+// keptReply bytes: see keepReply).
 type loopSession struct {
 	sess    *Session
 	out     []byte
@@ -82,18 +83,19 @@ func (h *loopHandler) OnOpen(c *netcore.LoopConn) {
 
 // OnData runs every complete command in the connection's input: Serve
 // parses straight from the loop's buffer (no copy), the consumed bytes are
-// discarded, and the replies go to the output buffer, which the loop
-// writes once at the end of this iteration. An incomplete command stays in
-// the input until the rest arrives.
+// discarded, and the replies are copied from s.out to the output buffer,
+// which the loop writes once at the end of this iteration. An incomplete
+// command stays in the input until the rest arrives.
 func (h *loopHandler) OnData(c *netcore.LoopConn) {
 	s := c.UserData().(*loopSession)
 	if s.closing {
 		c.Discard(c.Buffered())
 		return
 	}
+	defer func() { s.out = keepReply(s.out) }()
 	for {
 		n, out, closeConn := s.sess.Serve(c.Peek(c.Buffered()), s.out[:0])
-		s.out = out[:0]
+		s.out = out
 		c.Discard(n)
 		if len(out) > 0 {
 			if _, err := c.Write(out); err != nil {
