@@ -41,6 +41,12 @@ import (
 	"github.com/netcore-dev/netcore/netcore"
 )
 
+// DefaultMaxQuery is the largest incomplete command buffered for one
+// client by default, Redis's client-query-buffer-limit (1 GiB); the
+// -max-query flag changes it. Like DefaultMaxBulk it is a bound, not an
+// allocation: input buffers grow as bytes arrive.
+const DefaultMaxQuery = 1 << 30
+
 // config is what every mode needs besides the address.
 type config struct {
 	maxBulk  int  // longest bulk string accepted
@@ -73,7 +79,7 @@ func main() {
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
-	maxQuery := flag.Int("max-query", 64<<20, "largest incomplete command buffered for one client, in bytes")
+	maxQuery := flag.Int("max-query", DefaultMaxQuery, "largest incomplete command buffered for one client, in bytes")
 	blocking := flag.Bool("blocking", false, "server mode: use netcore's blocking fast path (a thread per blocked connection)")
 	flag.Parse()
 	run, ok := modes[*mode]

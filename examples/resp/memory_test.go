@@ -137,3 +137,53 @@ func TestMemoryAfterMillionArgs(t *testing.T) {
 		}
 	})
 }
+
+// TestLargeBulkClaim: a SET whose value claims 512 MiB (DefaultMaxBulk, as
+// Redis's proto-max-bulk-len) is accepted, and the server allocates in
+// proportion to the bytes that arrive, not to the claim: a client that
+// sends the claim and part of the value, then closes, gets no reply and
+// costs the server (and the test) at most six times the bytes it sent,
+// plus 1 MiB.
+func TestLargeBulkClaim(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode string, blocking bool) {
+		addr, store := startResp(t, mode, config{blocking: blocking})
+		claim := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n"
+		for _, tt := range []struct {
+			name string
+			sent int // bytes of the value sent
+		}{
+			{"claim only", 0},
+			{"64 KiB of it", 64 << 10},
+			{"4 MiB of it", 4 << 20},
+			{"16 MiB of it", 16 << 20},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				in := append([]byte(claim), bytes.Repeat([]byte("v"), tt.sent)...)
+				c := dialResp(t, addr)
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				before := ms.TotalAlloc
+				if _, err := c.Write(in); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(c) // until the server closes
+				runtime.ReadMemStats(&ms)
+				allocated := ms.TotalAlloc - before
+				if err != nil || len(got) != 0 {
+					t.Fatalf("after a 512 MiB claim, %d bytes and EOF: got %q, %v; want nothing and EOF", tt.sent, got, err)
+				}
+				if store.Exists([]byte("k")) {
+					t.Fatal("the incomplete SET was run")
+				}
+				limit := uint64(6*len(in) + 1<<20)
+				t.Logf("%s: a 512 MiB claim and %d bytes of it: %d bytes allocated", t.Name(), tt.sent, allocated)
+				if allocated > limit {
+					t.Errorf("a 512 MiB claim and %d bytes of it allocated %d bytes, want at most %d", tt.sent, allocated, limit)
+				}
+			})
+		}
+	})
+}

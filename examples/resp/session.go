@@ -11,9 +11,10 @@ import (
 // Limits of the protocol, as Redis sets them.
 const (
 	// DefaultMaxBulk is the longest bulk string (one argument) accepted by
-	// default; the -max-bulk flag changes it. Redis's proto-max-bulk-len is
-	// 512 MiB; a small server refuses sooner.
-	DefaultMaxBulk = 1 << 20
+	// default, Redis's proto-max-bulk-len (512 MiB); the -max-bulk flag
+	// changes it. The limit costs nothing until bytes arrive: a length
+	// line is checked against it, and no buffer is sized by it.
+	DefaultMaxBulk = 512 << 20
 	// maxLine is the longest inline command, and the longest "*<count>" or
 	// "$<length>" line, Redis's PROTO_INLINE_MAX_SIZE.
 	maxLine = 64 << 10
