@@ -31,6 +31,8 @@ type loopFuncs struct {
 	data   func(c *netcore.LoopConn)
 	eof    func(c *netcore.LoopConn)
 	closed chan error
+	// closeHook, if set, runs in OnClose before the report on closed.
+	closeHook func(c *netcore.LoopConn)
 }
 
 func (h *loopFuncs) OnOpen(c *netcore.LoopConn) {
@@ -52,6 +54,9 @@ func (h *loopFuncs) OnEOF(c *netcore.LoopConn) {
 }
 
 func (h *loopFuncs) OnClose(c *netcore.LoopConn, err error) {
+	if h.closeHook != nil {
+		h.closeHook(c)
+	}
 	if h.closed != nil {
 		h.closed <- err
 	}

@@ -157,3 +157,10 @@ func (b *buffer) reserve(n int) {
 	}
 	b.s, b.r, b.w = ns, 0, w
 }
+
+// Truncate keeps the first n buffered bytes and drops the rest.
+func (b *buffer) Truncate(n int) {
+	if n < b.Len() {
+		b.w = b.r + max(n, 0)
+	}
+}

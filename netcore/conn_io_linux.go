@@ -46,7 +46,8 @@ const pipeChunk = 64 << 10
 // sendfile(2), from the file's current offset, which it advances; when r
 // is another *Conn, splice(2) moves the bytes through a pipe without
 // copying them to user memory. Anything else, or a file sendfile does not
-// take, is copied through a buffer.
+// take, is copied through a buffer. Errors are *net.OpError with Op
+// "readfrom", as Go's net reports them.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	limit := int64(math.MaxInt64)
 	src := r
@@ -71,11 +72,17 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if limited {
 		lr.N -= n
 	}
-	if handled || err != nil {
-		return n, err
+	if !handled && err == nil {
+		var m int64
+		m, err = io.Copy(writerOnly{c}, r)
+		n += m
 	}
-	m, err := io.Copy(writerOnly{c}, r)
-	return n + m, err
+	if err != nil {
+		// As Go's net: every failure of ReadFrom, the buffered copy's
+		// included, is an *OpError with Op "readfrom".
+		err = c.opErr("readfrom", err)
+	}
+	return n, err
 }
 
 // file is what sendfile needs of a source: an *os.File, or the wrapper
@@ -186,7 +193,7 @@ func (c *Conn) sendfile(f file, limit int64) (n int64, handled bool, err error) 
 	if n == 0 && unsupported(runErr) {
 		return 0, false, nil
 	}
-	return n, true, c.opErr("write", runErr)
+	return n, true, runErr
 }
 
 // sendfileAttempt is one sendfile(2) of what is left; it is done at the
@@ -237,7 +244,7 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 		c.wkind, c.wr.name = ioPlain, "write"
 		n += c.wdone
 		if err != nil {
-			return n, true, c.opErr("write", err)
+			return n, true, err
 		}
 	}
 	return n, true, nil

@@ -60,6 +60,12 @@ func (d *Dialer) dialSerial(ctx context.Context, network string, sas []Sockaddr)
 		}
 		actx, cancel := attemptContext(ctx, len(sas)-i)
 		c, err := d.dialOne(actx, network, sa)
+		// A socket that connected to itself (see dialOne) was closed;
+		// the next attempt gets another ephemeral port. Go's net
+		// retries twice too.
+		for retries := 0; errors.Is(err, errSelfConnect) && retries < 2; retries++ {
+			c, err = d.dialOne(actx, network, sa)
+		}
 		cancel()
 		if err == nil {
 			return c, nil
@@ -116,6 +122,16 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 	if err != nil {
 		return nil, err
 	}
+	if !d.LocalAddr.IsValid() || d.LocalAddr.Port() == 0 {
+		// Dialing a free port of the ephemeral range on this host can
+		// pick that very port as the source: TCP's simultaneous open
+		// then connects the socket to itself, and it holds the port a
+		// server wants. With a port of the caller's choosing, that is
+		// what was asked for.
+		if local.Unmap().AddrPort() == sa.Unmap().AddrPort() {
+			return nil, errSelfConnect
+		}
+	}
 	if sa.Addr().IsUnspecified() {
 		// Connecting to a wildcard address reaches this host; the peer
 		// is what the kernel made of it.
@@ -127,6 +143,9 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 	c.laddr = local
 	return c, nil
 }
+
+// errSelfConnect: the socket connected to itself (and was closed).
+var errSelfConnect = errors.New("the connection reached its own socket: nothing listens on that port")
 
 // setup applies the options that go before connect(2), and binds the
 // source address.

@@ -38,8 +38,29 @@
 //     ListenAndServe bound. Accept errors that pass (EMFILE, a listener
 //     deadline) make it back off, never stop; a panicking handler is
 //     recovered and logged.
+//   - Zero-copy and vectored I/O: Conn.ReadFrom moves bytes from a file
+//     with sendfile(2) and from another Conn with splice(2), Conn.WriteTo
+//     the other way, Conn.Writev writes many buffers in one writev(2); io.Copy
+//     finds them.
+//   - Event loop: Loop serves many connections on a few goroutines, each
+//     locked to its thread and waiting in its own epoll instance, instead of
+//     a goroutine per connection. A LoopHandler is called on the loop with
+//     each connection's buffered input (LoopConn.Peek, Next, Discard) and
+//     answers with Write; output is bounded by watermarks (OutputFull tells
+//     a handler to stop taking requests; the loop offers the rest of the
+//     input again once the output drains) and a hard MaxOutput. Other
+//     goroutines reach a connection through Send, Execute and Close; Hold
+//     and Release keep it open for work in flight; AfterFunc and
+//     SetDeadline set timers on one heap per loop. Bytes leave in the order
+//     the calls that made them were made. Loop.Shutdown lets connections
+//     finish; limits (MaxInput, MaxOutput, IdleTimeout) close a
+//     connection with a *LimitError; EMFILE is met with a reserve
+//     descriptor, not a crash.
 //   - Framing: FrameCodec and FrameReader, length-prefixed frames over a
-//     byte slice or an io.Reader, for the protocol on top.
+//     byte slice or an io.Reader, for the protocol on top; FrameHandler
+//     runs such a protocol on a Loop, one call per frame, with reply frames
+//     built in place (LoopConn.BeginFrame). FrameReader's memory grows with
+//     the bytes that arrive, never with the length a peer claims.
 //
 // Byte order, Sockaddr's text, netip and TCPAddr conversions, resolution,
 // framing and the Server (over a listener of Go's net package) work on every

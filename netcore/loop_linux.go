@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
@@ -50,20 +52,26 @@ const (
 // (started by the first Serve) until Shutdown or Close, when it returns
 // ErrLoopClosed, or until accepting fails for a reason that will not pass
 // (the listener was closed by someone else, say), when it returns that
-// error. Serve owns l from here on and closes it when it returns; nothing
+// error.
+//
+// l is a *Listener, or any net.Listener that gives access to a listening
+// TCP socket through SyscallConn (a *net.TCPListener, say); any other
+// listener is refused with an error naming its type (serve it with Server
+// instead). Serve owns l from here on and closes it when it returns; nothing
 // else may Accept on it, and it should be closed only through Shutdown or
 // Close (a listener closed behind Serve's back just stops accepting: epoll
 // says nothing about it). A blocking-mode listener is switched to
 // non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
 // peers are unmapped, whatever l's ListenConfig said. Several Serve calls
-// may share one Loop.
-func (lp *Loop) Serve(l *Listener) error {
+// may share one Loop. Serve must not be called from a LoopHandler callback.
+func (lp *Loop) Serve(l net.Listener) error {
 	if lp.Handler == nil {
 		l.Close()
 		return errors.New("netcore: Loop.Handler is nil")
 	}
-	rc, err := l.SyscallConn()
+	rc, addr, err := loopListener(l)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	st := &lp.state
@@ -80,10 +88,10 @@ func (lp *Loop) Serve(l *Listener) error {
 			return err
 		}
 	}
-	a := &acceptor{l: l, rc: rc, done: make(chan error, 1), removed: make(chan struct{})}
+	a := &acceptor{l: l, rc: rc, addr: addr, network: l.Addr().Network(), done: make(chan error, 1), removed: make(chan struct{})}
 	a.fn = a.acceptOnce
-	if sa := l.Sockaddr(); !sa.Addr().IsUnspecified() {
-		a.local = sa
+	if !addr.Addr().IsUnspecified() {
+		a.local = addr
 	}
 	a.loop = st.loops[st.nextAcc%len(st.loops)]
 	st.nextAcc++
@@ -97,6 +105,44 @@ func (lp *Loop) Serve(l *Listener) error {
 	return err
 }
 
+// loopListener returns the socket beneath l and its address: a *Listener's
+// own, or that of a listener of another package whose SyscallConn leads to
+// a listening IPv4 or IPv6 stream socket.
+func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
+	if nl, ok := l.(*Listener); ok {
+		rc, err := nl.SyscallConn()
+		return rc, nl.Sockaddr(), err
+	}
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: a %T gives no access to its socket (no SyscallConn method); pass a *netcore.Listener or a *net.TCPListener, or serve it with netcore.Server", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, err)
+	}
+	var addr Sockaddr
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		s := int(fd)
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not listening", l)
+			return
+		}
+		if v, err := getInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || v != unix.SOCK_STREAM {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not a stream socket", l)
+			return
+		}
+		if addr, serr = localSockaddr(s); serr != nil {
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6 (%v)", l, serr)
+		}
+	})
+	if cerr != nil {
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: the socket of a %T: %w", l, cerr)
+	}
+	return rc, addr, serr
+}
+
 // start opens the event loops and starts their goroutines; the caller
 // holds lp.state.mu.
 func (lp *Loop) start() error {
@@ -104,6 +150,11 @@ func (lp *Loop) start() error {
 	lim, err := lp.limits()
 	if err != nil {
 		return err
+	}
+	if fh, ok := lp.Handler.(frameLoopHandler); ok {
+		if err := fh.h.check(lim.maxInput); err != nil {
+			return err
+		}
 	}
 	n := lp.Loops
 	if n == 0 {
@@ -130,11 +181,21 @@ func (lp *Loop) start() error {
 
 // Shutdown stops the Loop gracefully: it closes the listeners, closes
 // every connection that is idle (no input left unconsumed, no output
-// unwritten), and lets the others finish: each is closed as soon as it
-// becomes idle. When ctx ends first, it closes the remaining connections at
-// once and returns ctx's error. Either way, when Shutdown returns the
-// loops' goroutines and descriptors are gone. Serve returns ErrLoopClosed.
+// unwritten or queued, no work held with LoopConn.Hold), and lets the
+// others finish: each is closed as soon as it becomes idle. When ctx ends
+// first, it closes the remaining connections at once and returns ctx's
+// error. Either way, when Shutdown returns the loops' goroutines and
+// descriptors are gone. Serve returns ErrLoopClosed.
+//
+// Called from a LoopHandler callback (or a function Execute or AfterFunc
+// runs), Shutdown cannot wait for the loop it runs on: it starts the same
+// graceful stop on another goroutine, with the same ctx, and returns nil at
+// once; Serve's return says when the stop is done.
 func (lp *Loop) Shutdown(ctx context.Context) error {
+	if lp.onLoop() {
+		go lp.Shutdown(ctx)
+		return nil
+	}
 	loops, accs := lp.beginClose()
 	if loops == nil {
 		return nil
@@ -178,8 +239,14 @@ func (lp *Loop) Shutdown(ctx context.Context) error {
 // Close stops the Loop at once: it closes the listeners and every
 // connection (their handlers' OnClose get ErrLoopClosed), and returns when
 // the loops' goroutines and descriptors are gone. Serve returns
-// ErrLoopClosed. A second Close returns nil.
+// ErrLoopClosed. A second Close returns nil. Called from a callback, Close
+// starts the stop on another goroutine and returns nil at once, as
+// Shutdown does.
 func (lp *Loop) Close() error {
+	if lp.onLoop() {
+		go lp.Close()
+		return nil
+	}
 	loops, accs := lp.beginClose()
 	for _, l := range loops {
 		l.post(task{kind: taskForce})
@@ -191,6 +258,26 @@ func (lp *Loop) Close() error {
 		<-l.done
 	}
 	return nil
+}
+
+// onLoop reports whether the caller runs on one of lp's event loops (in a
+// callback): each loop's goroutine is locked to its thread, and no other
+// goroutine runs on that thread while it lives.
+func (lp *Loop) onLoop() bool {
+	st := &lp.state
+	st.mu.Lock()
+	loops := st.loops
+	st.mu.Unlock()
+	if len(loops) == 0 {
+		return false
+	}
+	tid := int32(sys.Gettid())
+	for _, l := range loops {
+		if l.tid.Load() == tid {
+			return true
+		}
+	}
+	return false
 }
 
 // beginClose marks the Loop closing and asks every loop that accepts to
@@ -236,7 +323,8 @@ type taskKind uint8
 
 const (
 	taskOpen     taskKind = iota // a connection another loop accepted: fd, peer, local
-	taskSend                     // c has output queued by Send
+	taskQueued                   // c has work queued by Send or Execute
+	taskReleased                 // c's last Hold was released
 	taskClose                    // c.Close was called
 	taskListen                   // start accepting on a
 	taskUnlisten                 // stop accepting on a and close its listener
@@ -269,10 +357,12 @@ type eventLoop struct {
 	seq     uint32
 	accs    []*acceptor // by the index in their epoll data; nil slots are free
 	naccs   int
-	dirty   []*LoopConn // connections with output to flush at the end of this iteration
-	now     int64       // nanoseconds on the Loop's clock at the last wake-up
-
-	idleHead, idleTail *LoopConn // by last activity, oldest first; only with IdleTimeout
+	dirty   []*LoopConn  // connections with output to flush at the end of this iteration
+	now     int64        // nanoseconds on the Loop's clock at the last wake-up
+	timers  []*LoopTimer // a binary heap by due time
+	resumes []*LoopConn  // paused connections whose output drained with input left
+	rspare  []*LoopConn
+	tid     atomic.Int32 // the loop's thread
 
 	draining, forcing bool
 
@@ -343,6 +433,7 @@ func (l *eventLoop) post(t task) bool {
 // run is the loop's goroutine.
 func (l *eventLoop) run() {
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	l.tid.Store(int32(sys.Gettid()))
 	defer close(l.done)
 	for {
 		n, err := sys.EpollWait(l.epfd, l.events, l.timeout())
@@ -358,8 +449,13 @@ func (l *eventLoop) run() {
 		for i := range n {
 			l.dispatch(&l.events[i])
 		}
+		l.runTimers()
+		l.rearmListeners()
 		l.flush()
-		l.expire()
+		if len(l.resumes) > 0 {
+			l.resume()
+			l.flush()
+		}
 		if l.forcing {
 			l.closeAll()
 		} else if l.draining {
@@ -372,12 +468,16 @@ func (l *eventLoop) run() {
 	}
 }
 
-// timeout returns epoll_wait's timeout in milliseconds: until the oldest
-// connection's idle deadline or a listener's back-off ends, -1 for none.
+// timeout returns epoll_wait's timeout in milliseconds: until the first
+// timer is due or a listener's back-off ends, -1 for none, 0 while
+// connections wait to be offered their input again.
 func (l *eventLoop) timeout() int {
+	if len(l.resumes) > 0 {
+		return 0
+	}
 	deadline := int64(-1)
-	if l.lim.idle > 0 && l.idleHead != nil {
-		deadline = l.idleHead.last + int64(l.lim.idle)
+	if len(l.timers) > 0 {
+		deadline = l.timers[0].when
 	}
 	for _, a := range l.accs {
 		if a != nil && a.rearmAt != 0 && (deadline < 0 || a.rearmAt < deadline) {
@@ -422,12 +522,28 @@ func (l *eventLoop) dispatch(e *unix.EpollEvent) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		l.read(c)
 	}
-	if !c.closed && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.out.Len() > 0 {
-		// The peer is gone or the socket failed: a write says how,
-		// and closes the connection.
-		c.blocked = false
-		l.flushConn(c)
+	if !c.closed && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if c.out.Len() > 0 {
+			// The peer is gone or the socket failed: a write says
+			// how, and closes the connection.
+			c.blocked = false
+			l.flushConn(c)
+		} else if c.eof || c.flushClose {
+			// Nothing more can be read or written (a connection
+			// kept open after EOF for held work, say): the report
+			// would repeat at every epoll_wait.
+			l.closeConn(c, l.sockErr(c))
+		}
 	}
+}
+
+// sockErr returns the pending error of c's socket (SO_ERROR) as a close
+// reason, or io.EOF if there is none.
+func (l *eventLoop) sockErr(c *LoopConn) error {
+	if e, err := getInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+		return c.opErr("read", "read", unix.Errno(e))
+	}
+	return errEOF
 }
 
 // drainQueue runs the tasks other goroutines posted.
@@ -448,8 +564,18 @@ func (l *eventLoop) runTask(t *task) {
 	switch t.kind {
 	case taskOpen:
 		l.open(t.fd, t.peer, t.local)
-	case taskSend:
-		l.takeSent(t.c)
+	case taskQueued:
+		t.c.smu.Lock()
+		t.c.posted = false
+		t.c.smu.Unlock()
+		if !t.c.closed {
+			l.takeQueued(t.c)
+			l.after(t.c)
+		}
+	case taskReleased:
+		if !t.c.closed {
+			l.markDirty(t.c) // the flush closes it if nothing else keeps it
+		}
 	case taskClose:
 		l.closeRequested(t.c)
 	case taskListen:
@@ -483,14 +609,8 @@ func (l *eventLoop) markDirty(c *LoopConn) {
 	}
 }
 
-// expire closes the connections idle for IdleTimeout and watches again
-// the listeners whose back-off has ended.
-func (l *eventLoop) expire() {
-	if l.lim.idle > 0 {
-		for c := l.idleHead; c != nil && c.last+int64(l.lim.idle) <= l.now; c = l.idleHead {
-			l.fail(c, &LimitError{Limit: "IdleTimeout", Value: int64(l.lim.idle)})
-		}
-	}
+// rearmListeners watches again the listeners whose back-off has ended.
+func (l *eventLoop) rearmListeners() {
 	now := l.now
 	for _, a := range l.accs {
 		if a != nil && a.rearmAt != 0 && a.rearmAt <= now {
@@ -501,13 +621,33 @@ func (l *eventLoop) expire() {
 }
 
 // closeIdle closes, while draining, every connection with nothing left to
-// do.
+// do: no input, no output written or queued, no work held.
 func (l *eventLoop) closeIdle() {
 	for _, c := range l.conns {
-		if c != nil && c.in.Len() == 0 && c.out.Len() == 0 && !c.hasSent() {
+		if c != nil && c.in.Len() == 0 && c.out.Len() == 0 && !c.queued.Load() && c.holds.Load() == 0 {
 			l.closeConn(c, ErrLoopClosed)
 		}
 	}
+}
+
+// resume offers their input again to the connections whose output drained
+// below the low watermark while input was left: a handler that stopped
+// taking requests at OutputFull goes on where it stopped.
+func (l *eventLoop) resume() {
+	rs := l.resumes
+	l.resumes = l.rspare[:0]
+	for i, c := range rs {
+		rs[i] = nil
+		c.resumeQueued = false
+		if c.closed || c.paused || c.flushClose || c.in.Len() == 0 {
+			continue
+		}
+		if l.sync(c) {
+			l.callback(c, cbData)
+			l.after(c)
+		}
+	}
+	l.rspare = rs[:0]
 }
 
 func (l *eventLoop) closeAll() {
@@ -570,10 +710,26 @@ const (
 	cbEOF
 )
 
+// callbackFn runs a function given to Execute or AfterFunc; a panic
+// becomes the connection's close error, as in callback.
+func (l *eventLoop) callbackFn(c *LoopConn, fn func(*LoopConn)) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.lp.logger().Error("netcore: function run on the loop panicked; closing its connection",
+				"remote", c.peer.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !c.closed {
+				c.closeErr = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
+			}
+		}
+	}()
+	fn(c)
+}
+
 // after settles a connection after a callback: the input the handler left
 // is kept (copied out of the scratch buffer), limits are checked, output
 // is scheduled for the flush, and reading pauses above the high watermark.
 func (l *eventLoop) after(c *LoopConn) {
+	c.framing = 0 // a frame left open ends with its callback
 	if c.borrowing {
 		if len(c.borrow) > 0 {
 			c.in.Write(c.borrow)
@@ -588,16 +744,18 @@ func (l *eventLoop) after(c *LoopConn) {
 		l.fail(c, c.closeErr)
 		return
 	}
-	if c.in.Len() >= l.lim.maxInput {
-		l.fail(c, &LimitError{Limit: "MaxInput", Value: int64(l.lim.maxInput)})
-		return
-	}
 	if c.out.Len() > 0 || (c.wantShutWr && !c.shutWr) {
 		l.markDirty(c)
 	}
 	if !c.paused && c.out.Len() > l.lim.high {
 		c.paused = true
 		l.rearm(c)
+	}
+	// Input left while output is full waits for the output to drain;
+	// otherwise a full input buffer the handler took nothing from can
+	// never make progress.
+	if c.in.Len() >= l.lim.maxInput && !c.paused {
+		l.fail(c, &LimitError{Limit: "MaxInput", Value: int64(l.lim.maxInput)})
 	}
 }
 
@@ -621,6 +779,7 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 		}
 	}
 	c := &LoopConn{l: l, fd: fd, peer: peer, local: local}
+	c.limit = LoopTimer{i: -1, c: c}
 	c.in.held, c.out.held, c.pending.held = &l.inHeld, &l.outHeld, &l.outHeld
 	l.seq++
 	if l.seq < firstSeq || l.seq > 1<<31-1 {
@@ -642,7 +801,9 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	l.count++
 	l.nconns.Add(1)
 	c.last = l.now
-	l.idlePush(c)
+	if l.lim.idle > 0 {
+		l.schedule(&c.limit, l.now+int64(l.lim.idle))
+	}
 	l.callback(c, cbOpen)
 	l.after(c)
 }
@@ -650,10 +811,13 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 // read makes one read(2) into the scratch buffer and hands the bytes to
 // the handler.
 func (l *eventLoop) read(c *LoopConn) {
-	if c.closed || c.paused || c.eof || c.closeAfterFlush {
+	if c.closed || c.paused || c.eof || c.flushClose {
 		return
 	}
 	p := l.scratch[:min(len(l.scratch), l.lim.maxInput-c.in.Len())]
+	if len(p) == 0 {
+		return // a full input buffer waiting for output room (see after)
+	}
 	var n int
 	var err error
 	for {
@@ -676,11 +840,17 @@ func (l *eventLoop) read(c *LoopConn) {
 		if c.closed {
 			return
 		}
+		if !l.sync(c) {
+			return
+		}
 		l.callback(c, cbEOF)
 		l.after(c)
 		if !c.closed {
 			l.closeAfterFlush(c, errEOF)
 		}
+		return
+	}
+	if !l.sync(c) {
 		return
 	}
 	if c.in.Len() == 0 {
@@ -693,10 +863,10 @@ func (l *eventLoop) read(c *LoopConn) {
 }
 
 // closeAfterFlush stops reading from c and closes it once its output is
-// written.
+// written (after EOF: and no work is held).
 func (l *eventLoop) closeAfterFlush(c *LoopConn, reason error) {
-	if !c.closeAfterFlush {
-		c.closeAfterFlush, c.closeReason = true, reason
+	if !c.flushClose {
+		c.flushClose, c.closeReason = true, reason
 		l.rearm(c)
 	}
 	if !c.closed {
@@ -712,6 +882,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 		switch {
 		case err == nil:
 			c.out.Discard(n)
+			c.outN.Store(int64(c.out.Len()))
 			l.touch(c)
 		case again(err, false):
 		case classify(err, false) == wait:
@@ -722,7 +893,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 		}
 	}
 	c.out.ReleaseIfEmpty()
-	if c.out.Len() == 0 {
+	if c.out.Len() == 0 && !c.queued.Load() {
 		if c.wantShutWr && !c.shutWr {
 			c.shutWr = true
 			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
@@ -730,13 +901,17 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 				return
 			}
 		}
-		if c.closeAfterFlush && !c.hasSent() {
+		if c.flushClose && (c.closeReason != errEOF || c.holds.Load() == 0) {
 			l.closeConn(c, c.closeReason)
 			return
 		}
 	}
 	if c.paused && c.out.Len() <= l.lim.low {
 		c.paused = false
+		if c.in.Len() > 0 && !c.resumeQueued {
+			c.resumeQueued = true
+			l.resumes = append(l.resumes, c)
+		}
 	}
 	l.rearm(c)
 }
@@ -750,7 +925,7 @@ func (l *eventLoop) rearm(c *LoopConn) {
 		return
 	}
 	var want uint32
-	if !c.paused && !c.eof && !c.closeAfterFlush {
+	if !c.paused && !c.eof && !c.flushClose {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.blocked {
@@ -769,32 +944,64 @@ func (l *eventLoop) rearm(c *LoopConn) {
 	c.events = want
 }
 
-// takeSent moves what other goroutines queued with Send into c's output.
-func (l *eventLoop) takeSent(c *LoopConn) {
-	if c.closed {
+// sync takes what other goroutines queued for c before a callback, so
+// that the callback's Writes come after it; it reports whether c is still
+// open.
+func (l *eventLoop) sync(c *LoopConn) bool {
+	if c.queued.Load() {
+		l.takeQueued(c)
+		if c.closeErr != nil && !c.closed {
+			l.fail(c, c.closeErr)
+		}
+	}
+	return !c.closed
+}
+
+// takeQueued runs what other goroutines queued for c with Send and
+// Execute, in the order they queued it: sent bytes go to the output,
+// functions run. The loop calls it before each callback for c, and Write
+// calls it (outside takeQueued itself), so that bytes leave in the order
+// of the calls that made them. Output past MaxOutput sets c.closeErr.
+func (l *eventLoop) takeQueued(c *LoopConn) {
+	if c.closed || c.taking || !c.queued.Load() {
 		return
 	}
 	c.smu.Lock()
-	c.squeued = false
-	if c.out.Len() == 0 {
-		c.out.Release()
-		c.out, c.pending = c.pending, c.out
-	} else {
-		c.out.Write(c.pending.Bytes())
-		c.pending.Release()
-	}
+	c.queued.Store(false)
+	p := c.pending
+	c.pending = buffer{held: p.held}
+	fns := c.fns
+	c.fns = nil
+	c.outN.Add(int64(p.Len()))
+	c.pendN.Store(0)
 	c.smu.Unlock()
-	if c.out.Len() > l.lim.maxOutput {
-		l.fail(c, &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)})
+	if len(fns) == 0 && c.out.Len() == 0 {
+		c.out.Release()
+		c.out = p // the common case: no copy
+	} else {
+		c.taking = true
+		at := 0
+		for i, f := range fns {
+			c.out.Write(p.Bytes()[at:f.at])
+			at = f.at
+			c.outN.Store(int64(c.out.Len()))
+			if !c.closed {
+				l.callbackFn(c, f.fn)
+			}
+			fns[i] = queuedFn{}
+		}
+		c.taking = false
+		if !c.closed {
+			c.out.Write(p.Bytes()[at:])
+		}
+		p.Release()
+	}
+	if c.closed {
 		return
 	}
-	if c.shutWr {
-		c.out.Release() // nothing more can go out after CloseWrite
-	}
-	l.markDirty(c)
-	if !c.paused && c.out.Len() > l.lim.high {
-		c.paused = true
-		l.rearm(c)
+	c.outN.Store(int64(c.out.Len()))
+	if c.out.Len() > l.lim.maxOutput && c.closeErr == nil {
+		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)}
 	}
 }
 
@@ -811,6 +1018,7 @@ func (l *eventLoop) closeRequested(c *LoopConn) {
 		l.fail(c, err)
 		return
 	}
+	c.userClosed = true
 	l.closeAfterFlush(c, nil)
 }
 
@@ -823,15 +1031,24 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	l.conns[c.fd] = nil
 	l.count--
 	l.nconns.Add(-1)
-	l.idleRemove(c)
+	l.stopTimers(c)
 	c.smu.Lock()
 	c.sclosed = true
 	c.pending.Release()
+	c.pendN.Store(0)
+	c.queued.Store(false)
+	fns := c.fns
+	c.fns = nil
 	c.smu.Unlock()
 	c.in.Release()
 	c.out.Release()
+	c.outN.Store(0)
 	c.borrow = nil
 	closeFD(c.fd) // also takes it out of the epoll set
+	// What Execute queued still runs, once: its Writes fail.
+	for _, f := range fns {
+		l.callbackFn(c, f.fn)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			l.lp.logger().Error("netcore: loop handler panicked in OnClose",
@@ -841,44 +1058,6 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	l.lp.Handler.OnClose(c, err)
 }
 
-// touch records activity on c for the idle timeout.
-func (l *eventLoop) touch(c *LoopConn) {
-	if l.lim.idle <= 0 || c.closed {
-		return
-	}
-	c.last = l.now
-	if l.idleTail != c {
-		l.idleRemove(c)
-		l.idlePush(c)
-	}
-}
-
-func (l *eventLoop) idlePush(c *LoopConn) {
-	if l.lim.idle <= 0 {
-		return
-	}
-	c.prev, c.next = l.idleTail, nil
-	if l.idleTail != nil {
-		l.idleTail.next = c
-	} else {
-		l.idleHead = c
-	}
-	l.idleTail = c
-}
-
-func (l *eventLoop) idleRemove(c *LoopConn) {
-	if l.lim.idle <= 0 {
-		return
-	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else if l.idleHead == c {
-		l.idleHead = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else if l.idleTail == c {
-		l.idleTail = c.prev
-	}
-	c.prev, c.next = nil, nil
-}
+// touch records activity on c for the idle timeout; the limit timer
+// notices when it fires.
+func (l *eventLoop) touch(c *LoopConn) { c.last = l.now }

@@ -4,6 +4,7 @@ package netcore
 
 import (
 	"errors"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -14,8 +15,10 @@ import (
 
 // acceptor is one listener served by a loop.
 type acceptor struct {
-	l       *Listener
+	l       net.Listener
 	rc      syscall.RawConn
+	addr    Sockaddr // the listener's address
+	network string
 	loop    *eventLoop
 	idx     int
 	local   Sockaddr // the listener's address, unless it is a wildcard
@@ -54,7 +57,7 @@ func (a *acceptor) finish(err error) {
 }
 
 func (a *acceptor) opErr(err error) error {
-	return opError("accept", a.l.Addr().Network(), a.l.Sockaddr(), Sockaddr{}, err)
+	return opError("accept", a.network, a.addr, Sockaddr{}, err)
 }
 
 // listen starts watching a's listener (level-triggered).

@@ -3,22 +3,39 @@
 package netcore
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // errEOF is the close reason after the peer's FIN.
 var errEOF = io.EOF
 
-// LoopConn is a connection served by a Loop. Its input and output buffers
-// belong to its event loop: the methods that touch them (Peek, Next,
-// Discard, Buffered, Write, OutputBuffered, CloseWrite, SetUserData,
-// UserData) may be called only from the LoopHandler's callbacks for this
-// connection. Send and Close are safe from any goroutine, and so are the
+// errDeadline closes a connection whose SetDeadline passed.
+var errDeadline = fmt.Errorf("netcore: connection deadline passed: %w", os.ErrDeadlineExceeded)
+
+// LoopConn is a connection served by a Loop.
+//
+// Its buffers belong to its event loop. The methods that touch them (Peek,
+// Next, Discard, Buffered, Write, OutputBuffered, OutputFull, CloseWrite,
+// BeginFrame, AfterFunc, SetDeadline, SetUserData, UserData) may be called
+// only on the loop: from the LoopHandler's callbacks for this connection,
+// and from functions that Execute and AfterFunc run for it. Send, Execute,
+// Hold, Release and Close are safe from any goroutine, and so are the
 // address methods.
+//
+// Bytes leave in the order the calls that produced them were made: a Send
+// that returned before a Write was called goes out before the Write's
+// bytes, whichever goroutine made it. The loop takes what other goroutines
+// queued with Send and Execute before it calls the handler, and Write takes
+// what was queued since, so a function queued with Execute before a Write
+// may run inside that Write call, before its bytes are appended.
 type LoopConn struct {
 	l           *eventLoop
 	fd          int
@@ -27,31 +44,51 @@ type LoopConn struct {
 	user        any
 
 	// The loop's own; see eventLoop.
-	in        buffer
-	borrow    []byte // this read's bytes, in the loop's scratch buffer, while borrowing
-	borrowing bool
-	out       buffer
-	events    uint32 // registered with epoll
-	blocked   bool   // a write met EAGAIN: waiting for EPOLLOUT
-	paused    bool   // output above the high watermark: not reading
-	eof       bool   // the peer's FIN arrived
-	closed    bool
+	in           buffer
+	borrow       []byte // this read's bytes, in the loop's scratch buffer, while borrowing
+	borrowing    bool
+	out          buffer
+	events       uint32 // registered with epoll
+	blocked      bool   // a write met EAGAIN: waiting for EPOLLOUT
+	paused       bool   // output above the high watermark: not reading
+	eof          bool   // the peer's FIN arrived
+	closed       bool
+	userClosed   bool // Close was called: no more Write
+	wantShutWr   bool
+	shutWr       bool
+	flushClose   bool // close once output is flushed (and, after EOF, no work is held)
+	dirtyQueued  bool
+	resumeQueued bool
+	taking       bool // takeQueued is running functions Execute queued
+	framing      int  // reply frames begun and not ended in this callback
+	closeReason  error
+	closeErr     error     // set in a callback: close with it when the callback returns
+	last         int64     // last activity on the loop's clock
+	deadline     int64     // SetDeadline on the loop's clock; 0 for none
+	limit        LoopTimer // fires at the idle timeout or the deadline, whichever is first
+	timers       *LoopTimer
 
-	wantShutWr, shutWr bool
-	closeAfterFlush    bool
-	closeReason        error
-	closeErr           error // set in a callback: close with it when the callback returns
-	dirtyQueued        bool
-	last               int64 // last activity on the loop's clock
-	prev, next         *LoopConn
+	// Shared with other goroutines.
+	outN   atomic.Int64 // out.Len(), for Send's bound
+	pendN  atomic.Int64 // pending.Len()
+	queued atomic.Bool  // Send or Execute queued work the loop has not taken
+	holds  atomic.Int32 // Hold minus Release
+	closeQ atomic.Bool  // Close was called (or a Send breached MaxOutput)
 
-	// Shared with other goroutines, under smu.
-	smu      sync.Mutex
-	pending  buffer // queued by Send
-	squeued  bool   // a taskSend is queued
-	sclosed  bool   // the loop closed the connection
-	closeReq bool
-	reqErr   error
+	smu      sync.Mutex // guards what follows
+	pending  buffer     // queued by Send
+	fns      []queuedFn // queued by Execute
+	posted   bool       // a taskQueued is in the loop's queue
+	sclosed  bool       // the loop closed the connection
+	wrClosed bool       // CloseWrite was called
+	reqErr   error      // Close's reason: nil, or a limit breached by Send
+}
+
+// queuedFn is a function queued by Execute, to run once the first at bytes
+// of pending have gone to the output.
+type queuedFn struct {
+	fn func(*LoopConn)
+	at int
 }
 
 // input returns the unconsumed input.
@@ -66,19 +103,20 @@ func (c *LoopConn) input() []byte {
 func (c *LoopConn) Buffered() int { return len(c.input()) }
 
 // Peek returns the first n bytes of unconsumed input without consuming
-// them, or all of it if fewer are buffered. The bytes are the loop's own:
-// they stay valid until the callback returns and must not be kept.
+// them, or all of it if fewer are buffered or n is negative. The bytes are
+// the loop's own: they stay valid until the callback returns and must not be
+// kept.
 func (c *LoopConn) Peek(n int) []byte {
 	in := c.input()
-	if n < 0 {
-		n = 0
+	if n < 0 || n > len(in) {
+		return in
 	}
-	return in[:min(n, len(in))]
+	return in[:n]
 }
 
-// Next returns the next n bytes of input (or all of them if fewer are
-// buffered) and consumes them. Like Peek's, the bytes stay valid until the
-// callback returns.
+// Next returns the next n bytes of input (all of them if fewer are buffered
+// or n is negative) and consumes them. Like Peek's, the bytes stay valid
+// until the callback returns.
 func (c *LoopConn) Next(n int) []byte {
 	p := c.Peek(n)
 	c.Discard(len(p))
@@ -86,91 +124,180 @@ func (c *LoopConn) Next(n int) []byte {
 }
 
 // Discard consumes the next n bytes of input (all of them if fewer are
-// buffered) and returns how many it consumed.
+// buffered or n is negative) and returns how many it consumed.
 func (c *LoopConn) Discard(n int) int {
-	if n <= 0 {
+	if n == 0 {
 		return 0
 	}
 	if c.borrowing {
-		n = min(n, len(c.borrow))
+		if n < 0 || n > len(c.borrow) {
+			n = len(c.borrow)
+		}
 		c.borrow = c.borrow[n:]
 		return n
 	}
-	n = min(n, c.in.Len())
+	if n < 0 || n > c.in.Len() {
+		n = c.in.Len()
+	}
 	c.in.Discard(n)
 	return n
 }
 
 // Write appends p to the output buffer; the loop writes it to the socket
 // at the end of the current iteration, together with everything else
-// written meanwhile. If the output buffer would pass MaxOutput, nothing is
-// appended, the error is a *LimitError (ErrOutputLimit), and the
-// connection is closed when the callback returns. After Close, CloseWrite
-// or the connection's end it fails with net.ErrClosed.
+// written meanwhile. If the buffered output (queued Sends included) would
+// pass MaxOutput, nothing is appended, the error is a *LimitError
+// (ErrOutputLimit), and the connection is closed when the callback returns.
+// After Close, CloseWrite or the connection's end it fails with
+// net.ErrClosed. After the peer's half-close (OnEOF) it still works: the
+// connection stays open until what is written has gone out.
 func (c *LoopConn) Write(p []byte) (int, error) {
-	if c.closed || c.closeErr != nil || c.wantShutWr || c.closeAfterFlush {
+	if c.closed || c.closeErr != nil || c.wantShutWr || c.userClosed || c.closeQ.Load() {
 		return 0, net.ErrClosed
 	}
-	if c.out.Len()+len(p) > c.l.lim.maxOutput {
+	if c.queued.Load() && c.framing == 0 {
+		// Sent before this call: goes out first (but never inside a
+		// reply frame being built: it goes out after the frame).
+		c.l.takeQueued(c)
+		if c.closed || c.closeErr != nil || c.closeQ.Load() {
+			return 0, net.ErrClosed
+		}
+	}
+	if c.out.Len()+int(c.pendN.Load())+len(p) > c.l.lim.maxOutput {
 		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(c.l.lim.maxOutput)}
 		return 0, c.closeErr
 	}
-	return c.out.Write(p)
+	n, _ := c.out.Write(p)
+	c.outN.Store(int64(c.out.Len()))
+	return n, nil
 }
 
 // OutputBuffered returns the number of output bytes not yet written to the
-// socket.
+// socket (bytes queued by Send and not yet taken by the loop not included).
 func (c *LoopConn) OutputBuffered() int { return c.out.Len() }
 
-// CloseWrite half-closes the connection: once the output written so far
-// has gone out, the loop shuts the socket down for writing (the peer reads
-// EOF). Input keeps coming until the peer closes too.
+// OutputFull reports whether the connection's buffered output, queued
+// Sends included, is above the Loop's OutputHighWater. A handler that
+// answers requests should stop taking requests while it is true and leave
+// the rest of the input unconsumed: the loop stops reading the socket until
+// the output has drained to OutputLowWater, then calls OnData again with
+// the input that is left, even if no new bytes came. That keeps a pipeline
+// of large replies within the watermarks instead of MaxOutput.
+func (c *LoopConn) OutputFull() bool {
+	return c.out.Len()+int(c.pendN.Load()) > c.l.lim.high
+}
+
+// CloseWrite half-closes the connection: once the output written and sent
+// so far has gone out, the loop shuts the socket down for writing (the peer
+// reads EOF). Write and Send fail with net.ErrClosed from then on. Input
+// keeps coming until the peer closes too.
 func (c *LoopConn) CloseWrite() error {
-	if c.closed || c.closeAfterFlush {
+	if c.closed || c.userClosed {
 		return net.ErrClosed
 	}
 	c.wantShutWr = true
+	c.smu.Lock()
+	c.wrClosed = true
+	c.smu.Unlock()
 	return nil
 }
 
 // Send queues a copy of p for the connection's output from any goroutine;
-// the loop writes it after what it has already buffered. If the queued
-// bytes would pass MaxOutput, the connection is closed and the error is a
-// *LimitError (ErrOutputLimit). After the connection has been closed it
-// returns net.ErrClosed.
+// the loop writes it after what was written or sent before. If the output
+// buffered and queued would pass MaxOutput, the connection is closed and the
+// error is a *LimitError (ErrOutputLimit). After Close, CloseWrite or the
+// connection's end it returns net.ErrClosed.
 func (c *LoopConn) Send(p []byte) error {
 	c.smu.Lock()
-	if c.sclosed || c.closeReq {
+	if c.sclosed || c.wrClosed || c.closeQ.Load() {
 		c.smu.Unlock()
 		return net.ErrClosed
 	}
-	if c.pending.Len()+len(p) > c.l.lim.maxOutput {
+	if c.outN.Load()+int64(c.pending.Len()+len(p)) > int64(c.l.lim.maxOutput) {
 		c.smu.Unlock()
 		err := &LimitError{Limit: "MaxOutput", Value: int64(c.l.lim.maxOutput)}
 		c.closeWith(err)
 		return err
 	}
 	c.pending.Write(p)
-	queued := c.squeued
-	c.squeued = true
-	c.smu.Unlock()
-	if !queued && !c.l.post(task{kind: taskSend, c: c}) {
-		return net.ErrClosed
-	}
+	c.pendN.Store(int64(c.pending.Len()))
+	c.queueLocked()
 	return nil
 }
 
-// hasSent reports whether Send has queued bytes the loop has not taken.
-func (c *LoopConn) hasSent() bool {
+// Execute runs fn on the connection's loop, from any goroutine: the way a
+// worker hands a result back to update the connection's state, write, set
+// timers or close. fn runs once, after whatever was sent or executed before
+// it, and may use every LoopConn method. If the connection closes before
+// the loop gets to fn, fn still runs, just before OnClose, and its Writes
+// fail with net.ErrClosed. After the connection has closed, Execute returns
+// net.ErrClosed and fn never runs.
+func (c *LoopConn) Execute(fn func(*LoopConn)) error {
+	if fn == nil {
+		return errors.New("netcore: LoopConn.Execute with a nil function")
+	}
 	c.smu.Lock()
-	defer c.smu.Unlock()
-	return c.squeued
+	if c.sclosed {
+		c.smu.Unlock()
+		return net.ErrClosed
+	}
+	c.fns = append(c.fns, queuedFn{fn: fn, at: c.pending.Len()})
+	c.queueLocked()
+	return nil
+}
+
+// queueLocked records that c has queued work and wakes its loop; it
+// unlocks c.smu.
+func (c *LoopConn) queueLocked() {
+	c.queued.Store(true)
+	post := !c.posted
+	c.posted = true
+	c.smu.Unlock()
+	if post {
+		// If the loop has exited, it closed c first, and closing took
+		// (and ran) what was queued.
+		c.l.post(task{kind: taskQueued, c: c})
+	}
+}
+
+// Hold marks work in flight for the connection, from any goroutine: until
+// every Hold is matched by a Release, the loop closes the connection
+// neither once the peer has half-closed (after OnEOF) nor at a graceful
+// Shutdown (until Shutdown's context ends). Call Hold in the callback that
+// hands a request to another goroutine, and Release there once the answer
+// has been sent:
+//
+//	c.Hold()
+//	go func() {
+//		defer c.Release()
+//		c.Send(slowAnswer(req))
+//	}()
+//
+// Close, Loop.Close and limits still close a held connection.
+func (c *LoopConn) Hold() { c.holds.Add(1) }
+
+// Release ends work in flight marked by Hold, from any goroutine. A Release
+// without a matching Hold is ignored.
+func (c *LoopConn) Release() {
+	for {
+		n := c.holds.Load()
+		if n <= 0 {
+			return
+		}
+		if c.holds.CompareAndSwap(n, n-1) {
+			if n == 1 {
+				c.l.post(task{kind: taskReleased, c: c})
+			}
+			return
+		}
+	}
 }
 
 // Close closes the connection from any goroutine: the loop stops reading,
-// writes out the output buffered so far (Sends included), then closes the
-// socket and calls OnClose with a nil error. If the peer does not read,
-// the output may never drain; IdleTimeout, Shutdown's deadline or Loop.Close
+// writes out the output written and sent before, then closes the socket
+// and calls OnClose with a nil error. Write and Send fail with
+// net.ErrClosed from then on. If the peer does not read, the output may
+// never drain; IdleTimeout, SetDeadline, Shutdown's deadline or Loop.Close
 // end it then. A second Close, or a Close after the connection ended,
 // returns nil.
 func (c *LoopConn) Close() error {
@@ -180,13 +307,41 @@ func (c *LoopConn) Close() error {
 
 func (c *LoopConn) closeWith(err error) {
 	c.smu.Lock()
-	if c.sclosed || c.closeReq {
+	if c.sclosed || c.closeQ.Load() {
 		c.smu.Unlock()
 		return
 	}
-	c.closeReq, c.reqErr = true, err
+	c.closeQ.Store(true)
+	c.reqErr = err
 	c.smu.Unlock()
 	c.l.post(task{kind: taskClose, c: c})
+}
+
+// closing reports whether Close was called, or a limit breached, or the
+// connection closed.
+func (c *LoopConn) closing() bool {
+	return c.closed || c.userClosed || c.closeErr != nil || c.closeQ.Load()
+}
+
+// SetDeadline sets a time at which the loop closes the connection, whatever
+// it is doing; OnClose then gets an error matching os.ErrDeadlineExceeded.
+// The zero time clears it. Moving it costs no system call, so a handler can
+// push it forward on every request to bound a client's idle time, or set it
+// once to bound a whole exchange. It is kept beside Loop.IdleTimeout: the
+// first to pass closes the connection. Call it on the loop only.
+func (c *LoopConn) SetDeadline(t time.Time) {
+	if c.closed {
+		return
+	}
+	if t.IsZero() {
+		c.deadline = 0
+		return
+	}
+	d := max(int64(t.Sub(c.l.lp.state.start)), 1)
+	c.deadline = d
+	if c.limit.i < 0 || d < c.limit.when {
+		c.l.schedule(&c.limit, d)
+	}
 }
 
 // RemoteSockaddr returns the peer's address (IPv4-mapped IPv6 peers
@@ -203,10 +358,11 @@ func (c *LoopConn) RemoteAddr() net.Addr { return c.peer.TCPAddr() }
 func (c *LoopConn) LocalAddr() net.Addr { return c.local.TCPAddr() }
 
 // SetUserData attaches a value of the handler's (its per-connection state,
-// say) to the connection.
+// say) to the connection. Call it on the loop only.
 func (c *LoopConn) SetUserData(v any) { c.user = v }
 
-// UserData returns the value SetUserData attached, nil if none.
+// UserData returns the value SetUserData attached, nil if none. Call it on
+// the loop only.
 func (c *LoopConn) UserData() any { return c.user }
 
 // opErr wraps a failed system call on c as Conn does: an *os.SyscallError

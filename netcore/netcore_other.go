@@ -185,7 +185,10 @@ type loopState struct{}
 type LoopConn struct{}
 
 // Serve fails off Linux with ErrLinuxOnly.
-func (lp *Loop) Serve(l *Listener) error { return ErrLinuxOnly }
+func (lp *Loop) Serve(l net.Listener) error {
+	l.Close()
+	return ErrLinuxOnly
+}
 
 // Shutdown fails off Linux with ErrLinuxOnly.
 func (lp *Loop) Shutdown(ctx context.Context) error { return ErrLinuxOnly }
@@ -240,3 +243,39 @@ func (c *LoopConn) SetUserData(v any) {}
 
 // UserData returns nil off Linux.
 func (c *LoopConn) UserData() any { return nil }
+
+// OutputFull returns false off Linux.
+func (c *LoopConn) OutputFull() bool { return false }
+
+// closing returns true off Linux: no LoopConn serves.
+func (c *LoopConn) closing() bool { return true }
+
+// Execute fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) Execute(fn func(*LoopConn)) error { return ErrLinuxOnly }
+
+// Hold does nothing off Linux.
+func (c *LoopConn) Hold() {}
+
+// Release does nothing off Linux.
+func (c *LoopConn) Release() {}
+
+// SetDeadline does nothing off Linux.
+func (c *LoopConn) SetDeadline(t time.Time) {}
+
+// LoopTimer stands in for the Linux loop timer.
+type LoopTimer struct{}
+
+// AfterFunc returns a timer that never runs off Linux.
+func (c *LoopConn) AfterFunc(d time.Duration, fn func(*LoopConn)) *LoopTimer { return &LoopTimer{} }
+
+// Stop returns false off Linux.
+func (t *LoopTimer) Stop() bool { return false }
+
+// LoopFrame stands in for the Linux reply frame.
+type LoopFrame struct{}
+
+// BeginFrame fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) BeginFrame(codec FrameCodec) (LoopFrame, error) { return LoopFrame{}, ErrLinuxOnly }
+
+// End fails off Linux with ErrLinuxOnly.
+func (f LoopFrame) End() error { return ErrLinuxOnly }

@@ -55,6 +55,11 @@ func AsConn(c net.Conn) (nc *Conn, ok bool) {
 	return nil, false
 }
 
+// DefaultHandshakeTimeout bounds a TLS handshake when
+// Server.HandshakeTimeout is 0: as long as Go's http.Transport gives a
+// client's.
+const DefaultHandshakeTimeout = 10 * time.Second
+
 // Server accepts connections and runs Handler for each on its own
 // goroutine, in the shape of net/http.Server. It serves any net.Listener:
 // a netcore Listener, a listener of Go's net package, or either wrapped by
@@ -79,6 +84,12 @@ type Server struct {
 	// changed once the Server runs. Leave it nil when the listener is
 	// already a tls.NewListener.
 	TLSConfig *tls.Config
+	// HandshakeTimeout bounds the whole TLS handshake of a connection
+	// (with TLSConfig set): a client that has not finished it by then,
+	// however slowly it trickles bytes in, is logged and closed, and its
+	// MaxConns slot freed. 0 means DefaultHandshakeTimeout; a negative
+	// value means no bound (IdleTimeout still bounds each read).
+	HandshakeTimeout time.Duration
 	// MaxConns > 0 bounds the connections served at once by this Server,
 	// over all its listeners: at the bound each listener's accept loop
 	// holds the one connection it accepted last, unserved, and accepts no
@@ -418,7 +429,18 @@ func (s *Server) serveConn(st *connState, slots chan struct{}) {
 	}()
 	setIdleTimeout(c, s.IdleTimeout)
 	if tc, ok := c.(*tls.Conn); ok && s.TLSConfig != nil {
-		if err := tc.HandshakeContext(st); err != nil {
+		hctx := context.Context(st)
+		if d := s.HandshakeTimeout; d >= 0 {
+			if d == 0 {
+				d = DefaultHandshakeTimeout
+			}
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(st, d)
+			defer cancel()
+		}
+		// When hctx ends first, crypto/tls closes the connection, which
+		// wakes a Read blocked beneath the handshake in either mode.
+		if err := tc.HandshakeContext(hctx); err != nil {
 			s.logger().Info("netcore: TLS handshake failed; closing the connection",
 				"remote", remoteString(c), "err", err)
 			return

@@ -103,3 +103,8 @@ func Wake(fd int) error {
 	_, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one[0])), 8)
 	return errnoErr(e)
 }
+
+// Gettid wraps gettid(2): the calling thread's id. It is not counted and
+// no Filter sees it: the Loop asks it only to learn whether Shutdown was
+// called from one of its own threads.
+func Gettid() int { return unix.Gettid() }
