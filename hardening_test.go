@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -215,5 +216,90 @@ func TestReadFromErrorOp(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// oversizeServer is a Loop serving the book's framing whose OnFrameError
+// answers a frame over the limit with reply, then the connection closes.
+func oversizeServer(t *testing.T, linger time.Duration, reply []byte) string {
+	t.Helper()
+	codec, err := netcore.NewFrameCodec(4, binary.LittleEndian, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := &netcore.FrameHandler{
+		Codec:        codec,
+		OnFrame:      func(c *netcore.LoopConn, p []byte) { c.Write(p) },
+		OnFrameError: func(c *netcore.LoopConn, err error) { c.Write(reply) },
+	}
+	return serveLoop(t, &netcore.Loop{Handler: fh.LoopHandler(), LingerTimeout: linger})
+}
+
+// A client sends a frame far over the limit and goes on sending its body
+// while the server answers with an error and closes. Closed outright, the
+// server's socket answers the unread and later input with a reset, which
+// on a real network can destroy the error reply on its way (and here fails
+// the client's writes and its read after the reply). Lingering, the loop
+// shuts its write side, discards the rest and closes after the client's
+// EOF: the client reads the whole reply, then EOF, and all its writes
+// succeed.
+func TestLoopLingeringClose(t *testing.T) {
+	reply := bytes.Repeat([]byte("-ERR frame too large\n"), 5000) // about 100 KiB
+	body := make([]byte, 4<<20)
+	for _, tc := range []struct {
+		name       string
+		linger     time.Duration
+		wantResets bool
+	}{{"lingering", 0, false}, {"off", -1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			c := dialLoop(t, oversizeServer(t, tc.linger, reply))
+			hdr := binary.LittleEndian.AppendUint32(nil, 1<<30)
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := c.Write(append(hdr, body...))
+				if err == nil {
+					err = c.CloseWrite()
+				}
+				wrote <- err
+			}()
+			got, rerr := io.ReadAll(c)
+			werr := waitFor(t, wrote, "the client's writes")
+			whole := bytes.Equal(got, reply)
+			t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
+			if !tc.wantResets && (!whole || rerr != nil || werr != nil) {
+				t.Errorf("want the whole reply, then EOF, and no write error")
+			}
+			if tc.wantResets && whole && rerr == nil && werr == nil {
+				t.Errorf("closed outright with input unread, no reset reached the client: the lingering test proves nothing")
+			}
+		})
+	}
+}
+
+// A lingering socket whose peer never closes is closed at LingerTimeout:
+// the peer's writes fail from then on.
+func TestLoopLingerTimeout(t *testing.T) {
+	checkLeaks(t)
+	const linger = 100 * time.Millisecond
+	c := dialLoop(t, oversizeServer(t, linger, []byte("no\n")))
+	start := time.Now()
+	c.Write(binary.LittleEndian.AppendUint32(nil, 1<<30))
+	got := make([]byte, 3)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "no\n" {
+		t.Fatalf("the reply: %q, %v", got, err)
+	}
+	// While it lingers, writes are taken (and discarded); once it is
+	// closed, they are answered with a reset.
+	var err error
+	for err == nil && time.Since(start) < testTimeout {
+		_, err = c.Write(make([]byte, 1024))
+		time.Sleep(5 * time.Millisecond) // pacing the probe writes, not synchronisation
+	}
+	if err == nil {
+		t.Fatal("the peer's writes never failed: the lingering socket was not closed")
+	}
+	if d := time.Since(start); d < linger {
+		t.Errorf("writes failed after %v (%v), before LingerTimeout %v", d, err, linger)
 	}
 }

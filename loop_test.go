@@ -567,7 +567,16 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 	checkLeaks(t)
 	conns := make(chan *netcore.LoopConn, 1)
 	closed := make(chan error, 1)
-	h := &loopFuncs{open: func(c *netcore.LoopConn) { conns <- c }, data: echoAll, closed: closed}
+	echoedOnLoop := make(chan struct{}, 1)
+	h := &loopFuncs{open: func(c *netcore.LoopConn) { conns <- c }, closed: closed, data: func(c *netcore.LoopConn) {
+		echoAll(c)
+		if c.Buffered() == 0 {
+			select {
+			case echoedOnLoop <- struct{}{}:
+			default:
+			}
+		}
+	}}
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
 	client := dialLoop(t, addr)
 	lc := waitFor(t, conns, "OnOpen")
@@ -589,6 +598,9 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 	// Meanwhile the connection also echoes.
 	go client.Write([]byte("<echo>"))
 	wg.Wait()
+	// The echo was written before Close: a Write after Close fails, as
+	// on a net.Conn.
+	waitFor(t, echoedOnLoop, "the echo")
 	lc.Close()
 	lc.Close()
 	if err := lc.Send([]byte("late")); !errors.Is(err, net.ErrClosed) {

@@ -13,6 +13,7 @@ const (
 	DefaultOutputHighWater = 256 << 10 // 256 KiB
 	DefaultOutputLowWater  = 64 << 10  // 64 KiB
 	DefaultMaxOutput       = 4 << 20   // 4 MiB
+	DefaultLingerTimeout   = 2 * time.Second
 )
 
 // Errors a LoopConn is closed with (its LoopHandler's OnClose gets them),
@@ -134,6 +135,16 @@ type Loop struct {
 	// written for that long, with a *LimitError (ErrIdleTimeout). 0 (the
 	// default) means no timeout.
 	IdleTimeout time.Duration
+	// LingerTimeout bounds a lingering close (DefaultLingerTimeout if
+	// 0; negative turns lingering off). A connection that its handler
+	// closes (LoopConn.Close) before the peer has half-closed is not
+	// closed outright, which would answer the peer's unread or later
+	// input with a reset that can destroy the reply on its way: once the
+	// output is out, the loop shuts the write side down, reads and
+	// discards the peer's input until its EOF, and closes the socket
+	// then, or after LingerTimeout. OnClose is called when lingering
+	// starts; the socket is the loop's alone from then on.
+	LingerTimeout time.Duration
 	// Logger receives accept errors, limit breaches and handler panics;
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -151,11 +162,14 @@ func (lp *Loop) logger() *slog.Logger {
 // limits is the Loop's limits with defaults filled in and checked.
 type limits struct {
 	maxInput, high, low, maxOutput int
-	idle                           time.Duration
+	idle, linger                   time.Duration
 }
 
 func (lp *Loop) limits() (limits, error) {
-	lim := limits{lp.MaxInput, lp.OutputHighWater, lp.OutputLowWater, lp.MaxOutput, lp.IdleTimeout}
+	lim := limits{lp.MaxInput, lp.OutputHighWater, lp.OutputLowWater, lp.MaxOutput, lp.IdleTimeout, lp.LingerTimeout}
+	if lim.linger == 0 {
+		lim.linger = DefaultLingerTimeout
+	}
 	for _, f := range []struct {
 		name string
 		v    *int

@@ -39,7 +39,8 @@ type loopState struct {
 const (
 	tagWake     = 0 // the loop's eventfd; Fd unused
 	tagListener = 1 // a listener; Fd is its index in eventLoop.acceptors
-	firstSeq    = 2
+	tagLinger   = 2 // a closed connection's socket, lingering; Fd is the descriptor
+	firstSeq    = 3
 )
 
 const (
@@ -362,7 +363,11 @@ type eventLoop struct {
 	timers  []*LoopTimer // a binary heap by due time
 	resumes []*LoopConn  // paused connections whose output drained with input left
 	rspare  []*LoopConn
-	tid     atomic.Int32 // the loop's thread
+
+	lingering []int64    // by descriptor: the lingering deadline, 0 if not lingering
+	lingerQ   []lingerFD // lingering sockets, by deadline
+	nlinger   int
+	tid       atomic.Int32 // the loop's thread
 
 	draining, forcing bool
 
@@ -450,6 +455,7 @@ func (l *eventLoop) run() {
 			l.dispatch(&l.events[i])
 		}
 		l.runTimers()
+		l.expireLingers(l.forcing)
 		l.rearmListeners()
 		l.flush()
 		if len(l.resumes) > 0 {
@@ -461,7 +467,7 @@ func (l *eventLoop) run() {
 		} else if l.draining {
 			l.closeIdle()
 		}
-		if (l.forcing || l.draining) && l.count == 0 && l.naccs == 0 {
+		if (l.forcing || l.draining) && l.count == 0 && l.naccs == 0 && l.nlinger == 0 {
 			l.exit()
 			return
 		}
@@ -475,8 +481,8 @@ func (l *eventLoop) timeout() int {
 	if len(l.resumes) > 0 {
 		return 0
 	}
-	deadline := int64(-1)
-	if len(l.timers) > 0 {
+	deadline := l.lingerDeadline()
+	if len(l.timers) > 0 && (deadline < 0 || l.timers[0].when < deadline) {
 		deadline = l.timers[0].when
 	}
 	for _, a := range l.accs {
@@ -504,6 +510,9 @@ func (l *eventLoop) dispatch(e *unix.EpollEvent) {
 		if i := int(e.Fd); i < len(l.accs) && l.accs[i] != nil {
 			l.accept(l.accs[i])
 		}
+		return
+	case tagLinger:
+		l.lingerRead(int(e.Fd))
 		return
 	}
 	fd := int(e.Fd)
@@ -1044,7 +1053,9 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	c.out.Release()
 	c.outN.Store(0)
 	c.borrow = nil
-	closeFD(c.fd) // also takes it out of the epoll set
+	if !(c.userClosed && err == nil && l.linger(c)) {
+		closeFD(c.fd) // also takes it out of the epoll set
+	}
 	// What Execute queued still runs, once: its Writes fail.
 	for _, f := range fns {
 		l.callbackFn(c, f.fn)
