@@ -25,6 +25,11 @@ const (
 	// most before it returns, so that a long pipeline of large replies is
 	// written out in pieces instead of held in memory.
 	replyBatch = 64 << 10
+	// maxReplyHeader bounds what a reply adds to the longest argument or
+	// value it carries (a bulk string's "$<length>\r\n" and "\r\n", an
+	// error's text around the argument it quotes): no reply is longer
+	// than -max-bulk plus maxReplyHeader bytes.
+	maxReplyHeader = 512
 	// maxKeptArgs is how many argument slots a Session keeps for the next
 	// command. A command with more arguments gets slices of its own, let go
 	// once it is answered, so that a command with a million arguments
