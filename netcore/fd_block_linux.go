@@ -75,9 +75,11 @@ const kernelTimeoutMax = 24 * time.Hour
 const wakeBound = time.Second
 
 // newBlockFD makes s a blocking-mode socket; netcore owns it from here.
+// The caller has taken a slot of the blocking budget for it
+// (takeBlockingSlot), which its close gives back.
 func newBlockFD(s int) *blockFD {
 	fd := &blockFD{sysfd: s}
-	fd.cleanup = runtime.AddCleanup(fd, closeRaw, s)
+	fd.cleanup = runtime.AddCleanup(fd, closeBlockingRaw, s)
 	return fd
 }
 
@@ -101,8 +103,16 @@ func (fd *blockFD) ready(listening bool) error {
 }
 
 // accepted wraps s, which inherited this listener's kernel timeouts: known
-// only while the listener never had anything but the long one.
+// only while the listener never had anything but the long one. Past the
+// blocking budget, s is served in the default mode instead.
 func (fd *blockFD) accepted(s int) (descriptor, error) {
+	if !takeBlockingSlot() {
+		if err := sys.SetNonblock(s, true); err != nil {
+			closeRaw(s)
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+		return newPollFD(s)
+	}
 	nfd := newBlockFD(s)
 	if !fd.changed.Load() {
 		nfd.kto = fd.kto
@@ -131,7 +141,7 @@ func (fd *blockFD) incref() bool {
 func (fd *blockFD) decref() {
 	if fd.state.Add(^uint64(1)) == closingBit { // minus 2: no calls left, closing
 		fd.cleanup.Stop()
-		closeRaw(fd.sysfd)
+		closeBlockingRaw(fd.sysfd)
 	}
 }
 
@@ -254,7 +264,13 @@ func (fd *blockFD) setDeadline(d direction, t time.Time) error {
 	nd := monoDeadline(t)
 	old := fd.dl[d].Swap(nd)
 	if nd != 0 && (old == 0 || nd < old) {
+		// With a reference held, so that the descriptor number the
+		// wake-up looks for cannot be closed and reused meanwhile.
+		if !fd.incref() {
+			return net.ErrClosed
+		}
 		fd.wake(d)
+		fd.decref()
 	}
 	return nil
 }
@@ -327,7 +343,7 @@ func (fd *blockFD) control(fn func(s int) error) error {
 // writev, sendfile or splice on it. An error means the threads cannot be
 // seen.
 func signalCallsOn(s int) error {
-	dir, err := os.Open("/proc/self/task")
+	dir, err := os.Open(taskDir)
 	if err != nil {
 		return err
 	}
@@ -341,7 +357,7 @@ func signalCallsOn(s int) error {
 	for _, name := range tids {
 		// Plain open/read/close (no os.File, no fstat): this runs once per
 		// thread of the process.
-		f, err := unix.Open("/proc/self/task/"+name+"/syscall", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		f, err := unix.Open(taskDir+"/"+name+"/syscall", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue // the thread has exited
 		}
@@ -428,8 +444,10 @@ func pollOnce(s int, events int16, timeout time.Duration) error {
 func (fd *blockFD) rawConn() syscall.RawConn { return blockRawConn{fd} }
 
 // blockRawConn is the syscall.RawConn of a blocking-mode socket. Its Read
-// and Write wait for readiness with ppoll(2), without a deadline, looking
-// at close every rawPollSlice.
+// and Write wait for readiness with ppoll(2), looking at close and at the
+// direction's deadline every rawPollSlice: past the deadline they return
+// os.ErrDeadlineExceeded, after Close net.ErrClosed, as the default mode's
+// do.
 type blockRawConn struct{ fd *blockFD }
 
 // rawPollSlice bounds each wait of blockRawConn, so that close ends it.
@@ -439,18 +457,30 @@ func (rc blockRawConn) Control(f func(fd uintptr)) error {
 	return rc.fd.control(func(s int) error { f(uintptr(s)); return nil })
 }
 
-func (rc blockRawConn) Read(f func(fd uintptr) bool) error { return rc.wait(f, unix.POLLIN) }
+func (rc blockRawConn) Read(f func(fd uintptr) bool) error {
+	return rc.wait(f, dirRead, unix.POLLIN)
+}
 
-func (rc blockRawConn) Write(f func(fd uintptr) bool) error { return rc.wait(f, unix.POLLOUT) }
+func (rc blockRawConn) Write(f func(fd uintptr) bool) error {
+	return rc.wait(f, dirWrite, unix.POLLOUT)
+}
 
 // wait calls f until it returns true, polling for events in between.
-func (rc blockRawConn) wait(f func(fd uintptr) bool, events int16) error {
+func (rc blockRawConn) wait(f func(fd uintptr) bool, d direction, events int16) error {
 	return rc.fd.control(func(s int) error {
 		for !f(uintptr(s)) {
 			if rc.fd.closing() {
 				return net.ErrClosed
 			}
-			if err := pollOnce(s, events, rawPollSlice); err != nil {
+			slice := rawPollSlice
+			if dl := rc.fd.dl[d].Load(); dl != 0 {
+				now := monoNow()
+				if dl <= now {
+					return os.ErrDeadlineExceeded
+				}
+				slice = min(slice, time.Duration(dl-now))
+			}
+			if err := pollOnce(s, events, slice); err != nil {
 				return err
 			}
 		}

@@ -279,3 +279,12 @@ func (c *LoopConn) BeginFrame(codec FrameCodec) (LoopFrame, error) { return Loop
 
 // End fails off Linux with ErrLinuxOnly.
 func (f LoopFrame) End() error { return ErrLinuxOnly }
+
+// blockingFellBack is false off Linux: there is no blocking mode.
+func blockingFellBack(l net.Listener, c net.Conn) bool { return false }
+
+// SetBlockingBudget does nothing off Linux and returns 0.
+func SetBlockingBudget(n int) int { return 0 }
+
+// BlockingBudgetStats returns zeros off Linux.
+func BlockingBudgetStats() (inUse, budget, fellBack int64) { return 0, 0, 0 }

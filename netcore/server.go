@@ -110,6 +110,7 @@ type Server struct {
 	started      bool // init has run
 	closing      bool
 	shuttingDown atomic.Bool // closing, for Idle without s.mu
+	budgetLogged atomic.Bool // the blocking budget's fallback was logged
 	listeners    map[*net.Listener]struct{}
 	conns        map[*connState]struct{}
 	active       int            // handlers that have not finished
@@ -342,6 +343,11 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if blockingFellBack(l, c) && s.budgetLogged.CompareAndSwap(false, true) {
+			_, budget, _ := BlockingBudgetStats()
+			s.logger().Warn("netcore: the blocking-mode budget is spent; new connections are served in the default mode until blocking ones close (logged once)",
+				"budget", budget)
+		}
 		if slots != nil {
 			// At the bound the connection waits here, accepted but not
 			// served, and the listener is not asked for another.

@@ -12,3 +12,22 @@ func setIdleTimeout(c net.Conn, d time.Duration) {
 		nc.idle = d
 	}
 }
+
+// blockingFellBack reports whether c, accepted from a blocking-mode
+// listener, was made in the default mode because the blocking budget was
+// spent.
+func blockingFellBack(l net.Listener, c net.Conn) bool {
+	nl, ok := l.(*Listener)
+	if !ok {
+		return false
+	}
+	if _, blocking := nl.fd.(*blockFD); !blocking {
+		return false
+	}
+	nc, ok := c.(*Conn)
+	if !ok {
+		return false
+	}
+	_, polled := nc.fd.(*pollFD)
+	return polled
+}
