@@ -69,7 +69,8 @@ func (e *LimitError) Unwrap() error {
 // on the connection's event loop, one at a time per loop, and must not
 // block: a loop serves many connections, and while a callback runs none of
 // its other connections is served. Work that blocks belongs on another
-// goroutine, which answers with LoopConn.Send.
+// goroutine: mark it with LoopConn.Hold, answer with LoopConn.Send or
+// LoopConn.Execute, then Release.
 //
 // A callback that panics is recovered and logged, and its connection is
 // closed with an error matching ErrHandlerPanic.
@@ -79,18 +80,20 @@ type LoopHandler interface {
 	// OnData is called when new bytes have arrived: all unconsumed input
 	// is in c.Peek; the handler consumes what it has used (Discard, Next)
 	// and writes its answers (Write). Input left unconsumed is offered
-	// again with the next bytes that arrive. Answers written in one
-	// callback, or in several in one loop iteration, go out in one
-	// write(2).
+	// again with the next bytes that arrive, and, if the handler stopped
+	// because c.OutputFull(), once the output has drained to the low
+	// watermark. Answers written in one callback, or in several in one
+	// loop iteration, go out in one write(2).
 	OnData(c *LoopConn)
 	// OnEOF is called when the peer has half-closed (sent FIN): no more
 	// input will come. The handler may still write; the connection is
-	// closed once its output is flushed.
+	// closed once its output is flushed and no work is held (Hold).
 	OnEOF(c *LoopConn)
 	// OnClose is called once, last, when the connection has been closed.
 	// err is why: nil after Close, io.EOF after the peer's FIN, ErrLoopClosed
 	// at Shutdown or Close, a *LimitError, an error matching
-	// ErrHandlerPanic, or the failed system call (ECONNRESET, EPIPE, ...).
+	// os.ErrDeadlineExceeded (SetDeadline), one matching ErrHandlerPanic,
+	// or the failed system call (ECONNRESET, EPIPE, ...).
 	OnClose(c *LoopConn, err error)
 }
 
