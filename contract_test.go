@@ -413,14 +413,18 @@ func testHTTPShutdown(t *testing.T, blocking bool) {
 func TestLingerCloseBlocksLikeASyscall(t *testing.T) {
 	client, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
 	client.SetWriteBuffer(4096)
-	// Fill the send path until a write times out: the peer reads nothing.
-	client.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	// Fill the send path until a write times out having moved nothing:
+	// the peer reads nothing, and every buffer on the way is full. (A
+	// write cut short while bytes still flowed, on a loaded machine, left
+	// the send queue to drain before Close.)
 	chunk := make([]byte, 64<<10)
 	for {
-		if _, err := client.Write(chunk); err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatal(err)
-			}
+		client.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := client.Write(chunk)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		if err != nil && n == 0 {
 			break
 		}
 	}
