@@ -402,11 +402,15 @@ func (w *client) never(ctx context.Context) {
 		c.Close()
 	}()
 	var stalled time.Time
-	var frame []byte
+	var frame, rest []byte
 	for ctx.Err() == nil {
-		frame = w.newRequest(maxPayload).appendFrame(frame[:0])
+		if len(rest) == 0 {
+			frame = w.newRequest(maxPayload).appendFrame(frame[:0])
+			rest = frame
+		}
 		c.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
-		_, err := c.Write(frame)
+		n, err := c.Write(rest)
+		rest = rest[n:] // a write cut short is finished first: the stream stays valid frames
 		var ne net.Error
 		switch {
 		case err == nil:
