@@ -3,6 +3,7 @@
 package netcore_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,9 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,4 +310,371 @@ func TestLoopLingerTimeout(t *testing.T) {
 	if d := time.Since(start); d < linger {
 		t.Errorf("writes failed after %v (%v), before LingerTimeout %v", d, err, linger)
 	}
+}
+
+const blockingChildEnv = "NETCORE_BLOCKING_CHILD"
+
+// TestBlockingServerChild is the server side of
+// TestBlockingServerThreadBudget, run in a child process whose runtime
+// thread limit is 300; on its own it does nothing. It serves a line echo
+// on a blocking-mode Server (or on Go's net with mode "net"), prints its
+// address, and on each line of stdin prints "inuse=N budget=N fellback=N
+// threads=N". It exits when stdin closes.
+func TestBlockingServerChild(t *testing.T) {
+	mode := os.Getenv(blockingChildEnv)
+	if mode == "" {
+		t.Skip("runs only as the child process of TestBlockingServerThreadBudget")
+	}
+	debug.SetMaxThreads(300)
+	echo := netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	})
+	var l net.Listener
+	var err error
+	if mode == "net" {
+		l, err = net.Listen("tcp4", "127.0.0.1:0")
+	} else {
+		lc := netcore.ListenConfig{Blocking: true}
+		l, err = lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &netcore.Server{Handler: echo, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	go srv.Serve(l)
+	fmt.Println(l.Addr())
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		inUse, budget, fellBack := netcore.BlockingBudgetStats()
+		fmt.Printf("inuse=%d budget=%d fellback=%d threads=%d\n", inUse, budget, fellBack, threads(t))
+	}
+	srv.Close()
+}
+
+// threads returns the process's thread count (/proc/self/status).
+func threads(t testing.TB) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Threads:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatal("no Threads in /proc/self/status")
+	return 0
+}
+
+// 400 idle clients of a blocking-mode Server in a process whose runtime
+// allows 300 threads: each blocked Read pins a thread, and without a
+// budget the runtime aborts the process ("program exceeds 300-thread
+// limit"). With it, the connections past the budget (three quarters of the
+// limit) are served in the default mode, every client is answered, and the
+// process lives, as one on Go's net does.
+func TestBlockingServerThreadBudget(t *testing.T) {
+	const clients = 400
+	for _, mode := range []string{"net", "blocking"} {
+		t.Run(mode, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("400 connections to a child process")
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBlockingServerChild$")
+			cmd.Env = append(os.Environ(), blockingChildEnv+"="+mode)
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			cmd.Stderr = &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := make(chan string, 4)
+			exited := make(chan error, 1)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+				exited <- cmd.Wait()
+			}()
+			defer func() {
+				stdin.Close()
+				select {
+				case <-exited:
+				case <-time.After(testTimeout):
+					cmd.Process.Kill() // only the child this test started
+				}
+			}()
+			addr := waitFor(t, lines, "the child's address")
+			conns := make([]net.Conn, 0, clients)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for i := range clients {
+				c, err := net.Dial("tcp4", addr)
+				if err != nil {
+					t.Fatalf("client %d: %v (child's stderr: %s)", i, err, logs.String())
+				}
+				c.SetDeadline(time.Now().Add(testTimeout))
+				conns = append(conns, c)
+				msg := fmt.Sprintf("client %d\n", i)
+				c.Write([]byte(msg))
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+					t.Fatalf("client %d: echo %q, %v (child's stderr: %s)", i, got, err, logs.String())
+				}
+			}
+			// Every client idle now, its handler blocked in Read.
+			fmt.Fprintln(stdin, "stats")
+			stats, ok := <-lines
+			if !ok {
+				t.Fatalf("the child died: %v\n%s", <-exited, logs.String())
+			}
+			t.Logf("%s with %d idle clients", stats, clients)
+			var inUse, budget, fellBack, nthreads int
+			if _, err := fmt.Sscanf(stats, "inuse=%d budget=%d fellback=%d threads=%d", &inUse, &budget, &fellBack, &nthreads); err != nil {
+				t.Fatalf("child's stats %q: %v", stats, err)
+			}
+			if nthreads >= 300 {
+				t.Errorf("the child runs %d threads, at its limit of 300", nthreads)
+			}
+			if mode == "blocking" {
+				if budget != 225 || inUse > budget || fellBack < clients-budget {
+					t.Errorf("budget %d (want 225), %d blocking sockets open, %d fell back (want at least %d)", budget, inUse, fellBack, clients-budget)
+				}
+				if !strings.Contains(logs.String(), "blocking-mode budget is spent") {
+					t.Errorf("the fallback is not logged:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
+
+const sigurgChildEnv = "NETCORE_SIGURG_CHILD"
+
+// TestIgnoredSIGURGChild is the child of TestBlockingModeWithSIGURGIgnored:
+// it ignores SIGURG, makes a blocking-mode pair, blocks a Read, then sets
+// a deadline in the past from another goroutine, and prints how long the
+// Read took to return, its error, and the budget's figures.
+func TestIgnoredSIGURGChild(t *testing.T) {
+	if os.Getenv(sigurgChildEnv) == "" {
+		t.Skip("runs only as the child process of TestBlockingModeWithSIGURGIgnored")
+	}
+	signal.Ignore(unix.SIGURG)
+	client, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the Read block (a wake-up before it is harmless)
+	start := time.Now()
+	client.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		inUse, budget, fellBack := netcore.BlockingBudgetStats()
+		fmt.Printf("took=%v deadline=%v inuse=%d budget=%d fellback=%d\n",
+			time.Since(start).Round(time.Millisecond), errors.Is(err, os.ErrDeadlineExceeded), inUse, budget, fellBack)
+	case <-time.After(5 * time.Second):
+		fmt.Println("stuck: the Read did not return 5 s after its deadline passed")
+	}
+}
+
+// A process that ignores SIGURG cannot have its blocked fast-path calls
+// woken: the deadline change would go unseen until the call's kernel
+// timeout (hours, with no deadline set when it began). netcore finds out
+// at the first blocking socket and makes such sockets in the default mode,
+// so the deadline takes effect at once.
+func TestBlockingModeWithSIGURGIgnored(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIgnoredSIGURGChild$", "-test.v")
+	cmd.Env = append(os.Environ(), sigurgChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var took time.Duration
+	var deadline bool
+	var inUse, budget, fellBack int
+	found := false
+	for _, line := range strings.Split(string(out), "\n") {
+		var tookS string
+		if _, err := fmt.Sscanf(line, "took=%s deadline=%t inuse=%d budget=%d fellback=%d", &tookS, &deadline, &inUse, &budget, &fellBack); err == nil {
+			took, _ = time.ParseDuration(tookS)
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the child printed no result:\n%s", out)
+	}
+	t.Logf("Read returned %v after the deadline; %d blocking sockets, budget %d, %d made in the default mode", took, inUse, budget, fellBack)
+	if !deadline || took > 500*time.Millisecond {
+		t.Errorf("the Read returned after %v (deadline error: %v), want os.ErrDeadlineExceeded at once", took, deadline)
+	}
+	if budget != 0 || inUse != 0 || fellBack < 2 {
+		t.Errorf("budget %d, %d blocking sockets, %d fell back; want blocking mode off (budget 0) and the listener and the dialed socket in the default mode", budget, inUse, fellBack)
+	}
+	if !strings.Contains(string(out), "SIGURG is ignored") {
+		t.Errorf("the fallback is not logged with its reason:\n%s", out)
+	}
+}
+
+// RawConn.Read and Write honour the connection's deadlines and Close in
+// both modes, as Go's net's do: a callback that never finds its data
+// returns os.ErrDeadlineExceeded once the deadline passes, and
+// net.ErrClosed once the connection is closed.
+func TestRawConnDeadlinesAndClose(t *testing.T) {
+	conns := map[string]func(t *testing.T) net.Conn{
+		"net": func(t *testing.T) net.Conn {
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		},
+		"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
+		"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
+	}
+	never := func(uintptr) bool { return false }
+	for _, name := range []string{"net", "poller", "blocking"} {
+		t.Run(name, func(t *testing.T) {
+			c := conns[name](t)
+			rc, err := c.(syscall.Conn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			start := time.Now()
+			if err := rc.Read(never); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("RawConn.Read past the read deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("RawConn.Read returned %v after a 50 ms deadline", d)
+			}
+			c.SetReadDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() { done <- rc.Read(never) }()
+			time.Sleep(20 * time.Millisecond) // let the Read wait (a Close before it is fine too)
+			c.Close()
+			if err := waitFor(t, done, "RawConn.Read after Close"); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("RawConn.Read woken by Close = %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// Server.Shutdown leaves no goroutine of its own behind when a handler
+// never returns, even after Shutdown's context ended and its connection
+// was closed.
+func TestServerShutdownStuckHandlerNoLeak(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	srv := &netcore.Server{Logger: quietLogger(), Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		close(started)
+		<-release // a handler that ignores ctx and its connection's close
+	})}
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	c := dialLoop(t, l.Addr().String())
+	defer c.Close()
+	waitFor(t, started, "the handler")
+	before := runtime.NumGoroutine() // the test's, Serve's, the handler's
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a stuck handler = %v, want context.DeadlineExceeded", err)
+	}
+	waitFor(t, served, "Serve's return")
+	// Serve's goroutine ends; nothing of Shutdown's may be left.
+	deadline := time.Now().Add(testTimeout)
+	for runtime.NumGoroutine() >= before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling a count
+	}
+	if n := runtime.NumGoroutine(); n >= before {
+		t.Errorf("%d goroutines after Shutdown returned and Serve ended, want fewer than the %d before it", n, before)
+	}
+	close(release)
+}
+
+// Shutdown of a blocking-mode Server whose clients are all idle, each
+// handler waiting in Idle with a thread blocked in read(2): every read
+// must be interrupted. One at a time, each wake-up scans all the process's
+// threads (with 5,000 connections, 5,000 scans of 5,000+ threads, minutes);
+// netcore wakes them together, one scan per round, outside Server.mu.
+func TestServerShutdownManyIdleBlocking(t *testing.T) {
+	n := 5000
+	if testing.Short() || raceEnabled {
+		n = 500
+	}
+	if have := raiseNOFILE(t); have < uint64(2*n+100) {
+		t.Skipf("RLIMIT_NOFILE %d is too low for %d connections", have, n)
+	}
+	checkLeaks(t)
+	srv := &netcore.Server{Logger: quietLogger(), Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		buf := make([]byte, 64)
+		for {
+			err := netcore.Idle(ctx, func() error { _, err := c.Read(buf[:1]); return err })
+			if err != nil {
+				return
+			}
+		}
+	})}
+	l := listenMode(t, true)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	conns := make([]*netcore.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := netcore.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	// Every handler is in Idle once the Server has taken every connection.
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		if inUse, _, _ := netcore.BlockingBudgetStats(); inUse >= int64(n+1) {
+			break
+		}
+		time.Sleep(time.Millisecond) // polling a count
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with %d idle blocking-mode clients = %v after %v", n, err, time.Since(start))
+	}
+	t.Logf("Shutdown with %d idle blocking-mode clients took %v (%d threads)", n, time.Since(start), threads(t))
+	waitFor(t, served, "Serve's return")
 }

@@ -65,6 +65,10 @@ type ListenConfig struct {
 	// in the default mode: Close wakes blocked calls, and a deadline set
 	// or moved while a call is blocked takes effect at once (netcore
 	// interrupts the blocked thread with SIGURG; see the README).
+	// Sockets past the blocking budget (SetBlockingBudget), and every
+	// socket in a process where blocked threads cannot be woken (SIGURG
+	// ignored, or /proc/self/task unreadable because the process is not
+	// dumpable; logged once), are made in the default mode instead.
 	Blocking bool
 }
 

@@ -1,7 +1,9 @@
 package netcore_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -34,4 +36,35 @@ func ExampleResolve() {
 	// [[::]:8080 0.0.0.0:8080]
 	// tcp4 "[::1]:443": error: no tcp4 address for host "::1"
 	// tcp "127.0.0.1:99999": error: port "99999" out of range 0-65535
+}
+
+// A FrameReader serves a connection from its own goroutine. Here the
+// connection is a reader that holds two frames and the start of a third,
+// whose header claims 1000 bytes of which 3 arrive before the end of the
+// stream. Ready says whether Next can return without reading: the moment
+// to flush replies batched so far.
+func ExampleFrameReader() {
+	codec, err := netcore.NewFrameCodec(4, binary.LittleEndian, 4096)
+	if err != nil {
+		panic(err)
+	}
+	var stream []byte
+	stream, _ = codec.Append(stream, []byte("hello"))
+	stream, _ = codec.Append(stream, []byte("world"))
+	stream = binary.LittleEndian.AppendUint32(stream, 1000)
+	stream = append(stream, "abc"...)
+
+	fr := netcore.NewFrameReader(bytes.NewReader(stream), codec)
+	for {
+		payload, err := fr.Next()
+		if err != nil {
+			fmt.Println(err) // io.EOF between frames, io.ErrUnexpectedEOF within one
+			break
+		}
+		fmt.Printf("frame %q, next one buffered: %v\n", payload, fr.Ready())
+	}
+	// Output:
+	// frame "hello", next one buffered: true
+	// frame "world", next one buffered: false
+	// unexpected EOF
 }

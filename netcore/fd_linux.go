@@ -147,10 +147,10 @@ func openSocket(family int, blocking bool) (descriptor, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	if blocking {
+	if blocking && takeBlockingSlot() {
 		return newBlockFD(s), nil
 	}
-	return newPollFD(s)
+	return newPollFD(s) // the default mode, or past the blocking budget
 }
 
 // closeRaw closes a descriptor nobody else knows yet, on an error path.

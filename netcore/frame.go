@@ -188,8 +188,15 @@ func (c FrameCodec) Append(dst, payload []byte) ([]byte, error) {
 // FrameReader reads frames from an io.Reader, for code that serves a
 // connection from its own goroutine. It reads ahead as far as one Read
 // call gives (so pipelined frames cost one system call between them) into
-// one buffer that it reuses: once the buffer has grown to the largest frame
-// seen, reading a frame allocates nothing.
+// one buffer that it reuses: once the buffer has grown to hold the largest
+// frame seen, reading a frame allocates nothing.
+//
+// The buffer grows only as bytes arrive, never to the length a header
+// claims: it starts at 4 KiB (or one largest frame, if that is smaller)
+// and doubles only when it is full of bytes not yet returned, so it is
+// never larger than the greater of 4 KiB and twice the most bytes it has
+// held at once. A header claiming a gigabyte followed by a few bytes and
+// the end of the stream costs 4 KiB.
 //
 // Bytes read ahead stay in the FrameReader; Ready tells whether the next
 // frame is already buffered, which is the moment to flush replies batched so
@@ -203,8 +210,9 @@ type FrameReader struct {
 	err   error
 }
 
-// initialFrameBuffer is the FrameReader's first buffer size, grown on
-// demand up to the codec's largest frame.
+// initialFrameBuffer is the FrameReader's first buffer size (or the
+// codec's largest frame, if smaller); the buffer doubles from there as
+// bytes arrive, up to the codec's largest frame.
 const initialFrameBuffer = 4096
 
 // NewFrameReader returns a FrameReader that reads frames in codec's format
@@ -262,20 +270,26 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	}
 }
 
-// fill makes room for a frame of n bytes at buf[start:] and reads once.
+// fill reads once, after making room for more of the frame of n bytes
+// that starts at buf[start] (n > end-start). If that frame does not fit in
+// buf from start, the buffered bytes move to the front of buf; if buf is
+// then full, a buffer twice as large (at least initialFrameBuffer, at most
+// one largest frame) replaces it. The Read gets all the free space after
+// end. Growth follows the bytes that arrived, never n itself.
 func (fr *FrameReader) fill(n int) error {
 	if fr.start+n > len(fr.buf) {
-		if n > len(fr.buf) {
-			size := max(len(fr.buf)*2, initialFrameBuffer, n)
-			size = min(size, fr.codec.header+fr.codec.max) // n is at most this
-			size = max(size, n)
-			nb := make([]byte, size)
-			fr.end = copy(nb, fr.buf[fr.start:fr.end])
-			fr.buf = nb
-		} else {
+		if fr.start > 0 {
 			fr.end = copy(fr.buf, fr.buf[fr.start:fr.end])
+			fr.start = 0
 		}
-		fr.start = 0
+		if fr.end == len(fr.buf) {
+			// end < n <= header+max, so size > len(buf): there is room.
+			size := max(2*len(fr.buf), initialFrameBuffer)
+			size = min(size, fr.codec.header+fr.codec.max)
+			nb := make([]byte, size)
+			copy(nb, fr.buf[:fr.end])
+			fr.buf = nb
+		}
 	}
 	for range maxEmptyReads {
 		m, err := fr.r.Read(fr.buf[fr.end:])

@@ -453,6 +453,129 @@ func TestFrameTooLargeAllocatesNothing(t *testing.T) {
 	}
 }
 
+// allocatedBy returns the fewest bytes that f allocated over three runs
+// (runtime.MemStats.TotalAlloc), so that another goroutine allocating at
+// the same time is unlikely to inflate the figure.
+func allocatedBy(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
+}
+
+// TestFrameReaderClaimCostsNothing: a header that claims 2^40 bytes, under
+// a limit of 2^46, followed by part of the payload and the end of the
+// stream, is io.ErrUnexpectedEOF, and the memory allocated follows the
+// bytes that arrived, not the claim: at most 8 KiB (the first 4 KiB buffer
+// and the reader itself) plus four times the bytes received (the buffer
+// doubles when full, and the buffers it outgrew count too).
+func TestFrameReaderClaimCostsNothing(t *testing.T) {
+	c := mustCodec(t, 8, binary.BigEndian, 1<<46)
+	tests := []struct {
+		name string
+		sent int // payload bytes after the header
+	}{
+		{"header only", 0},
+		{"one byte", 1},
+		{"a few bytes", 100},
+		{"past the first buffer", 5000},
+		{"a megabyte", 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := binary.BigEndian.AppendUint64(nil, 1<<40)
+			stream = append(stream, bytes.Repeat([]byte("x"), tt.sent)...)
+			var err error
+			grew := allocatedBy(func() {
+				_, err = netcore.NewFrameReader(bytes.NewReader(stream), c).Next()
+			})
+			if err != io.ErrUnexpectedEOF {
+				t.Fatalf("Next over a 2^40-byte claim with %d bytes and EOF = %v, want io.ErrUnexpectedEOF", tt.sent, err)
+			}
+			if limit := uint64(8<<10 + 4*len(stream)); grew > limit {
+				t.Fatalf("a 2^40-byte claim with %d bytes received allocated %d bytes, want at most %d", tt.sent, grew, limit)
+			}
+			if tt.sent == 0 && grew >= 64<<10 {
+				t.Fatalf("a 2^40-byte claim and EOF allocated %d bytes, want under 64 KiB", grew)
+			}
+		})
+	}
+}
+
+// TestFrameReaderLargeFramesInPieces: large frames that arrive a few bytes
+// per Read decode byte-exact, with the frames around them intact.
+func TestFrameReaderLargeFramesInPieces(t *testing.T) {
+	c := mustCodec(t, 4, binary.LittleEndian, 4<<20)
+	pattern := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i ^ i>>8 ^ i>>16)
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		sizes  []int
+		pieces func(io.Reader) io.Reader
+	}{
+		{"1 MiB in 1000-byte pieces", []int{1 << 20}, func(r io.Reader) io.Reader { return &pieceReader{r: r, n: 1000} }},
+		{"100 KiB one byte at a time", []int{100 << 10}, iotest.OneByteReader},
+		{"small, large, small, larger in 4093-byte pieces", []int{3, 300 << 10, 0, 4 << 20}, func(r io.Reader) io.Reader { return &pieceReader{r: r, n: 4093} }},
+		{"4 MiB whole", []int{4 << 20}, func(r io.Reader) io.Reader { return r }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stream []byte
+			var want [][]byte
+			for i, n := range tt.sizes {
+				p := pattern(n)
+				if n > 0 {
+					p[0] = byte(i) // frames of one size still differ
+				}
+				want = append(want, p)
+				stream, _ = c.Append(stream, p)
+			}
+			fr := netcore.NewFrameReader(tt.pieces(bytes.NewReader(stream)), c)
+			for i, w := range want {
+				got, err := fr.Next()
+				if err != nil {
+					t.Fatalf("frame %d (%d bytes): %v", i, len(w), err)
+				}
+				if !bytes.Equal(got, w) {
+					t.Fatalf("frame %d: got %d bytes, want %d; first difference at %d", i, len(got), len(w), firstDiff(got, w))
+				}
+			}
+			if _, err := fr.Next(); err != io.EOF {
+				t.Fatalf("Next after the last frame = %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+// pieceReader returns at most n bytes per Read.
+type pieceReader struct {
+	r io.Reader
+	n int
+}
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	return r.r.Read(p[:min(len(p), r.n)])
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
 func TestFrameReaderReady(t *testing.T) {
 	c := mustCodec(t, 2, binary.BigEndian, 100)
 	stream, _ := c.Append(nil, []byte("one"))

@@ -279,3 +279,24 @@ func (c *LoopConn) BeginFrame(codec FrameCodec) (LoopFrame, error) { return Loop
 
 // End fails off Linux with ErrLinuxOnly.
 func (f LoopFrame) End() error { return ErrLinuxOnly }
+
+// blockingFellBack is false off Linux: there is no blocking mode.
+func blockingFellBack(l net.Listener, c net.Conn) bool { return false }
+
+// SetBlockingBudget does nothing off Linux and returns 0.
+func SetBlockingBudget(n int) int { return 0 }
+
+// BlockingBudgetStats returns zeros off Linux.
+func BlockingBudgetStats() (inUse, budget, fellBack int64) { return 0, 0, 0 }
+
+// wakeBatch is empty off Linux: there is no blocking mode.
+type wakeBatch struct{}
+
+// stageWake sets the read deadline t on c.
+func stageWake(batch wakeBatch, c net.Conn, t time.Time) wakeBatch {
+	c.SetReadDeadline(t)
+	return batch
+}
+
+// wakeStaged does nothing off Linux.
+func wakeStaged(wakeBatch) {}

@@ -106,18 +106,22 @@ type Server struct {
 	// handler panics; nil means slog.Default().
 	Logger *slog.Logger
 
-	mu           sync.Mutex
-	started      bool // init has run
-	closing      bool
-	shuttingDown atomic.Bool // closing, for Idle without s.mu
-	listeners    map[*net.Listener]struct{}
-	conns        map[*connState]struct{}
-	active       int            // handlers that have not finished
-	handlers     sync.WaitGroup // the same handlers, for Close and Shutdown to wait on
-	done         chan struct{}  // closed by Shutdown and Close
-	ctx          context.Context
-	cancel       context.CancelFunc
-	slots        chan struct{} // MaxConns tokens, one set for the Server
+	mu            sync.Mutex
+	started       bool // init has run
+	closing       bool
+	shuttingDown  atomic.Bool // closing, for Idle without s.mu
+	budgetLogged  atomic.Bool // the blocking budget's fallback was logged
+	listeners     map[*net.Listener]struct{}
+	conns         map[*connState]struct{}
+	active        int           // handlers that have not finished
+	left          int           // handlers not yet fully ended (connection closed, slot given back)
+	drained       chan struct{} // closed once closing and left == 0
+	drainedClosed bool
+	handlers      sync.WaitGroup // the same handlers, for Close and Shutdown to wait on
+	done          chan struct{}  // closed by Shutdown and Close
+	ctx           context.Context
+	cancel        context.CancelFunc
+	slots         chan struct{} // MaxConns tokens, one set for the Server
 
 	ready     chan struct{} // closed once bound or boundErr is set
 	bound     net.Addr      // the first listener's address
@@ -227,6 +231,7 @@ func (s *Server) init() {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.listeners = make(map[*net.Listener]struct{})
 	s.conns = make(map[*connState]struct{})
+	s.drained = make(chan struct{})
 	if s.MaxConns > 0 {
 		s.slots = make(chan struct{}, s.MaxConns)
 	}
@@ -342,6 +347,11 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if blockingFellBack(l, c) && s.budgetLogged.CompareAndSwap(false, true) {
+			_, budget, _ := BlockingBudgetStats()
+			s.logger().Warn("netcore: the blocking-mode budget is spent; new connections are served in the default mode until blocking ones close (logged once)",
+				"budget", budget)
+		}
 		if slots != nil {
 			// At the bound the connection waits here, accepted but not
 			// served, and the listener is not asked for another.
@@ -404,6 +414,7 @@ func (s *Server) track(c net.Conn) *connState {
 	st := &connState{Context: s.ctx, conn: c, srv: s}
 	s.conns[st] = struct{}{}
 	s.active++
+	s.left++
 	s.handlers.Add(1)
 	return st
 }
@@ -426,6 +437,10 @@ func (s *Server) serveConn(st *connState, slots chan struct{}) {
 			<-slots
 		}
 		s.handlers.Done()
+		s.mu.Lock()
+		s.left--
+		s.signalDrainedLocked()
+		s.mu.Unlock()
 	}()
 	setIdleTimeout(c, s.IdleTimeout)
 	if tc, ok := c.(*tls.Conn); ok && s.TLSConfig != nil {
@@ -468,13 +483,10 @@ func remoteString(c net.Conn) string {
 // connection is its own business. Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginClose()
-	finished := make(chan struct{})
-	go func() {
-		s.handlers.Wait()
-		close(finished)
-	}()
+	// No goroutine waits on s.handlers here: one would be left behind
+	// for good by a handler that never returns, even once ctx ended.
 	select {
-	case <-finished:
+	case <-s.drained:
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
@@ -489,16 +501,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // wakeIdleLocked ends the wait of every handler in Idle by setting a read
-// deadline in the past on its connection; callers hold s.mu.
-func (s *Server) wakeIdleLocked() {
+// deadline in the past on its connection, under its st.mu as Idle expects.
+// Blocking-mode reads blocked in the kernel also need a signal to see it:
+// those sockets are returned, to be woken together (wakeStaged) once s.mu
+// is released, since that scans the process's threads. Callers hold s.mu.
+func (s *Server) wakeIdleLocked() wakeBatch {
+	var batch wakeBatch
 	for st := range s.conns {
 		st.mu.Lock()
 		if st.idle {
 			st.woken = true
-			st.conn.SetReadDeadline(wakeDeadline)
+			batch = stageWake(batch, st.conn, wakeDeadline)
 		}
 		st.mu.Unlock()
 	}
+	return batch
 }
 
 // Close stops the server at once: it closes the listeners and every
@@ -515,9 +532,9 @@ func (s *Server) Close() error {
 // handlers that wait in Idle.
 func (s *Server) beginClose() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.init()
 	if s.closing {
+		s.mu.Unlock()
 		return
 	}
 	s.closing = true
@@ -528,7 +545,21 @@ func (s *Server) beginClose() {
 	for l := range s.listeners {
 		(*l).Close()
 	}
-	s.wakeIdleLocked()
+	batch := s.wakeIdleLocked()
+	s.signalDrainedLocked()
+	s.mu.Unlock()
+	// A read woken after its handler left Idle (and cleared the
+	// deadline) just goes round.
+	wakeStaged(batch)
+}
+
+// signalDrainedLocked closes s.drained once the Server is closing and
+// every handler has ended; callers hold s.mu.
+func (s *Server) signalDrainedLocked() {
+	if s.closing && s.left == 0 && !s.drainedClosed {
+		s.drainedClosed = true
+		close(s.drained)
+	}
 }
 
 // closeConns closes every connection still served, beneath any TLS: a

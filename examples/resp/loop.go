@@ -17,24 +17,29 @@ import (
 // through loopHandler.
 //
 // A connection's unconsumed input is bounded by -max-query (the Loop's
-// MaxInput). Its output is bounded by MaxOutput, set to the larger of
-// netcore.DefaultMaxOutput and -max-query so that the replies to a
-// pipeline the input limit admits fit; a client that sends commands and
-// never reads their replies is closed there (as Redis does at its
-// client-output-buffer-limit) instead of growing the server's memory.
-// Reading from a connection pauses while more than the Loop's high
-// watermark of its replies is unwritten.
+// MaxInput). Its output is paced by the Loop's high watermark
+// (OutputHighWater, 256 KiB): loopHandler takes no further command while
+// more output than that is unwritten, so it adds at most one batch of
+// replies (Serve stops after replyBatch bytes, 64 KiB, plus the reply that
+// crossed it, at most a value of -max-bulk bytes and its header) above
+// the watermark. MaxOutput is that sum, OutputHighWater + replyBatch +
+// -max-bulk + maxReplyHeader: a bound that serving never meets (and no
+// longer the size of -max-query, which a pipeline of large replies could
+// pass however large it was). A client that sends commands and never
+// reads their replies holds a connection's memory at that bound, and
+// Redis's client-output-buffer-limit for normal clients is none either.
 func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error {
 	l, err := netcore.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	lp := &netcore.Loop{
-		Handler:   &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
-		Loops:     cfg.loops,
-		MaxInput:  cfg.maxQuery,
-		MaxOutput: max(netcore.DefaultMaxOutput, cfg.maxQuery),
-		Logger:    cfg.logger,
+		Handler:         &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
+		Loops:           cfg.loops,
+		MaxInput:        cfg.maxQuery,
+		OutputHighWater: netcore.DefaultOutputHighWater,
+		MaxOutput:       netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,
+		Logger:          cfg.logger,
 	}
 	served := make(chan error, 1)
 	go func() { served <- lp.Serve(l) }()
@@ -68,7 +73,8 @@ type loopHandler struct {
 }
 
 // loopSession is one connection's state: its Session and the slice its
-// replies are built in, reused for the connection's life.
+// replies are built in (kept between calls only while it is at most
+// keptReply bytes: see keepReply).
 type loopSession struct {
 	sess    *Session
 	out     []byte
@@ -80,20 +86,30 @@ func (h *loopHandler) OnOpen(c *netcore.LoopConn) {
 	c.SetUserData(&loopSession{sess: h.store.NewSession(h.maxBulk)})
 }
 
-// OnData runs every complete command in the connection's input: Serve
+// OnData runs the complete commands in the connection's input: Serve
 // parses straight from the loop's buffer (no copy), the consumed bytes are
-// discarded, and the replies go to the output buffer, which the loop
-// writes once at the end of this iteration. An incomplete command stays in
-// the input until the rest arrives.
+// discarded, and the replies are copied from s.out to the output buffer,
+// which the loop writes once at the end of this iteration. Before each
+// batch of commands it asks c.OutputFull: while the output is above the
+// high watermark it stops, leaving the rest of the input unconsumed, and
+// the loop calls OnData again once the output has drained to the low
+// watermark. An incomplete command stays in the input until the rest
+// arrives.
 func (h *loopHandler) OnData(c *netcore.LoopConn) {
 	s := c.UserData().(*loopSession)
 	if s.closing {
 		c.Discard(c.Buffered())
 		return
 	}
+	defer func() { s.out = keepReply(s.out) }()
 	for {
+		if c.OutputFull() {
+			// Over the high watermark: the rest of the input waits, and
+			// the loop calls OnData again once the output has drained.
+			return
+		}
 		n, out, closeConn := s.sess.Serve(c.Peek(c.Buffered()), s.out[:0])
-		s.out = out[:0]
+		s.out = out
 		c.Discard(n)
 		if len(out) > 0 {
 			if _, err := c.Write(out); err != nil {

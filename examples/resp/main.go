@@ -41,6 +41,12 @@ import (
 	"github.com/netcore-dev/netcore/netcore"
 )
 
+// DefaultMaxQuery is the largest incomplete command buffered for one
+// client by default, Redis's client-query-buffer-limit (1 GiB); the
+// -max-query flag changes it. Like DefaultMaxBulk it is a bound, not an
+// allocation: input buffers grow as bytes arrive.
+const DefaultMaxQuery = 1 << 30
+
 // config is what every mode needs besides the address.
 type config struct {
 	maxBulk  int  // longest bulk string accepted
@@ -73,7 +79,7 @@ func main() {
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
-	maxQuery := flag.Int("max-query", 64<<20, "largest incomplete command buffered for one client, in bytes")
+	maxQuery := flag.Int("max-query", DefaultMaxQuery, "largest incomplete command buffered for one client, in bytes")
 	blocking := flag.Bool("blocking", false, "server mode: use netcore's blocking fast path (a thread per blocked connection)")
 	flag.Parse()
 	run, ok := modes[*mode]
@@ -138,14 +144,36 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 	return nil
 }
 
-// readBuffer is a connection's first input buffer, Redis's PROTO_IOBUF_LEN.
+// readBuffer is a connection's input buffer between commands, Redis's
+// PROTO_IOBUF_LEN.
 const readBuffer = 16 << 10
 
-// serveConn serves one connection: read what has arrived into a buffer
-// reused for the connection's life, let the Session run every complete
-// command in it, write all the replies with one Write, repeat. An
-// incomplete command stays at the front of the buffer until the rest comes;
-// the buffer grows (up to cfg.maxQuery) only for a command larger than it.
+// keptReply is the capacity of the reply slice a connection keeps from one
+// batch of replies to the next: enough for a pipeline of small replies, so
+// that those cost no allocation. A batch that needs more grows a larger
+// slice, which is dropped once written: an idle connection keeps at most
+// keptReply bytes of reply slice, whatever it answered last.
+const keptReply = 4 << 10
+
+// keepReply returns the slice to build the next batch of replies in: out
+// emptied, or nil if it has grown past keptReply.
+func keepReply(out []byte) []byte {
+	if cap(out) > keptReply {
+		return nil
+	}
+	return out[:0]
+}
+
+// serveConn serves one connection: read what has arrived into the
+// connection's input buffer, let the Session run every complete command in
+// it, write the replies (one Write per batch of about 64 KiB), repeat. An
+// incomplete command stays at the front of the buffer until the rest
+// comes; the buffer doubles (up to cfg.maxQuery) when a command fills it,
+// so it grows with the bytes that arrived, never with a length a command
+// claims. Once every buffered command is answered, an input buffer that
+// grew is replaced by a readBuffer-sized one, and the reply slice is kept
+// only if it is at most keptReply bytes: an idle connection holds at most
+// readBuffer+keptReply bytes of buffers.
 func serveConn(c net.Conn, store *Store, cfg config) {
 	sess := store.NewSession(cfg.maxBulk)
 	buf := make([]byte, readBuffer)
@@ -154,35 +182,18 @@ func serveConn(c net.Conn, store *Store, cfg config) {
 	for {
 		n, rerr := c.Read(buf[w:])
 		w += n
-		for {
-			k, o, closeConn := sess.Serve(buf[r:w], out)
-			out, r = o, r+k
-			if closeConn {
-				c.Write(out)
-				return
-			}
-			if k == 0 {
-				break
-			}
-			if len(out) >= replyBatch {
-				if _, err := c.Write(out); err != nil {
-					return
-				}
-				out = out[:0]
-			}
-		}
-		if len(out) > 0 {
-			if _, err := c.Write(out); err != nil {
-				return
-			}
-			out = out[:0]
-		}
-		if rerr != nil {
-			return // EOF, or the connection failed; the Server closes it
+		k, ok := serveInput(c, sess, buf[r:w], &out)
+		r += k
+		out = keepReply(out)
+		if !ok || rerr != nil {
+			return // QUIT, a protocol error, EOF, or the connection failed; the Server closes it
 		}
 		switch {
 		case r == w:
 			r, w = 0, 0
+			if len(buf) > readBuffer {
+				buf = make([]byte, readBuffer)
+			}
 		case w == len(buf) && r > 0:
 			w = copy(buf, buf[r:w])
 			r = 0
@@ -195,6 +206,29 @@ func serveConn(c net.Conn, store *Store, cfg config) {
 			nb := make([]byte, min(2*len(buf), cfg.maxQuery))
 			w = copy(nb, buf[r:w])
 			buf, r = nb, 0
+		}
+	}
+}
+
+// serveInput runs the complete commands at the start of in, building
+// replies in *outp and writing them to c whenever Serve returns a batch.
+// It returns how many bytes of in it consumed, and false if the connection
+// must be closed (after QUIT or a protocol error, whose replies are
+// written first, or a failed Write).
+func serveInput(c net.Conn, sess *Session, in []byte, outp *[]byte) (consumed int, ok bool) {
+	for {
+		k, out, closeConn := sess.Serve(in[consumed:], (*outp)[:0])
+		*outp, consumed = out, consumed+k
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return consumed, false
+			}
+		}
+		if closeConn {
+			return consumed, false
+		}
+		if k == 0 {
+			return consumed, true
 		}
 	}
 }

@@ -53,7 +53,7 @@ func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store
 		t.Fatalf("no mode %q", mode)
 	}
 	if cfg.maxBulk == 0 {
-		cfg.maxBulk, cfg.maxQuery = DefaultMaxBulk, 64<<20
+		cfg.maxBulk, cfg.maxQuery = DefaultMaxBulk, DefaultMaxQuery
 	}
 	cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	before := runtime.NumGoroutine()
@@ -147,7 +147,7 @@ func TestModes(t *testing.T) {
 		for _, tt := range []struct{ name, in, want string }{
 			{"QUIT", resp("PING") + resp("QUIT") + resp("PING"), "+PONG\r\n+OK\r\n"},
 			{"protocol error", resp("PING") + "*1\r\nPING\r\n", "+PONG\r\n-ERR Protocol error: expected '$', got 'P'\r\n"},
-			{"bulk over the limit", "*2\r\n$3\r\nSET\r\n$104857600\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+			{"bulk over the limit", "*2\r\n$3\r\nSET\r\n$536870913\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				c := dialResp(t, addr)

@@ -11,9 +11,10 @@ import (
 // Limits of the protocol, as Redis sets them.
 const (
 	// DefaultMaxBulk is the longest bulk string (one argument) accepted by
-	// default; the -max-bulk flag changes it. Redis's proto-max-bulk-len is
-	// 512 MiB; a small server refuses sooner.
-	DefaultMaxBulk = 1 << 20
+	// default, Redis's proto-max-bulk-len (512 MiB); the -max-bulk flag
+	// changes it. The limit costs nothing until bytes arrive: a length
+	// line is checked against it, and no buffer is sized by it.
+	DefaultMaxBulk = 512 << 20
 	// maxLine is the longest inline command, and the longest "*<count>" or
 	// "$<length>" line, Redis's PROTO_INLINE_MAX_SIZE.
 	maxLine = 64 << 10
@@ -24,6 +25,16 @@ const (
 	// most before it returns, so that a long pipeline of large replies is
 	// written out in pieces instead of held in memory.
 	replyBatch = 64 << 10
+	// maxReplyHeader bounds what a reply adds to the longest argument or
+	// value it carries (a bulk string's "$<length>\r\n" and "\r\n", an
+	// error's text around the argument it quotes): no reply is longer
+	// than -max-bulk plus maxReplyHeader bytes.
+	maxReplyHeader = 512
+	// maxKeptArgs is how many argument slots a Session keeps for the next
+	// command. A command with more arguments gets slices of its own, let go
+	// once it is answered, so that a command with a million arguments
+	// leaves nothing behind.
+	maxKeptArgs = 128
 )
 
 // span locates an argument inside the command being parsed, relative to
@@ -89,19 +100,31 @@ func (s *Session) Serve(in, out []byte) (consumed int, reply []byte, closeConn b
 			break // incomplete
 		}
 		consumed += n
-		if len(s.args) == 0 {
-			continue // an empty line, "*0" or "*-1": nothing to run
+		if len(s.args) > 0 { // else an empty line, "*0" or "*-1": nothing to run
+			out, closeConn = s.exec(out)
 		}
-		if out, closeConn = s.exec(out); closeConn {
+		s.reset()
+		if closeConn {
 			return consumed, out, true
 		}
 	}
 	return consumed, out, false
 }
 
+// reset forgets the command in progress or just run. It clears the
+// argument slices, which point into the caller's input buffer, so that
+// they keep no buffer the caller has let go alive; and it drops them
+// altogether if the command had more than maxKeptArgs arguments.
 func (s *Session) reset() {
 	s.count, s.next = 0, 0
+	if cap(s.spans) > maxKeptArgs {
+		s.spans = nil
+	}
 	s.spans = s.spans[:0]
+	if cap(s.args) > maxKeptArgs {
+		s.args = nil
+	}
+	clear(s.args)
 	s.args = s.args[:0]
 }
 

@@ -122,7 +122,7 @@ func TestServe(t *testing.T) {
 		{"no $", "*1\r\nx", "-ERR Protocol error: expected '$', got 'x'\r\n", true, ""},
 		{"no $, binary", "*1\r\n\x01", "-ERR Protocol error: expected '$', got '\\x01'\r\n", true, ""},
 		{"negative bulk", "*1\r\n$-1\r\n", "-ERR Protocol error: invalid bulk length\r\n", true, ""},
-		{"bulk over the limit, before its data", resp("SET", "k", "v") + "*2\r\n$3\r\nGET\r\n$1048577\r\n", "+OK\r\n-ERR Protocol error: invalid bulk length\r\n", true, ""},
+		{"bulk over the limit, before its data", resp("SET", "k", "v") + "*2\r\n$3\r\nGET\r\n$536870913\r\n", "+OK\r\n-ERR Protocol error: invalid bulk length\r\n", true, ""},
 		{"CR without LF", "*1\r\r", "-ERR Protocol error: expected '\\r\\n' after the multibulk length\r\n", true, ""},
 		{"bulk without CRLF", "*1\r\n$4\r\nPINGxx", "-ERR Protocol error: expected '\\r\\n' after a bulk string\r\n", true, ""},
 		{"inline too big", strings.Repeat("a", maxLine), "-ERR Protocol error: too big inline request\r\n", true, ""},
