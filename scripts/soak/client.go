@@ -27,10 +27,11 @@ const (
 	kindNever     = "never"     // sends requests and never reads: the server's limits must drop it
 	kindReset     = "reset"     // one round trip, then half a frame and a reset (SO_LINGER 0)
 	kindGarbage   = "garbage"   // random bytes, or a header over the maximum: must be answered and closed
+	kindIdle      = "idle"      // sends nothing, or half a frame, and waits: IdleTimeout must close it
 	kindVanish    = "vanish"    // connects and closes at once (half of them with a reset)
 )
 
-var kinds = []string{kindPipeline, kindSlow, kindHalfClose, kindNever, kindReset, kindGarbage, kindVanish}
+var kinds = []string{kindPipeline, kindSlow, kindHalfClose, kindNever, kindReset, kindGarbage, kindIdle, kindVanish}
 
 // wellBehaved reports whether every reply owed to a client of kind k
 // must arrive.
@@ -38,7 +39,7 @@ func wellBehaved(k string) bool {
 	return k == kindPipeline || k == kindSlow || k == kindHalfClose
 }
 
-const defaultMix = "pipeline=16,slow=4,halfclose=3,never=6,reset=3,garbage=3,vanish=3"
+const defaultMix = "pipeline=16,slow=4,halfclose=3,never=6,reset=3,garbage=3,idle=2,vanish=3"
 
 // parseMix parses "kind=n,...": how many clients of each kind run at once.
 func parseMix(s string) (map[string]int, error) {
@@ -79,8 +80,8 @@ type tally struct {
 	Requests int64    `json:"requests"` // replies verified byte for byte
 	Bytes    int64    `json:"bytes"`    // payload bytes of those replies
 	Errors   int64    `json:"errors"`   // failures: a reply lost or wrong, a limit that did not act
-	Dropped  int64    `json:"dropped"`  // never: dropped by the server's limits; garbage: answered and closed
-	MaxDrop  Duration `json:"max_drop"` // never: the longest wait for the drop, from the first stalled write
+	Dropped  int64    `json:"dropped"`  // never, idle: dropped by the server's limits; garbage: answered and closed
+	MaxDrop  Duration `json:"max_drop"` // never, idle: the longest wait for the drop (from the first stalled write; from going idle)
 	EOFs     int64    `json:"eofs"`     // garbage: the server's close seen as EOF
 	Resets   int64    `json:"resets"`   // garbage: ... as a reset
 	Samples  []string `json:"samples"`  // the first few errors
@@ -119,6 +120,14 @@ func (c *counts) fail(format string, args ...any) {
 	if len(c.samples) < 5 {
 		c.samples = append(c.samples, msg)
 		fmt.Fprintf(c.log, "soak client %s: %s\n", c.kind, msg)
+	}
+}
+
+// droppedAfter counts a connection the server's limits closed after it
+// had waited d.
+func (c *counts) droppedAfter(d time.Duration) {
+	c.dropped.Add(1)
+	for m := c.maxDrop.Load(); int64(d) > m && !c.maxDrop.CompareAndSwap(m, int64(d)); m = c.maxDrop.Load() {
 	}
 }
 
@@ -424,17 +433,14 @@ func (w *client) never(ctx context.Context) {
 				return
 			}
 		default:
-			// The server closed it. A write that stalled for the
-			// whole 250 ms counts; one that never stalled means the
-			// server closed a connection it was still reading.
-			if stalled.IsZero() {
-				w.c.fail("closed by the server before its writes stalled: %v", err)
-				return
+			// The server closed it: its limits acted (a write deadline
+			// shorter than the 250 ms this client takes to see a stall
+			// can act before any write of its own stalled).
+			var waited time.Duration
+			if !stalled.IsZero() {
+				waited = time.Since(stalled)
 			}
-			w.c.dropped.Add(1)
-			waited := int64(time.Since(stalled))
-			for m := w.c.maxDrop.Load(); waited > m && !w.c.maxDrop.CompareAndSwap(m, waited); m = w.c.maxDrop.Load() {
-			}
+			w.c.droppedAfter(waited)
 			return
 		}
 	}
@@ -519,6 +525,48 @@ func (w *client) garbage(context.Context) {
 	w.c.dropped.Add(1)
 }
 
+// idle: connects, sends nothing or half a frame, and waits. IdleTimeout
+// must close the connection: not before it (within 10%), and within
+// IdleTimeout + LingerTimeout + 5 s.
+func (w *client) idle(ctx context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	if w.rng.IntN(2) == 0 {
+		q := w.newRequest(maxPayload)
+		q.n = max(q.n, 2)
+		c.SetWriteDeadline(time.Now().Add(opTimeout))
+		if _, err := c.Write(q.appendFrame(nil)[:4+q.n/2]); err != nil {
+			w.c.fail("writing half a frame: %v", err)
+			return
+		}
+	}
+	lim := w.cfg.Limits
+	bound := lim.IdleTimeout + lim.LingerTimeout + 5*time.Second
+	start := time.Now()
+	c.SetReadDeadline(start.Add(bound))
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) }) // the run ended: stop waiting
+	defer stop()
+	var b [1]byte
+	n, err := c.Read(b[:])
+	waited := time.Since(start)
+	switch {
+	case n > 0:
+		w.c.fail("idle, the server sent %d bytes", n)
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
+		// The run ended first.
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.fail("idle and still open after %v (IdleTimeout %v)", waited.Round(time.Millisecond), lim.IdleTimeout)
+	case waited < lim.IdleTimeout*9/10:
+		w.c.fail("idle, closed (%v) after %v, before IdleTimeout %v", err, waited.Round(time.Millisecond), lim.IdleTimeout)
+	default:
+		w.c.droppedAfter(waited)
+	}
+}
+
 // vanish connects and closes at once, half of the time with a reset.
 func (w *client) vanish(context.Context) {
 	c, err := w.dial()
@@ -570,6 +618,8 @@ func runClients(cfg clientConfig, out, log io.Writer) error {
 				f = w.reset
 			case kindGarbage:
 				f = w.garbage
+			case kindIdle:
+				f = w.idle
 			case kindVanish:
 				f = w.vanish
 			}

@@ -494,6 +494,8 @@ func report(w io.Writer, d driverConfig, runs []*serverRun) {
 			switch k {
 			case kindNever:
 				what = fmt.Sprintf("%d dropped by limits, longest wait %v", t.Dropped, time.Duration(t.MaxDrop).Round(10*time.Millisecond))
+			case kindIdle:
+				what = fmt.Sprintf("%d closed by IdleTimeout, longest wait %v", t.Dropped, time.Duration(t.MaxDrop).Round(10*time.Millisecond))
 			case kindGarbage:
 				what = fmt.Sprintf("%d answered and closed: %d EOF, %d reset", t.Dropped, t.EOFs, t.Resets)
 			case kindVanish:

@@ -53,7 +53,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // server: it must pass, and every kind of client must have met the
 // server in the way its kind is about.
 func TestSoak(t *testing.T) {
-	d := soakConfig(t, "server,blocking,loop", "pipeline=4,slow=2,halfclose=2,never=2,reset=2,garbage=2,vanish=2", shortLimits)
+	d := soakConfig(t, "server,blocking,loop", "pipeline=4,slow=2,halfclose=2,never=2,reset=2,garbage=2,idle=2,vanish=2", shortLimits)
 	var out bytes.Buffer
 	ok, err := drive(d, &out)
 	t.Logf("%s", out.Bytes())
@@ -74,7 +74,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("%s: report row %q, want one ending in ok", mode, row)
 		}
 	}
-	for _, want := range []string{"| pipeline |", "| never |", "| garbage |", "| vanish |"} {
+	for _, want := range []string{"| pipeline |", "| never |", "| garbage |", "| idle |", "| vanish |"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report has no %q row", want)
 		}
