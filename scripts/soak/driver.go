@@ -379,10 +379,15 @@ func (s *serverProc) stats() (serverStats, error) {
 }
 
 // waitIdle waits, for at most bound, until the server serves no
-// connection and, if base is given, is back to base's goroutines and
-// baseProc's descriptors. It returns the last figures seen.
+// connection and then: without a base, until its goroutines and
+// descriptors hold still between two looks 100 ms apart (the goroutines
+// that close a connection after its handler returned are gone); with
+// one, until they are back to base's and baseProc's (or below). It
+// returns the last figures seen.
 func (s *serverProc) waitIdle(pid int, bound time.Duration, base *serverStats, baseProc *procStats) (serverStats, procStats, error) {
 	end := time.Now().Add(bound)
+	var last serverStats
+	var lastProc procStats
 	for {
 		st, err := s.stats()
 		if err != nil {
@@ -394,7 +399,10 @@ func (s *serverProc) waitIdle(pid int, bound time.Duration, base *serverStats, b
 		}
 		idle := st.Open == 0
 		if base != nil {
-			idle = idle && st.Goroutines == base.Goroutines && ps.FDs == baseProc.FDs
+			idle = idle && st.Goroutines <= base.Goroutines && ps.FDs <= baseProc.FDs
+		} else {
+			idle = idle && last.Goroutines == st.Goroutines && lastProc.FDs == ps.FDs
+			last, lastProc = st, ps
 		}
 		if idle {
 			return st, ps, nil
