@@ -678,3 +678,57 @@ func TestServerShutdownManyIdleBlocking(t *testing.T) {
 	t.Logf("Shutdown with %d idle blocking-mode clients took %v (%d threads)", n, time.Since(start), threads(t))
 	waitFor(t, served, "Serve's return")
 }
+
+// The Server's lingering close: a handler that refuses a request with a
+// long error reply and returns, while the client is still sending its
+// body. Closed outright, the unread input makes the socket reset, and the
+// reply is cut or followed by a reset; lingering, the client reads all of
+// it, then EOF, and its writes succeed. Both modes.
+func TestServerLingeringClose(t *testing.T) {
+	reply := bytes.Repeat([]byte("-ERR request refused\n"), 5000) // about 100 KiB
+	body := make([]byte, 4<<20)
+	for _, blocking := range []bool{false, true} {
+		for _, tc := range []struct {
+			name       string
+			linger     time.Duration
+			wantResets bool
+		}{{"lingering", 0, false}, {"off", -1, true}} {
+			t.Run(modeName(blocking)+"/"+tc.name, func(t *testing.T) {
+				checkLeaks(t)
+				srv := &netcore.Server{Logger: quietLogger(), LingerTimeout: tc.linger,
+					Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+						c.Read(make([]byte, 16)) // the start of the request: refused
+						c.Write(reply)
+					})}
+				l := listenMode(t, blocking)
+				served := make(chan error, 1)
+				go func() { served <- srv.Serve(l) }()
+				defer func() {
+					ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+					defer cancel()
+					srv.Shutdown(ctx)
+					waitFor(t, served, "Serve's return")
+				}()
+				c := dialLoop(t, l.Addr().String())
+				wrote := make(chan error, 1)
+				go func() {
+					_, err := c.Write(append([]byte("PUT /big\n"), body...))
+					if err == nil {
+						err = c.CloseWrite()
+					}
+					wrote <- err
+				}()
+				got, rerr := io.ReadAll(c)
+				werr := waitFor(t, wrote, "the client's writes")
+				whole := bytes.Equal(got, reply)
+				t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
+				if !tc.wantResets && (!whole || rerr != nil || werr != nil) {
+					t.Errorf("want the whole reply, then EOF, and no write error")
+				}
+				if tc.wantResets && whole && rerr == nil && werr == nil {
+					t.Errorf("closed outright with input unread, no reset reached the client: the lingering test proves nothing")
+				}
+			})
+		}
+	}
+}

@@ -97,7 +97,13 @@ func (lp *Loop) Serve(l net.Listener) error {
 	a.loop = st.loops[st.nextAcc%len(st.loops)]
 	st.nextAcc++
 	st.acceptors[a] = struct{}{}
-	a.loop.post(task{kind: taskListen, a: a})
+	if !a.loop.post(task{kind: taskListen, a: a}) {
+		// The loop stopped on its own (epoll_wait failed).
+		delete(st.acceptors, a)
+		st.mu.Unlock()
+		l.Close()
+		return ErrLoopClosed
+	}
 	st.mu.Unlock()
 	err = <-a.done
 	st.mu.Lock()
@@ -446,9 +452,13 @@ func (l *eventLoop) run() {
 			if again(err, false) {
 				continue
 			}
-			l.lp.logger().Error("netcore: epoll_wait failed; closing this loop's connections",
+			l.lp.logger().Error("netcore: epoll_wait failed; closing the Loop",
 				"err", os.NewSyscallError("epoll_wait", err))
 			l.forcing = true
+			// The whole Loop: one loop gone would leave listeners
+			// handing it connections. (From here, Close only starts
+			// the stop and returns.)
+			l.lp.Close()
 		}
 		l.now = l.clock()
 		for i := range n {
@@ -753,10 +763,10 @@ func (l *eventLoop) after(c *LoopConn) {
 		l.fail(c, c.closeErr)
 		return
 	}
-	if c.out.Len() > 0 || (c.wantShutWr && !c.shutWr) {
+	if c.out.Len() > 0 || c.flushClose || (c.wantShutWr && !c.shutWr) {
 		l.markDirty(c)
 	}
-	if !c.paused && c.out.Len() > l.lim.high {
+	if !c.paused && c.out.Len()+int(c.pendN.Load()) > l.lim.high {
 		c.paused = true
 		l.rearm(c)
 	}
@@ -811,7 +821,7 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	l.nconns.Add(1)
 	c.last = l.now
 	if l.lim.idle > 0 {
-		l.schedule(&c.limit, l.now+int64(l.lim.idle))
+		l.schedule(&c.limit, addSat(l.now, int64(l.lim.idle)))
 	}
 	l.callback(c, cbOpen)
 	l.after(c)
@@ -910,7 +920,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 				return
 			}
 		}
-		if c.flushClose && (c.closeReason != errEOF || c.holds.Load() == 0) {
+		if c.flushClose && (c.closeReason != errEOF || c.userClosed || c.holds.Load() == 0) {
 			l.closeConn(c, c.closeReason)
 			return
 		}
@@ -1029,6 +1039,7 @@ func (l *eventLoop) closeRequested(c *LoopConn) {
 	}
 	c.userClosed = true
 	l.closeAfterFlush(c, nil)
+	c.closeReason = nil // Close after the peer's EOF: OnClose gets nil, as Close promises
 }
 
 // closeConn closes c now and calls OnClose.

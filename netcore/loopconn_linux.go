@@ -159,7 +159,7 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 		// Sent before this call: goes out first (but never inside a
 		// reply frame being built: it goes out after the frame).
 		c.l.takeQueued(c)
-		if c.closed || c.closeErr != nil || c.closeQ.Load() {
+		if c.closed || c.closeErr != nil || c.wantShutWr || c.userClosed || c.closeQ.Load() {
 			return 0, net.ErrClosed
 		}
 	}

@@ -25,9 +25,10 @@ type lingerFD struct {
 
 // linger takes c's socket over for lingering; it reports false (and
 // leaves c alone) if lingering does not apply: the peer has half-closed
-// already (nothing more can come), or lingering is off.
+// already (nothing more can come), lingering is off, or the Loop is being
+// closed at once.
 func (l *eventLoop) linger(c *LoopConn) bool {
-	if c.eof || l.lim.linger <= 0 {
+	if c.eof || l.lim.linger <= 0 || l.forcing {
 		return false
 	}
 	if !c.shutWr {
@@ -40,7 +41,7 @@ func (l *eventLoop) linger(c *LoopConn) bool {
 	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
 		return false
 	}
-	deadline := l.now + int64(l.lim.linger)
+	deadline := addSat(l.now, int64(l.lim.linger))
 	for c.fd >= len(l.lingering) {
 		l.lingering = append(l.lingering[:cap(l.lingering)], 0)
 	}

@@ -2,7 +2,10 @@
 
 package netcore
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // LoopTimer is a function scheduled on a connection's loop by
 // LoopConn.AfterFunc. Timers live in one binary heap per loop, ordered by
@@ -31,7 +34,7 @@ func (c *LoopConn) AfterFunc(d time.Duration, fn func(*LoopConn)) *LoopTimer {
 	l := c.l
 	// After every timer due in this iteration: a timer that sets
 	// another for 0 cannot keep the loop here.
-	when := max(l.clock()+int64(max(d, 0)), l.now+1)
+	when := max(addSat(l.clock(), int64(max(d, 0))), l.now+1)
 	t.next = c.timers
 	if c.timers != nil {
 		c.timers.prev = t
@@ -187,7 +190,7 @@ func (l *eventLoop) checkLimits(c *LoopConn) {
 	}
 	var due int64
 	if l.lim.idle > 0 {
-		due = c.last + int64(l.lim.idle)
+		due = addSat(c.last, int64(l.lim.idle))
 		if due <= l.now {
 			l.fail(c, &LimitError{Limit: "IdleTimeout", Value: int64(l.lim.idle)})
 			return
@@ -199,4 +202,12 @@ func (l *eventLoop) checkLimits(c *LoopConn) {
 	if due != 0 {
 		l.schedule(&c.limit, due)
 	}
+}
+
+// addSat returns a+d (d >= 0), saturating at math.MaxInt64.
+func addSat(a, d int64) int64 {
+	if a > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return a + d
 }

@@ -300,3 +300,6 @@ func stageWake(batch wakeBatch, c net.Conn, t time.Time) wakeBatch {
 
 // wakeStaged does nothing off Linux.
 func wakeStaged(wakeBatch) {}
+
+// hasUnreadInput is false off Linux: no netcore socket serves.
+func hasUnreadInput(c net.Conn) bool { return false }

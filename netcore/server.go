@@ -90,6 +90,14 @@ type Server struct {
 	// MaxConns slot freed. 0 means DefaultHandshakeTimeout; a negative
 	// value means no bound (IdleTimeout still bounds each read).
 	HandshakeTimeout time.Duration
+	// LingerTimeout bounds a lingering close (DefaultLingerTimeout if 0;
+	// negative turns it off): when a handler returns with the peer's
+	// input unread on a netcore socket, the Server shuts the connection's
+	// write side down, discards the peer's input until its EOF, and
+	// closes it then or after LingerTimeout, so that no reset destroys the
+	// handler's last reply (see the README). The handler's MaxConns slot
+	// is free meanwhile.
+	LingerTimeout time.Duration
 	// MaxConns > 0 bounds the connections served at once by this Server,
 	// over all its listeners: at the bound each listener's accept loop
 	// holds the one connection it accepted last, unserved, and accepts no
@@ -111,6 +119,7 @@ type Server struct {
 	closing       bool
 	shuttingDown  atomic.Bool // closing, for Idle without s.mu
 	budgetLogged  atomic.Bool // the blocking budget's fallback was logged
+	forced        atomic.Bool // Close, or Shutdown's context ended: no lingering
 	listeners     map[*net.Listener]struct{}
 	conns         map[*connState]struct{}
 	active        int           // handlers that have not finished
@@ -429,13 +438,15 @@ func (s *Server) serveConn(st *connState, slots chan struct{}) {
 		// Counted out before the close, so that a peer that sees the
 		// close sees a Server with this handler finished.
 		s.mu.Lock()
-		delete(s.conns, st)
 		s.active--
 		s.mu.Unlock()
-		c.Close()
 		if slots != nil {
-			<-slots
+			<-slots // lingering needs no slot
 		}
+		s.lingerClose(c)
+		s.mu.Lock()
+		delete(s.conns, st)
+		s.mu.Unlock()
 		s.handlers.Done()
 		s.mu.Lock()
 		s.left--
@@ -462,6 +473,37 @@ func (s *Server) serveConn(st *connState, slots chan struct{}) {
 		}
 	}
 	s.Handler.ServeConn(st, c)
+}
+
+// lingerClose closes the connection of a handler that has returned. Closed
+// outright with input unread (a request the handler refused, say), a
+// socket answers with a reset, which discards what it had not sent yet and
+// can overtake the reply on the network. So when input is waiting unread
+// on a netcore socket, it shuts the write side down (with TLS, after
+// close_notify): the peer reads everything the handler wrote, then EOF; it
+// reads and discards the peer's input until its EOF, for at most
+// LingerTimeout; then it closes. With nothing unread (an idle client, a
+// request answered in full) it closes at once, as does a handler that
+// closed the connection itself, Close, or a Shutdown whose context ended.
+func (s *Server) lingerClose(c net.Conn) {
+	d := s.LingerTimeout
+	if d == 0 {
+		d = DefaultLingerTimeout
+	}
+	cw, ok := c.(interface{ CloseWrite() error })
+	if d < 0 || !ok || s.forced.Load() || !hasUnreadInput(c) || cw.CloseWrite() != nil {
+		c.Close()
+		return
+	}
+	if c.SetReadDeadline(time.Now().Add(d)) == nil {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+	c.Close()
 }
 
 // remoteString is c's peer address for a log line.
@@ -492,10 +534,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		idle := s.active == 0
 		s.mu.Unlock()
+		// Every handler has returned or is cut short now; connections
+		// still lingering after theirs are closed too.
+		s.forced.Store(true)
+		s.closeConns()
 		if idle {
 			return nil
 		}
-		s.closeConns()
 		return ctx.Err()
 	}
 }
@@ -523,6 +568,7 @@ func (s *Server) wakeIdleLocked() wakeBatch {
 // ErrServerClosed.
 func (s *Server) Close() error {
 	s.beginClose()
+	s.forced.Store(true)
 	s.closeConns()
 	s.handlers.Wait()
 	return nil

@@ -3,6 +3,8 @@ package netcore
 import (
 	"net"
 	"time"
+
+	"github.com/netcore-dev/netcore/internal/sys"
 )
 
 // setIdleTimeout applies Server.IdleTimeout to the netcore connection
@@ -62,4 +64,20 @@ func wakeStaged(batch wakeBatch) {
 	for _, fd := range batch {
 		fd.decref()
 	}
+}
+
+// hasUnreadInput reports whether bytes wait unread in the receive queue of
+// the netcore socket beneath c (SIOCINQ): closing it now would send a
+// reset.
+func hasUnreadInput(c net.Conn) bool {
+	nc, ok := AsConn(c)
+	if !ok {
+		return false
+	}
+	n := 0
+	nc.fd.control(func(s int) error {
+		n, _ = sys.Unread(s)
+		return nil
+	})
+	return n > 0
 }

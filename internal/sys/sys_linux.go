@@ -38,13 +38,14 @@ const (
 	OpEventfd
 	OpOpen // openat, for the reserve descriptor
 	OpWake // write(2) of 1 to an eventfd
+	OpIoctl
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
 	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill",
 	"sendfile", "splice", "pipe2",
-	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write"}
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write", "ioctl"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
@@ -436,4 +437,18 @@ func SetNonblock(fd int, nonblocking bool) error {
 	}
 	_, _, e = unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, flags)
 	return errnoErr(e)
+}
+
+// Unread wraps ioctl(2) SIOCINQ (FIONREAD): the bytes waiting in a
+// socket's receive queue.
+func Unread(fd int) (int, error) {
+	if _, err := enter(Call{Op: OpIoctl, FD: fd}); err != nil {
+		return 0, err
+	}
+	var n int32
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCINQ, uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(n), nil
 }
