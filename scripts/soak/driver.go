@@ -460,8 +460,8 @@ func (s *serverProc) kill() {
 func report(w io.Writer, d driverConfig, runs []*serverRun) {
 	lim := d.Limits
 	fmt.Fprintf(w, "\nsoak: %v per server; clients at once: %s; seed %d\n", d.Time, d.Clients, d.Seed)
-	fmt.Fprintf(w, "limits: Server MaxConns %d, IdleTimeout %v, handler write deadline %v; Loop MaxInput %d, MaxOutput %d, IdleTimeout %v, LingerTimeout %v\n\n",
-		lim.MaxConns, lim.IdleTimeout, lim.WriteTimeout, lim.MaxInput, lim.MaxOutput, lim.IdleTimeout, lim.LingerTimeout)
+	fmt.Fprintf(w, "limits: Server MaxConns %d, IdleTimeout %v, LingerTimeout %v, handler write deadline %v; Loop MaxInput %d, MaxOutput %d, IdleTimeout %v, LingerTimeout %v\n\n",
+		lim.MaxConns, lim.IdleTimeout, lim.LingerTimeout, lim.WriteTimeout, lim.MaxInput, lim.MaxOutput, lim.IdleTimeout, lim.LingerTimeout)
 	fmt.Fprintln(w, "| server | requests served | replies verified | bytes verified | well-behaved errors | other failures | peak conns | peak RSS (bound) | fds before → after (peak) | goroutines before → after (peak) | threads (peak) | idle again after | result |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range runs {

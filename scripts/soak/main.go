@@ -48,7 +48,7 @@ type limits struct {
 	WriteTimeout  time.Duration // the Server handler's write deadline per reply batch
 	MaxInput      int           // Loop.MaxInput
 	MaxOutput     int           // Loop.MaxOutput
-	LingerTimeout time.Duration // Loop.LingerTimeout
+	LingerTimeout time.Duration // Server.LingerTimeout, Loop.LingerTimeout
 }
 
 func (lim *limits) flags(fs *flag.FlagSet) {
@@ -57,7 +57,7 @@ func (lim *limits) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&lim.WriteTimeout, "write-timeout", 3*time.Second, "the Server handler's write deadline for each batch of replies (the Server's IdleTimeout bounds reads only); 0 for none")
 	fs.IntVar(&lim.MaxInput, "max-input", 128<<10, "Loop.MaxInput (at least a whole frame: 4+65536 bytes)")
 	fs.IntVar(&lim.MaxOutput, "max-output", 512<<10, "Loop.MaxOutput")
-	fs.DurationVar(&lim.LingerTimeout, "linger", netcore.DefaultLingerTimeout, "Loop.LingerTimeout")
+	fs.DurationVar(&lim.LingerTimeout, "linger", netcore.DefaultLingerTimeout, "Server.LingerTimeout and Loop.LingerTimeout")
 }
 
 // args returns the flags that give a child process the same limits.

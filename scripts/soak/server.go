@@ -185,9 +185,10 @@ func serve(mode string, lim limits, in io.Reader, out io.Writer) error {
 				cnt.opened()
 				cnt.closed(serveConn(ctx, c, lim, &cnt))
 			}),
-			MaxConns:    lim.MaxConns,
-			IdleTimeout: lim.IdleTimeout,
-			Logger:      logger,
+			MaxConns:      lim.MaxConns,
+			IdleTimeout:   lim.IdleTimeout,
+			LingerTimeout: lim.LingerTimeout,
+			Logger:        logger,
 		}
 		addr, shutdown, closed = l.Addr(), srv.Shutdown, netcore.ErrServerClosed
 		go func() { served <- srv.Serve(l) }()
