@@ -133,12 +133,21 @@ func soak(d driverConfig, mode string) *serverRun {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	r.PeakFDs, r.PeakThreads, r.PeakGo = r.ProcBefore.FDs, r.ProcBefore.Threads, r.Before.Goroutines
+	// Every 10 s, a progress line: the rate and the resources now.
+	started, lastRequests, nextProgress := time.Now(), int64(0), 10*time.Second
 	sample := func() {
-		if ps, err := readProc(srv.pid()); err == nil {
+		ps, perr := readProc(srv.pid())
+		if perr == nil {
 			r.PeakFDs, r.PeakThreads = max(r.PeakFDs, ps.FDs), max(r.PeakThreads, ps.Threads)
 		}
-		if st, err := srv.stats(); err == nil {
+		st, serr := srv.stats()
+		if serr == nil {
 			r.PeakGo = max(r.PeakGo, st.Goroutines)
+		}
+		if since := time.Since(started); since >= nextProgress && perr == nil && serr == nil {
+			fmt.Fprintf(d.Log, "soak: %s: %v: %d requests/s, %d connections, %d descriptors, %d goroutines, %d threads, RSS %s\n",
+				labels[mode], nextProgress, (st.Requests-lastRequests)/10, st.Open, ps.FDs, st.Goroutines, ps.Threads, mib(ps.RSS))
+			lastRequests, nextProgress = st.Requests, nextProgress+10*time.Second
 		}
 	}
 wait:
