@@ -46,6 +46,7 @@ type serverRun struct {
 	ProcAfter   procStats
 	PeakFDs     int
 	PeakThreads int
+	PeakRSS     int64 // the largest VmRSS sampled: VmHWM, which the kernel updates lazily, was seen below it
 	PeakGo      int
 	Bound       int64         // peak RSS allowed
 	Settle      time.Duration // how long the server took to be idle again
@@ -139,6 +140,7 @@ func soak(d driverConfig, mode string) *serverRun {
 		ps, perr := readProc(srv.pid())
 		if perr == nil {
 			r.PeakFDs, r.PeakThreads = max(r.PeakFDs, ps.FDs), max(r.PeakThreads, ps.Threads)
+			r.PeakRSS = max(r.PeakRSS, ps.RSS)
 		}
 		st, serr := srv.stats()
 		if serr == nil {
@@ -185,7 +187,7 @@ wait:
 		r.fail("after the clients: %v", err)
 	}
 	if ps, err := readProc(srv.pid()); err == nil {
-		r.ProcAfter.HWM = ps.HWM
+		r.ProcAfter.HWM = max(ps.HWM, r.PeakRSS)
 	}
 
 	// Graceful shutdown.
