@@ -1,0 +1,643 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The kinds of client, in the order they are reported. The first three are
+// well-behaved: every reply they are owed must arrive, byte for byte.
+const (
+	kindPipeline  = "pipeline"  // pipelines random frames (0 B to 64 KiB), verifies every reply
+	kindSlow      = "slow"      // reads its replies a few bytes at a time, with pauses
+	kindHalfClose = "halfclose" // sends requests, half-closes, must get the replies, then EOF
+	kindNever     = "never"     // sends requests and never reads: the server's limits must drop it
+	kindReset     = "reset"     // one round trip, then half a frame and a reset (SO_LINGER 0)
+	kindGarbage   = "garbage"   // random bytes, or a header over the maximum: must be answered and closed
+	kindIdle      = "idle"      // sends nothing, or half a frame, and waits: IdleTimeout must close it
+	kindVanish    = "vanish"    // connects and closes at once (half of them with a reset)
+)
+
+var kinds = []string{kindPipeline, kindSlow, kindHalfClose, kindNever, kindReset, kindGarbage, kindIdle, kindVanish}
+
+// wellBehaved reports whether every reply owed to a client of kind k
+// must arrive.
+func wellBehaved(k string) bool {
+	return k == kindPipeline || k == kindSlow || k == kindHalfClose
+}
+
+const defaultMix = "pipeline=16,slow=4,halfclose=3,never=6,reset=3,garbage=3,idle=2,vanish=3"
+
+// parseMix parses "kind=n,...": how many clients of each kind run at once.
+func parseMix(s string) (map[string]int, error) {
+	mix := make(map[string]int)
+	for _, f := range strings.Split(s, ",") {
+		if f == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(f, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("bad -clients element %q (want kind=n, n >= 0)", f)
+		}
+		known := false
+		for _, kk := range kinds {
+			known = known || k == kk
+		}
+		if !known {
+			return nil, fmt.Errorf("unknown client kind %q in -clients (kinds: %s)", k, strings.Join(kinds, ", "))
+		}
+		mix[k] = n
+	}
+	return mix, nil
+}
+
+// clientConfig configures the client role.
+type clientConfig struct {
+	Addr   string
+	Time   time.Duration
+	Mix    map[string]int
+	Seed   int64
+	Limits limits
+}
+
+// tally is one kind's outcome, as the client reports it.
+type tally struct {
+	Conns    int64    `json:"conns"`    // connections made
+	Requests int64    `json:"requests"` // replies verified byte for byte
+	Bytes    int64    `json:"bytes"`    // payload bytes of those replies
+	Errors   int64    `json:"errors"`   // failures: a reply lost or wrong, a limit that did not act
+	Dropped  int64    `json:"dropped"`  // never, idle: dropped by the server's limits; garbage: answered and closed
+	MaxDrop  Duration `json:"max_drop"` // never, idle: the longest wait for the drop (from the first stalled write; from going idle)
+	EOFs     int64    `json:"eofs"`     // garbage: the server's close seen as EOF
+	Resets   int64    `json:"resets"`   // garbage: ... as a reset
+	Samples  []string `json:"samples"`  // the first few errors
+}
+
+// Duration is a time.Duration that encodes as text in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// clientResult is the client role's report: one tally per kind.
+type clientResult struct {
+	Kinds map[string]*tally `json:"kinds"`
+}
+
+// counts is a kind's live counters.
+type counts struct {
+	kind                                    string
+	conns, requests, bytes, errors, dropped atomic.Int64
+	maxDrop, eofs, resets                   atomic.Int64
+	mu                                      sync.Mutex
+	samples                                 []string
+	log                                     io.Writer
+}
+
+func (c *counts) fail(format string, args ...any) {
+	c.errors.Add(1)
+	msg := fmt.Sprintf(format, args...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.samples) < 5 {
+		c.samples = append(c.samples, msg)
+		fmt.Fprintf(c.log, "soak client %s: %s\n", c.kind, msg)
+	}
+}
+
+// droppedAfter counts a connection the server's limits closed after it
+// had waited d.
+func (c *counts) droppedAfter(d time.Duration) {
+	c.dropped.Add(1)
+	for m := c.maxDrop.Load(); int64(d) > m && !c.maxDrop.CompareAndSwap(m, int64(d)); m = c.maxDrop.Load() {
+	}
+}
+
+func (c *counts) verified(n int) {
+	c.requests.Add(1)
+	c.bytes.Add(int64(n))
+}
+
+func (c *counts) tally() *tally {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &tally{
+		Conns: c.conns.Load(), Requests: c.requests.Load(), Bytes: c.bytes.Load(),
+		Errors: c.errors.Load(), Dropped: c.dropped.Load(), MaxDrop: Duration(c.maxDrop.Load()),
+		EOFs: c.eofs.Load(), Resets: c.resets.Load(), Samples: append([]string(nil), c.samples...),
+	}
+}
+
+// pool is random bytes that payloads are cut from; each payload also
+// carries a sequence number in its first 8 bytes, so that no two replies
+// are alike.
+var pool = func() []byte {
+	b := make([]byte, 1<<20+maxPayload)
+	r := rand.NewChaCha8([32]byte{'s', 'o', 'a', 'k'})
+	r.Read(b)
+	return b
+}()
+
+// request is one request: its payload is pool[off:off+n] with seq in the
+// first (up to) 8 bytes.
+type request struct {
+	seq    uint64
+	off, n int
+}
+
+// appendFrame appends q's frame to b.
+func (q request) appendFrame(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(q.n))
+	start := len(b)
+	b = append(b, pool[q.off:q.off+q.n]...)
+	var s [8]byte
+	binary.BigEndian.PutUint64(s[:], q.seq)
+	copy(b[start:], s[:min(8, q.n)])
+	return b
+}
+
+// check compares a reply's payload with q's.
+func (q request) check(got []byte) error {
+	want := q.appendFrame(nil)[4:]
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("reply to request %d: %d bytes, want %d", q.seq, len(got), len(want))
+	}
+	i := 0
+	for got[i] == want[i] {
+		i++
+	}
+	return fmt.Errorf("reply to request %d (%d bytes): byte %d is %#x, want %#x", q.seq, q.n, i, got[i], want[i])
+}
+
+// client is one worker: it makes connections of its kind, one at a time,
+// until the run ends.
+type client struct {
+	cfg  clientConfig
+	c    *counts
+	rng  *rand.Rand
+	seq  *atomic.Uint64
+	srcs *atomic.Uint32
+}
+
+// opTimeout bounds every wait of a well-behaved exchange: a reply that
+// has not come by then is lost.
+const opTimeout = 20 * time.Second
+
+// newRequest draws a request of 0 to limit bytes (at most 64 KiB), its
+// size spread evenly over the powers of two, so that small and large
+// frames are both common.
+func (w *client) newRequest(limit int) request {
+	n := min(w.rng.IntN(1<<w.rng.IntN(17)+1), limit)
+	return request{seq: w.seq.Add(1), off: w.rng.IntN(len(pool) - maxPayload), n: n}
+}
+
+// dial connects from a rotating source address (127.0.0.2 to 127.0.0.201),
+// so that short-lived connections do not run out of ephemeral ports.
+func (w *client) dial() (*net.TCPConn, error) {
+	i := w.srcs.Add(1)
+	d := net.Dialer{
+		Timeout:   opTimeout,
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%200))},
+	}
+	c, err := d.Dial("tcp", w.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	w.c.conns.Add(1)
+	return c.(*net.TCPConn), nil
+}
+
+// exchange sends reqs, written in random pieces by another goroutine
+// while this one reads, and verifies every reply. read reads replies: a
+// plain reader, or a slow one.
+func (w *client) exchange(c net.Conn, reqs []request, read io.Reader) error {
+	var frames []byte
+	for _, q := range reqs {
+		frames = q.appendFrame(frames)
+	}
+	cuts := make([]int, 0, 8)
+	for range w.rng.IntN(8) {
+		cuts = append(cuts, w.rng.IntN(len(frames)+1))
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		rest := frames
+		for _, cut := range cuts {
+			if cut := min(cut, len(rest)); cut > 0 {
+				if _, err := c.Write(rest[:cut]); err != nil {
+					wrote <- err
+					return
+				}
+				rest = rest[cut:]
+			}
+		}
+		_, err := c.Write(rest)
+		wrote <- err
+	}()
+	var hdr [4]byte
+	buf := make([]byte, maxPayload)
+	for _, q := range reqs {
+		if _, err := io.ReadFull(read, hdr[:]); err != nil {
+			<-wrote
+			return fmt.Errorf("reading the reply to request %d (%d bytes): %v", q.seq, q.n, err)
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n > maxPayload {
+			<-wrote
+			return fmt.Errorf("reply to request %d (%d bytes) has length %d", q.seq, q.n, n)
+		}
+		if _, err := io.ReadFull(read, buf[:n]); err != nil {
+			<-wrote
+			return fmt.Errorf("reading the reply to request %d (%d bytes): %v", q.seq, q.n, err)
+		}
+		if err := q.check(buf[:n]); err != nil {
+			<-wrote
+			return err
+		}
+		w.c.verified(int(n))
+	}
+	if err := <-wrote; err != nil {
+		return fmt.Errorf("writing: %v", err)
+	}
+	return nil
+}
+
+// slowReader reads 1 to 64 bytes per Read, pausing up to maxPause before
+// each.
+type slowReader struct {
+	r        io.Reader
+	rng      *rand.Rand
+	maxPause time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(time.Duration(s.rng.Int64N(int64(s.maxPause)))) // pacing, not synchronisation
+	return s.r.Read(p[:min(len(p), 1+s.rng.IntN(64))])
+}
+
+// pipeline: a connection carries 1 to 20 batches of 1 to 32 pipelined
+// requests; every reply is checked.
+func (w *client) pipeline(ctx context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	for range 1 + w.rng.IntN(20) {
+		if ctx.Err() != nil {
+			return
+		}
+		reqs := make([]request, 1+w.rng.IntN(32))
+		for i := range reqs {
+			reqs[i] = w.newRequest(maxPayload)
+		}
+		c.SetDeadline(time.Now().Add(opTimeout))
+		if err := w.exchange(c, reqs, c); err != nil {
+			w.c.fail("%v", err)
+			return
+		}
+	}
+}
+
+// slow: 1 to 5 requests of up to 8 KiB, one at a time, each reply read a
+// few bytes at a time with pauses of up to IdleTimeout/2000: about 250
+// reads for 8 KiB, which take a tenth of IdleTimeout on average, so
+// that the reader is slow but not idle in the limits' sense (nothing read
+// or written for IdleTimeout).
+func (w *client) slow(ctx context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	for range 1 + w.rng.IntN(5) {
+		if ctx.Err() != nil {
+			return
+		}
+		c.SetDeadline(time.Now().Add(opTimeout))
+		if err := w.exchange(c, []request{w.newRequest(8 << 10)}, slowReader{c, w.rng, max(w.cfg.Limits.IdleTimeout/2000, time.Microsecond)}); err != nil {
+			w.c.fail("%v", err)
+			return
+		}
+	}
+}
+
+// halfClose: 1 to 4 requests, then CloseWrite; every reply must arrive,
+// then EOF.
+func (w *client) halfClose(context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(opTimeout))
+	reqs := make([]request, 1+w.rng.IntN(4))
+	var frames []byte
+	for i := range reqs {
+		reqs[i] = w.newRequest(maxPayload)
+		frames = reqs[i].appendFrame(frames)
+	}
+	if _, err := c.Write(frames); err != nil {
+		w.c.fail("writing: %v", err)
+		return
+	}
+	if err := c.CloseWrite(); err != nil {
+		w.c.fail("CloseWrite: %v", err)
+		return
+	}
+	var hdr [4]byte
+	buf := make([]byte, maxPayload)
+	for _, q := range reqs {
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			w.c.fail("after the half-close, reading the reply to request %d (%d bytes): %v", q.seq, q.n, err)
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n > maxPayload {
+			w.c.fail("reply to request %d has length %d", q.seq, n)
+			return
+		}
+		if _, err := io.ReadFull(c, buf[:n]); err != nil {
+			w.c.fail("after the half-close, reading the reply to request %d (%d bytes): %v", q.seq, q.n, err)
+			return
+		}
+		if err := q.check(buf[:n]); err != nil {
+			w.c.fail("after the half-close: %v", err)
+			return
+		}
+		w.c.verified(int(n))
+	}
+	if n, err := c.Read(buf[:1]); n != 0 || err != io.EOF {
+		w.c.fail("after the half-close and every reply: Read = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+// never: sends requests and never reads. Once its writes stall (the
+// server stopped reading), it keeps trying to write until the server's
+// limits drop it (the write fails), which must happen within
+// limits.dropBound.
+func (w *client) never(ctx context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer func() {
+		c.SetLinger(0) // unread replies: a close would be a reset anyway
+		c.Close()
+	}()
+	var stalled time.Time
+	var frame, rest []byte
+	for ctx.Err() == nil {
+		if len(rest) == 0 {
+			frame = w.newRequest(maxPayload).appendFrame(frame[:0])
+			rest = frame
+		}
+		c.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+		n, err := c.Write(rest)
+		rest = rest[n:] // a write cut short is finished first: the stream stays valid frames
+		var ne net.Error
+		switch {
+		case err == nil:
+			continue
+		case errors.As(err, &ne) && ne.Timeout():
+			if stalled.IsZero() {
+				stalled = time.Now()
+			}
+			if waited := time.Since(stalled); waited > w.cfg.Limits.dropBound() {
+				w.c.fail("never dropped: writes stalled %v ago and the connection is still open (bound %v)", waited.Round(time.Millisecond), w.cfg.Limits.dropBound())
+				return
+			}
+		default:
+			// The server closed it: its limits acted (a write deadline
+			// shorter than the 250 ms this client takes to see a stall
+			// can act before any write of its own stalled).
+			var waited time.Duration
+			if !stalled.IsZero() {
+				waited = time.Since(stalled)
+			}
+			w.c.droppedAfter(waited)
+			return
+		}
+	}
+}
+
+// reset: one round trip, then a header and half its payload, then a reset.
+func (w *client) reset(context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(opTimeout))
+	if err := w.exchange(c, []request{w.newRequest(maxPayload)}, c); err != nil {
+		w.c.fail("before the reset: %v", err)
+		return
+	}
+	q := w.newRequest(maxPayload)
+	q.n = max(q.n, 2)
+	frame := q.appendFrame(nil)
+	if _, err := c.Write(frame[:4+q.n/2]); err != nil {
+		w.c.fail("writing half a frame: %v", err)
+		return
+	}
+	c.SetLinger(0)
+}
+
+// garbage: either random bytes followed by a half-close, or a header
+// claiming more than the maximum followed by random bytes (no half-close),
+// which must be answered with an error frame naming the length. Either way
+// the server must close the connection within 5 s.
+func (w *client) garbage(context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	const closeBound = 5 * time.Second
+	c.SetDeadline(time.Now().Add(opTimeout))
+	off := w.rng.IntN(len(pool) - 8192)
+	junk := pool[off : off+w.rng.IntN(8192)]
+	oversize := w.rng.IntN(2) == 0
+	var claim uint32
+	if oversize {
+		claim = uint32(maxPayload + 1 + w.rng.Int64N(1<<32-maxPayload-1))
+		frame := binary.BigEndian.AppendUint32(nil, claim)
+		if _, err := c.Write(append(frame, junk...)); err != nil {
+			w.c.fail("writing an oversize header: %v", err)
+			return
+		}
+	} else {
+		if _, err := c.Write(junk); err != nil {
+			w.c.fail("writing random bytes: %v", err)
+			return
+		}
+		// The server may have answered a header over the maximum and
+		// closed already (ENOTCONN after its reset): the read below
+		// sees that too.
+		c.CloseWrite()
+	}
+	sent := time.Now()
+	c.SetReadDeadline(sent.Add(closeBound))
+	got, err := io.ReadAll(c)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.fail("not closed %v after garbage (oversize header: %v)", closeBound, oversize)
+		return
+	case err == nil:
+		w.c.eofs.Add(1)
+	default:
+		w.c.resets.Add(1)
+	}
+	if oversize {
+		want := strconv.FormatUint(uint64(claim), 10)
+		if len(got) < 4 || int(binary.BigEndian.Uint32(got)) != len(got)-4 || !bytes.Contains(got[4:], []byte(want)) {
+			w.c.fail("after a header claiming %d bytes: got %q (ended with %v), want one frame naming the length", claim, got, err)
+			return
+		}
+	}
+	w.c.dropped.Add(1)
+}
+
+// idle: connects, sends nothing or half a frame, and waits. IdleTimeout
+// must close the connection: not before it (within 10%), and within
+// IdleTimeout + LingerTimeout + 5 s.
+func (w *client) idle(ctx context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	if w.rng.IntN(2) == 0 {
+		q := w.newRequest(maxPayload)
+		q.n = max(q.n, 2)
+		c.SetWriteDeadline(time.Now().Add(opTimeout))
+		if _, err := c.Write(q.appendFrame(nil)[:4+q.n/2]); err != nil {
+			w.c.fail("writing half a frame: %v", err)
+			return
+		}
+	}
+	lim := w.cfg.Limits
+	bound := lim.IdleTimeout + lim.LingerTimeout + 5*time.Second
+	start := time.Now()
+	c.SetReadDeadline(start.Add(bound))
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) }) // the run ended: stop waiting
+	defer stop()
+	var b [1]byte
+	n, err := c.Read(b[:])
+	waited := time.Since(start)
+	switch {
+	case n > 0:
+		w.c.fail("idle, the server sent %d bytes", n)
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
+		// The run ended first.
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.fail("idle and still open after %v (IdleTimeout %v)", waited.Round(time.Millisecond), lim.IdleTimeout)
+	case waited < lim.IdleTimeout*9/10:
+		w.c.fail("idle, closed (%v) after %v, before IdleTimeout %v", err, waited.Round(time.Millisecond), lim.IdleTimeout)
+	default:
+		w.c.droppedAfter(waited)
+	}
+}
+
+// vanish connects and closes at once, half of the time with a reset.
+func (w *client) vanish(context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	if w.rng.IntN(2) == 0 {
+		c.SetLinger(0)
+	}
+	c.Close()
+}
+
+// runClients is the client role: it runs cfg.Mix against cfg.Addr for
+// cfg.Time (each client finishes the connection it is on), then writes a
+// clientResult as one "result {json}" line to out. Errors of single
+// clients go to log; it returns an error only if it could not run.
+func runClients(cfg clientConfig, out, log io.Writer) error {
+	if cfg.Addr == "" {
+		return errors.New("-addr is required")
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Time)
+	defer cancel()
+	var seq atomic.Uint64
+	var srcs atomic.Uint32
+	res := clientResult{Kinds: make(map[string]*tally)}
+	var wg sync.WaitGroup
+	var all []*counts
+	for ki, k := range kinds {
+		cs := &counts{kind: k, log: log}
+		all = append(all, cs)
+		for i := range cfg.Mix[k] {
+			w := &client{cfg: cfg, c: cs, seq: &seq, srcs: &srcs,
+				rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(ki<<16|i)))}
+			var f func(context.Context)
+			switch k {
+			case kindPipeline:
+				f = w.pipeline
+			case kindSlow:
+				f = w.slow
+			case kindHalfClose:
+				f = w.halfClose
+			case kindNever:
+				f = w.never
+			case kindReset:
+				f = w.reset
+			case kindGarbage:
+				f = w.garbage
+			case kindIdle:
+				f = w.idle
+			case kindVanish:
+				f = w.vanish
+			}
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					f(ctx)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, cs := range all {
+		res.Kinds[cs.kind] = cs.tally()
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "result %s\n", b)
+	return err
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// raceEnabled: the soak runs under the race detector (its own tests).
+const raceEnabled = false
