@@ -732,3 +732,47 @@ func TestServerLingeringClose(t *testing.T) {
 		}
 	}
 }
+
+// A read deadline seconds away fires on time in both modes, as in Go's
+// net. The kernel's timer wheel rounds SO_RCVTIMEO up by as much as an
+// eighth (256 ms at 2 to 16 s here): the fast path aimed the kernel
+// timeout at the deadline itself and returned up to 0.25 s late (220 and
+// 247 ms in two runs of this test; the soak test found it). The bound
+// leaves room for a loaded machine.
+func TestBlockingDeadlineOnTime(t *testing.T) {
+	const wait = 2100 * time.Millisecond
+	conns := map[string]func(t *testing.T) net.Conn{
+		"net": func(t *testing.T) net.Conn {
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		},
+		"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
+		"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
+	}
+	for _, name := range []string{"net", "poller", "blocking"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := conns[name](t)
+			deadline := time.Now().Add(wait)
+			c.SetReadDeadline(deadline)
+			_, err := c.Read(make([]byte, 1))
+			late := time.Since(deadline)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read = %v, want os.ErrDeadlineExceeded", err)
+			}
+			t.Logf("returned %v after a %v deadline", late.Round(time.Millisecond), wait)
+			if late < 0 || late > 100*time.Millisecond {
+				t.Errorf("Read returned %v after its deadline (%v away), want within 100 ms", late, wait)
+			}
+		})
+	}
+}

@@ -201,7 +201,13 @@ func (fd *blockFD) arm(d direction) error {
 		if dl <= now { // compared, not subtracted: dl may be math.MinInt64
 			return os.ErrDeadlineExceeded
 		}
-		target = min(time.Duration(dl-now), kernelTimeoutMax)
+		// The kernel's timer wheel rounds a timeout up, by as much as an
+		// eighth of it (256 ms for 2 to 16 s at HZ=250): aim at seven
+		// eighths of what is left and go round for the rest. Each round
+		// aims at an eighth of the one before, so the deadline is met to
+		// within a timer tick, for a few more calls near its end.
+		left := time.Duration(dl - now)
+		target = min(left-left/8, kernelTimeoutMax)
 	}
 	if cur := fd.kto[d]; cur != 0 && cur <= target && cur >= target/2 {
 		return nil
