@@ -263,25 +263,35 @@ func TestLoopLingeringClose(t *testing.T) {
 			checkLeaks(t)
 			c := dialLoop(t, oversizeServer(t, tc.linger, reply))
 			hdr := binary.LittleEndian.AppendUint32(nil, 1<<30)
-			wrote := make(chan error, 1)
-			go func() {
-				_, err := c.Write(append(hdr, body...))
-				if err == nil {
-					err = c.CloseWrite()
-				}
-				wrote <- err
-			}()
-			got, rerr := io.ReadAll(c)
-			werr := waitFor(t, wrote, "the client's writes")
-			whole := bytes.Equal(got, reply)
-			t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
-			if !tc.wantResets && (!whole || rerr != nil || werr != nil) {
-				t.Errorf("want the whole reply, then EOF, and no write error")
-			}
-			if tc.wantResets && whole && rerr == nil && werr == nil {
-				t.Errorf("closed outright with input unread, no reset reached the client: the lingering test proves nothing")
-			}
+			sendRefused(t, c, append(hdr, body...), reply, tc.wantResets)
 		})
+	}
+}
+
+// sendRefused writes req on c (then half-closes) while reading what the
+// server answers until EOF: a refusal, reply, sent while most of req is
+// still unread. Lingering, the client reads the whole reply, then EOF, and
+// its writes succeed; with wantResets (lingering off) a reset must show
+// somewhere, or the test would prove nothing.
+func sendRefused(t *testing.T, c *netcore.Conn, req, reply []byte, wantResets bool) {
+	t.Helper()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(req)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		wrote <- err
+	}()
+	got, rerr := io.ReadAll(c)
+	werr := waitFor(t, wrote, "the client's writes")
+	whole := bytes.Equal(got, reply)
+	t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
+	if !wantResets && (!whole || rerr != nil || werr != nil) {
+		t.Errorf("want the whole reply, then EOF, and no write error")
+	}
+	if wantResets && whole && rerr == nil && werr == nil {
+		t.Errorf("closed outright with input unread, no reset reached the client: the lingering test proves nothing")
 	}
 }
 
@@ -710,24 +720,7 @@ func TestServerLingeringClose(t *testing.T) {
 					waitFor(t, served, "Serve's return")
 				}()
 				c := dialLoop(t, l.Addr().String())
-				wrote := make(chan error, 1)
-				go func() {
-					_, err := c.Write(append([]byte("PUT /big\n"), body...))
-					if err == nil {
-						err = c.CloseWrite()
-					}
-					wrote <- err
-				}()
-				got, rerr := io.ReadAll(c)
-				werr := waitFor(t, wrote, "the client's writes")
-				whole := bytes.Equal(got, reply)
-				t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
-				if !tc.wantResets && (!whole || rerr != nil || werr != nil) {
-					t.Errorf("want the whole reply, then EOF, and no write error")
-				}
-				if tc.wantResets && whole && rerr == nil && werr == nil {
-					t.Errorf("closed outright with input unread, no reset reached the client: the lingering test proves nothing")
-				}
+				sendRefused(t, c, append([]byte("PUT /big\n"), body...), reply, tc.wantResets)
 			})
 		}
 	}
