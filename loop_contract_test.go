@@ -523,11 +523,18 @@ func TestLoopExecute(t *testing.T) {
 	// Close, then a function queued behind it: it runs before OnClose,
 	// and its Write fails.
 	ran := make(chan error, 1)
-	lc.Execute(func(c *netcore.LoopConn) { c.Close() })
+	// Both queued from the loop itself, so that the Close cannot finish
+	// between the two Execute calls (then the second would rightly get
+	// net.ErrClosed and its function never run).
 	lc.Execute(func(c *netcore.LoopConn) {
-		_, err := c.Write([]byte("x"))
-		events = append(events, "late function")
-		ran <- err
+		c.Execute(func(c *netcore.LoopConn) { c.Close() })
+		if err := c.Execute(func(c *netcore.LoopConn) {
+			_, err := c.Write([]byte("x"))
+			events = append(events, "late function")
+			ran <- err
+		}); err != nil {
+			ran <- fmt.Errorf("Execute before the Close ran failed: %v", err)
+		}
 	})
 	if err := waitFor(t, closed, "OnClose"); err != nil {
 		t.Errorf("OnClose = %v, want nil", err)
