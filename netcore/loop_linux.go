@@ -640,10 +640,15 @@ func (l *eventLoop) rearmListeners() {
 }
 
 // closeIdle closes, while draining, every connection with nothing left to
-// do: no input, no output written or queued, no work held.
+// do: no input buffered or waiting unread in the socket (a request that
+// arrived is served, and closing over unread input would send a reset), no
+// output written or queued, no work held.
 func (l *eventLoop) closeIdle() {
 	for _, c := range l.conns {
 		if c != nil && c.in.Len() == 0 && c.out.Len() == 0 && !c.queued.Load() && c.holds.Load() == 0 {
+			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose {
+				continue // read at the next epoll_wait
+			}
 			l.closeConn(c, ErrLoopClosed)
 		}
 	}
