@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/sys"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -765,6 +766,39 @@ func TestBlockingDeadlineOnTime(t *testing.T) {
 			t.Logf("returned %v after a %v deadline", late.Round(time.Millisecond), wait)
 			if late < 0 || late > 150*time.Millisecond {
 				t.Errorf("Read returned %v after its deadline (%v away), want within 150 ms", late, wait)
+			}
+		})
+	}
+}
+
+// On the fast path a deadline is the kernel's SO_RCVTIMEO: a deadline set
+// once ahead, or moved forward by the same amount on every request (what
+// an idle timeout does), must not cost a setsockopt(2) per call. Aimed at
+// exactly the time left, the timeout was set again on every call (one per
+// Read and one per Write here).
+func TestBlockingSteadyDeadlineNoSetsockopt(t *testing.T) {
+	for _, how := range []string{"set once", "moved per request"} {
+		t.Run(how, func(t *testing.T) {
+			client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+			buf := make([]byte, 8)
+			server.SetReadDeadline(time.Now().Add(30 * time.Second))
+			const rounds = 1000
+			s0 := sys.Count(sys.OpSetsockopt)
+			for range rounds {
+				if how != "set once" {
+					server.SetReadDeadline(time.Now().Add(30 * time.Second))
+				}
+				if _, err := client.Write(buf); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(server, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			per := float64(sys.Count(sys.OpSetsockopt)-s0) / rounds
+			t.Logf("%.3f setsockopt per round trip", per)
+			if per > 0.05 {
+				t.Errorf("%.3f setsockopt per round trip with a steady deadline, want about 0", per)
 			}
 		})
 	}

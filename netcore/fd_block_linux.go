@@ -190,29 +190,39 @@ func (fd *blockFD) run(o *op) error {
 
 // arm prepares a call in direction d: os.ErrDeadlineExceeded if d's
 // deadline has passed; otherwise the kernel timeout is made to end the call
-// no later than the deadline (kernelTimeoutMax without one). The
-// setsockopt(2) is skipped while the timeout already set ends the call no
-// later than the deadline and no sooner than halfway there, so a call
-// with a steady deadline or none costs no extra system call.
+// before the deadline (kernelTimeoutMax without one), and the call goes
+// round when it fires early.
+//
+// The kernel's timer wheel rounds a timeout up, by as much as an eighth of
+// it (256 ms for 2 to 16 s at HZ=250), so a timeout aimed at the deadline
+// itself fires late. A timeout of at most seven eighths of the time left
+// fires before the deadline, and each round aims at a fraction of the one
+// before, so the deadline is met to within a timer tick. The setsockopt(2)
+// is skipped while the timeout already set is between half of what it
+// would be set to (half the time left, at most kernelTimeoutMax) and seven
+// eighths of the time left: a deadline moved forward by the same amount on
+// every request, or one set once far ahead, costs no system call per call
+// (a few over its whole life), where aiming at exactly the time left would
+// reset it on every call.
 func (fd *blockFD) arm(d direction) error {
-	target := kernelTimeoutMax
-	if dl := fd.dl[d].Load(); dl != 0 {
-		now := monoNow()
-		if dl <= now { // compared, not subtracted: dl may be math.MinInt64
-			return os.ErrDeadlineExceeded
+	cur := fd.kto[d]
+	dl := fd.dl[d].Load()
+	if dl == 0 {
+		if cur == kernelTimeoutMax {
+			return nil
 		}
-		// The kernel's timer wheel rounds a timeout up, by as much as an
-		// eighth of it (256 ms for 2 to 16 s at HZ=250): aim at seven
-		// eighths of what is left and go round for the rest. Each round
-		// aims at an eighth of the one before, so the deadline is met to
-		// within a timer tick, for a few more calls near its end.
-		left := time.Duration(dl - now)
-		target = min(left-left/8, kernelTimeoutMax)
+		return fd.setKernelTimeout(d, kernelTimeoutMax)
 	}
-	if cur := fd.kto[d]; cur != 0 && cur <= target && cur >= target/2 {
+	now := monoNow()
+	if dl <= now { // compared, not subtracted: dl may be math.MinInt64
+		return os.ErrDeadlineExceeded
+	}
+	left := time.Duration(dl - now)
+	want := min(left/2, kernelTimeoutMax)
+	if cur != 0 && cur <= left-left/8 && cur >= want/2 {
 		return nil
 	}
-	return fd.setKernelTimeout(d, max(target, time.Microsecond)) // a zero timeval means none
+	return fd.setKernelTimeout(d, max(want, time.Microsecond)) // a zero timeval means none
 }
 
 // setKernelTimeout sets SO_RCVTIMEO (dirRead) or SO_SNDTIMEO (dirWrite).
