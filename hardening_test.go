@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,15 +69,19 @@ func TestDialNeverConnectsToItself(t *testing.T) {
 			return d.Dial("tcp4", addr)
 		},
 	}
-	for _, name := range []string{"net", "netcore", "netcore-blocking"} {
+	for _, name := range []string{"net", "netcore", "netcore-blocking", "net wildcard", "netcore wildcard", "netcore-blocking wildcard"} {
 		t.Run(name, func(t *testing.T) {
 			if testing.Short() {
 				t.Skip("thousands of dials")
 			}
 			checkLeaks(t)
-			addr := fmt.Sprintf("127.0.0.1:%d", freeEphemeralPort(t))
+			port := freeEphemeralPort(t)
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			if strings.HasSuffix(name, "wildcard") {
+				addr = fmt.Sprintf("0.0.0.0:%d", port) // reaches this host; compared once resolved
+			}
 			for i := range attempts {
-				c, err := dialers[name](addr)
+				c, err := dialers[strings.TrimSuffix(name, " wildcard")](addr)
 				if err == nil {
 					c.Close()
 					t.Fatalf("attempt %d: Dial(%q) connected (local %v): nothing listens there", i, addr, c.LocalAddr())
@@ -800,6 +805,68 @@ func TestBlockingSteadyDeadlineNoSetsockopt(t *testing.T) {
 			if per > 0.05 {
 				t.Errorf("%.3f setsockopt per round trip with a steady deadline, want about 0", per)
 			}
+		})
+	}
+}
+
+// Server.Close, or a Shutdown whose context ends, with many blocking-mode
+// handlers blocked in Read: closing the connections one at a time scanned
+// all of the process's threads once per connection, under Server.mu (1,500
+// handlers: 24 s); they are closed together, one scan per round.
+func TestServerCloseManyBlockedHandlers(t *testing.T) {
+	n := 1500
+	if testing.Short() || raceEnabled {
+		n = 300
+	}
+	for _, how := range []string{"Close", "Shutdown's context ends"} {
+		t.Run(how, func(t *testing.T) {
+			if have := raiseNOFILE(t); have < uint64(2*n+100) {
+				t.Skipf("RLIMIT_NOFILE %d is too low for %d connections", have, n)
+			}
+			checkLeaks(t)
+			var reading atomic.Int64
+			srv := &netcore.Server{Logger: quietLogger(), Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+				if _, err := c.Read(make([]byte, 1)); err != nil {
+					return
+				}
+				reading.Add(1)
+				io.Copy(io.Discard, c) // blocked in Read, not in Idle
+			})}
+			l := listenMode(t, true)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+			conns := make([]*netcore.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for i := range n {
+				c, err := netcore.Dial("tcp4", l.Addr().String())
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				c.Write([]byte{1})
+				conns = append(conns, c)
+			}
+			// Every handler has read its byte and is going back to read.
+			for deadline := time.Now().Add(testTimeout); reading.Load() < int64(n) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond) // polling a count
+			}
+			start := time.Now()
+			if how == "Close" {
+				srv.Close()
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+				srv.Shutdown(ctx)
+				cancel()
+			}
+			took := time.Since(start)
+			t.Logf("%s with %d handlers blocked in Read took %v", how, n, took)
+			if took > testTimeout/2 {
+				t.Errorf("%s with %d handlers blocked in Read took %v", how, n, took)
+			}
+			waitFor(t, served, "Serve's return")
 		})
 	}
 }

@@ -122,21 +122,21 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 	if err != nil {
 		return nil, err
 	}
+	if sa.Addr().IsUnspecified() {
+		// Connecting to a wildcard address reaches this host; the peer
+		// is what the kernel made of it.
+		if sa, err = sockname(fd.private(), true); err != nil {
+			return nil, err
+		}
+	}
 	if !d.LocalAddr.IsValid() || d.LocalAddr.Port() == 0 {
-		// Dialing a free port of the ephemeral range on this host can
+		// Dialing a free port (of a wildcard address too, compared once resolved) of the ephemeral range on this host can
 		// pick that very port as the source: TCP's simultaneous open
 		// then connects the socket to itself, and it holds the port a
 		// server wants. With a port of the caller's choosing, that is
 		// what was asked for.
 		if local.Unmap().AddrPort() == sa.Unmap().AddrPort() {
 			return nil, errSelfConnect
-		}
-	}
-	if sa.Addr().IsUnspecified() {
-		// Connecting to a wildcard address reaches this host; the peer
-		// is what the kernel made of it.
-		if sa, err = sockname(fd.private(), true); err != nil {
-			return nil, err
 		}
 	}
 	c := newConn(fd, network, sa)

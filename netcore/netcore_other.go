@@ -303,3 +303,17 @@ func wakeStaged(wakeBatch) {}
 
 // hasUnreadInput is false off Linux: no netcore socket serves.
 func hasUnreadInput(c net.Conn) bool { return false }
+
+// closeConns closes every connection of conns, beneath any TLS.
+func closeConns(conns []net.Conn) {
+	for _, c := range conns {
+		for {
+			w, ok := c.(interface{ NetConn() net.Conn })
+			if !ok || w.NetConn() == nil {
+				break
+			}
+			c = w.NetConn()
+		}
+		c.Close()
+	}
+}

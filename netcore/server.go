@@ -608,20 +608,15 @@ func (s *Server) signalDrainedLocked() {
 	}
 }
 
-// closeConns closes every connection still served, beneath any TLS: a
-// forced close sends no TLS alert, which could block on a stuck peer.
+// closeConns closes every connection still served, outside s.mu: closing
+// blocking-mode sockets wakes their calls, which scans the process's
+// threads.
 func (s *Server) closeConns() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	conns := make([]net.Conn, 0, len(s.conns))
 	for st := range s.conns {
-		c := st.conn
-		for {
-			w, ok := c.(interface{ NetConn() net.Conn })
-			if !ok || w.NetConn() == nil {
-				break
-			}
-			c = w.NetConn()
-		}
-		c.Close()
+		conns = append(conns, st.conn)
 	}
+	s.mu.Unlock()
+	closeConns(conns)
 }

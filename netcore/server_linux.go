@@ -58,9 +58,10 @@ func stageWake(batch wakeBatch, c net.Conn, t time.Time) wakeBatch {
 }
 
 // wakeStaged interrupts the reads blocked on batch's sockets and drops its
-// references.
+// references. (A read that cannot be woken sees the deadline when its
+// kernel timeout ends, as after SetReadDeadline.)
 func wakeStaged(batch wakeBatch) {
-	wakeReads(batch)
+	wakeCalls(batch, dirRead)
 	for _, fd := range batch {
 		fd.decref()
 	}
@@ -80,4 +81,34 @@ func hasUnreadInput(c net.Conn) bool {
 		return nil
 	})
 	return n > 0
+}
+
+// closeConns closes every connection of conns, beneath any TLS (a forced
+// close sends no TLS alert, which could block on a stuck peer). The
+// blocking-mode sockets among them are closed together (closeBlocking).
+func closeConns(conns []net.Conn) {
+	var batch []*blockFD
+	for _, c := range conns {
+		nc, ok := AsConn(c)
+		if !ok {
+			for {
+				w, ok := c.(interface{ NetConn() net.Conn })
+				if !ok || w.NetConn() == nil {
+					break
+				}
+				c = w.NetConn()
+			}
+			c.Close()
+			continue
+		}
+		if bfd, ok := nc.fd.(*blockFD); ok {
+			if !bfd.isClosed() {
+				nc.LocalSockaddr() // LocalAddr must still answer after Close
+			}
+			batch = append(batch, bfd)
+			continue
+		}
+		nc.Close()
+	}
+	closeBlocking(batch)
 }
