@@ -554,28 +554,33 @@ func TestBlockingModeWithSIGURGIgnored(t *testing.T) {
 	}
 }
 
+// clientConns makes the client end of a connected pair on Go's net, on
+// netcore's default mode and on its fast path (the pair ends with the
+// test), for tests that compare the three.
+var clientConns = map[string]func(t *testing.T) net.Conn{
+	"net": func(t *testing.T) net.Conn {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	},
+	"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
+	"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
+}
+
 // RawConn.Read and Write honour the connection's deadlines and Close in
 // both modes, as Go's net's do: a callback that never finds its data
 // returns os.ErrDeadlineExceeded once the deadline passes, and
 // net.ErrClosed once the connection is closed.
 func TestRawConnDeadlinesAndClose(t *testing.T) {
-	conns := map[string]func(t *testing.T) net.Conn{
-		"net": func(t *testing.T) net.Conn {
-			l, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			c, err := net.Dial("tcp4", l.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		},
-		"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
-		"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
-	}
+	conns := clientConns
 	never := func(uintptr) bool { return false }
 	for _, name := range []string{"net", "poller", "blocking"} {
 		t.Run(name, func(t *testing.T) {
@@ -740,23 +745,7 @@ func TestServerLingeringClose(t *testing.T) {
 // leaves room for a loaded machine.
 func TestBlockingDeadlineOnTime(t *testing.T) {
 	const wait = 2100 * time.Millisecond
-	conns := map[string]func(t *testing.T) net.Conn{
-		"net": func(t *testing.T) net.Conn {
-			l, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			c, err := net.Dial("tcp4", l.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		},
-		"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
-		"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
-	}
+	conns := clientConns
 	for _, name := range []string{"net", "poller", "blocking"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
