@@ -669,19 +669,7 @@ func TestServerShutdownManyIdleBlocking(t *testing.T) {
 	l := listenMode(t, true)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	conns := make([]*netcore.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range n {
-		c, err := netcore.Dial("tcp4", l.Addr().String())
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		conns = append(conns, c)
-	}
+	dialMany(t, l.Addr().String(), n, nil)
 	// Every handler is in Idle once the Server has taken every connection.
 	deadline := time.Now().Add(testTimeout)
 	for time.Now().Before(deadline) {
@@ -798,6 +786,30 @@ func TestBlockingSteadyDeadlineNoSetsockopt(t *testing.T) {
 	}
 }
 
+// dialMany opens n connections to addr, each writing first if it is not
+// empty; they are closed when the test ends.
+func dialMany(t *testing.T, addr string, n int, first []byte) {
+	t.Helper()
+	conns := make([]*netcore.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range n {
+		c, err := netcore.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		if len(first) > 0 {
+			if _, err := c.Write(first); err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+		}
+	}
+}
+
 // Server.Close, or a Shutdown whose context ends, with many blocking-mode
 // handlers blocked in Read: closing the connections one at a time scanned
 // all of the process's threads once per connection, under Server.mu (1,500
@@ -824,20 +836,7 @@ func TestServerCloseManyBlockedHandlers(t *testing.T) {
 			l := listenMode(t, true)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(l) }()
-			conns := make([]*netcore.Conn, 0, n)
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for i := range n {
-				c, err := netcore.Dial("tcp4", l.Addr().String())
-				if err != nil {
-					t.Fatalf("client %d: %v", i, err)
-				}
-				c.Write([]byte{1})
-				conns = append(conns, c)
-			}
+			dialMany(t, l.Addr().String(), n, []byte{1})
 			// Every handler has read its byte and is going back to read.
 			for deadline := time.Now().Add(testTimeout); reading.Load() < int64(n) && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond) // polling a count

@@ -295,23 +295,10 @@ func (fd *blockFD) setDeadline(d direction, t time.Time) error {
 // one is, and waits until it has come back out, for at most wakeBound. It
 // reports false if it could not make it come out.
 func (fd *blockFD) wake(d direction) bool {
-	seq := &fd.seq[d]
-	s0 := seq.Load()
-	if s0&1 == 0 {
+	if fd.seq[d].Load()&1 == 0 {
 		return true // no call inside: the next one sees the change
 	}
-	start := time.Now()
-	pause := 20 * time.Microsecond
-	for seq.Load() == s0 {
-		// The call may be just before the kernel, where no signal can
-		// reach it usefully: try again until it is seen inside.
-		if err := signalCallsOn(fd.sysfd); err != nil || time.Since(start) > wakeBound {
-			return false
-		}
-		time.Sleep(pause) // back off between scans of the threads
-		pause = min(2*pause, 5*time.Millisecond)
-	}
-	return true
+	return len(wakeCalls([]*blockFD{fd}, d)) == 0
 }
 
 // close marks the socket closing, wakes the calls blocked on it, and closes
@@ -385,14 +372,6 @@ func (fd *blockFD) control(fn func(s int) error) error {
 	return fn(fd.sysfd)
 }
 
-// signalCallsOn sends SIGURG to every thread of this process that is inside
-// a system call on descriptor s (see callOn): a read, write, accept4,
-// writev, sendfile or splice on it. An error means the threads cannot be
-// seen.
-func signalCallsOn(s int) error {
-	return signalCalls(func(fd int) bool { return fd == s })
-}
-
 // signalCalls sends SIGURG to every thread of this process that is inside
 // a system call on a descriptor on which match is true; one scan of the
 // threads serves any number of descriptors.
@@ -428,13 +407,6 @@ func signalCalls(match func(fd int) bool) error {
 		}
 	}
 	return nil
-}
-
-// callOn reports whether a /proc/PID/task/TID/syscall line shows a thread
-// in a system call on descriptor s (see callFDs).
-func callOn(line []byte, s int) bool {
-	a, b := callFDs(line)
-	return a == s || b == s
 }
 
 // callFDs parses a /proc/PID/task/TID/syscall line ("NR ARG0 ARG1 ..." for
@@ -483,6 +455,8 @@ func wakeCalls(fds []*blockFD, dirs ...direction) []*blockFD {
 	start := time.Now()
 	pause := 20 * time.Microsecond
 	for len(waiting) > 0 {
+		// A call may be just before the kernel, where no signal reaches
+		// it usefully: signal again until it is seen to come out.
 		set := make(map[int]bool, len(waiting))
 		for _, w := range waiting {
 			set[w.fd.sysfd] = true

@@ -307,13 +307,6 @@ func hasUnreadInput(c net.Conn) bool { return false }
 // closeConns closes every connection of conns, beneath any TLS.
 func closeConns(conns []net.Conn) {
 	for _, c := range conns {
-		for {
-			w, ok := c.(interface{ NetConn() net.Conn })
-			if !ok || w.NetConn() == nil {
-				break
-			}
-			c = w.NetConn()
-		}
-		c.Close()
+		innermost(c).Close()
 	}
 }

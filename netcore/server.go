@@ -55,6 +55,19 @@ func AsConn(c net.Conn) (nc *Conn, ok bool) {
 	return nil, false
 }
 
+// innermost returns the connection beneath every wrapper of c that has a
+// NetConn method (a *tls.Conn, say): the one to close when a forced close
+// must send no TLS alert, which could block on a stuck peer.
+func innermost(c net.Conn) net.Conn {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok || w.NetConn() == nil {
+			return c
+		}
+		c = w.NetConn()
+	}
+}
+
 // DefaultHandshakeTimeout bounds a TLS handshake when
 // Server.HandshakeTimeout is 0: as long as Go's http.Transport gives a
 // client's.

@@ -91,14 +91,7 @@ func closeConns(conns []net.Conn) {
 	for _, c := range conns {
 		nc, ok := AsConn(c)
 		if !ok {
-			for {
-				w, ok := c.(interface{ NetConn() net.Conn })
-				if !ok || w.NetConn() == nil {
-					break
-				}
-				c = w.NetConn()
-			}
-			c.Close()
+			innermost(c).Close()
 			continue
 		}
 		if bfd, ok := nc.fd.(*blockFD); ok {
