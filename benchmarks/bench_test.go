@@ -278,25 +278,61 @@ func BenchmarkEcho(b *testing.B) {
 			if conns > 1000 && testing.Short() {
 				b.Skip("10,000 connections take seconds to open: not under -short")
 			}
-			forEachImpl(b, conns)
+			forEachImpl(b, conns, echo)
 		})
 	}
 }
 
 // BenchmarkPingPong is BenchmarkEcho with one connection: the round trip's
 // latency when the server has nothing else to do.
-func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1) }
+func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1, echo) }
 
-func forEachImpl(b *testing.B, conns int) {
+// BenchmarkAccept measures short connections one after another: the client
+// dials, sends 1 byte, reads its echo (so the server has accepted and
+// served the connection) and closes. One op is one whole connection;
+// conns/s is their rate, srv-ctxsw/op the server's context switches per
+// connection.
+func BenchmarkAccept(b *testing.B) {
+	forEachImpl(b, 0, func(b *testing.B, fx *fixture) {
+		buf := make([]byte, 1)
+		m := startMeter(b, fx.proc)
+		for i := range b.N {
+			c, err := dial(fx.proc.addr, nextAcceptSource())
+			if err == nil {
+				err = pingPong(c, buf)
+				c.Close()
+			}
+			if err != nil {
+				b.Fatalf("connection %d: %v%s", i, err, fx.proc.log())
+			}
+		}
+		m.stop()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
+	})
+}
+
+// nextAcceptSource spreads BenchmarkAccept's connections over 100 of the
+// source addresses dial uses (it takes a connection number): each closed
+// connection leaves its port in TIME_WAIT on the client's side for a
+// minute, and one source address has 28,232 ports.
+func nextAcceptSource() int {
+	accepted = (accepted + 1) % (100 * connsPerSource)
+	return accepted
+}
+
+// accepted counts BenchmarkAccept's connections, across runs.
+var accepted int
+
+func forEachImpl(b *testing.B, conns int, body func(*testing.B, *fixture)) {
 	for _, impl := range benchmarks.Impls {
-		runImpl(b, impl.Name, conns)
+		runImpl(b, impl.Name, conns, body)
 	}
 }
 
 // runImpl runs the sub-benchmark impl=name. Its fixture lives until b.Run
 // returns, when the framework is done with it (every b.N): then its
 // connections and server go, before the next implementation's open.
-func runImpl(b *testing.B, name string, conns int) {
+func runImpl(b *testing.B, name string, conns int, body func(*testing.B, *fixture)) {
 	var fx *fixture
 	defer func() {
 		if fx != nil {
@@ -314,9 +350,12 @@ func runImpl(b *testing.B, name string, conns int) {
 				b.Fatalf("%v%s", err, p.log())
 			}
 			idle := p.stats(b)
-			fx = &fixture{proc: p, conns: cs, idleRSS: float64(idle.RSS-base.RSS) / float64(conns)}
+			fx = &fixture{proc: p, conns: cs}
+			if conns > 0 {
+				fx.idleRSS = float64(idle.RSS-base.RSS) / float64(conns)
+			}
 		}
-		echo(b, fx)
+		body(b, fx)
 	})
 }
 
@@ -327,9 +366,7 @@ func echo(b *testing.B, fx *fixture) {
 	lats := make([][]int64, len(conns))
 	errs := make(chan error, len(conns))
 	var wg sync.WaitGroup
-	before := fx.proc.stats(b)
-	cpu := cpuTime(b)
-	b.ResetTimer()
+	m := startMeter(b, fx.proc)
 	for i, c := range conns {
 		n := b.N / len(conns)
 		if i < b.N%len(conns) {
@@ -353,17 +390,12 @@ func echo(b *testing.B, fx *fixture) {
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
-	after := fx.proc.stats(b)
+	m.stop()
 	close(errs)
 	for err := range errs {
 		b.Fatalf("%v%s", err, fx.proc.log())
 	}
-	n := float64(b.N)
-	b.ReportMetric(n/b.Elapsed().Seconds(), "rt/s")
-	b.ReportMetric(float64(after.CPU-before.CPU)/n, "srv-cpu-ns/op")
-	b.ReportMetric(float64(cpuTime(b)-cpu)/n, "cli-cpu-ns/op")
-	b.ReportMetric(float64(after.PeakRSS), "srv-peak-rss-B")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
 	if len(conns) >= 64 {
 		b.ReportMetric(fx.idleRSS, "srv-idle-rss-B/conn")
 	}
@@ -373,6 +405,58 @@ func echo(b *testing.B, fx *fixture) {
 		b.ReportMetric(float64(all[len(all)/2]), "p50-ns")
 		b.ReportMetric(float64(all[len(all)*99/100]), "p99-ns")
 	}
+}
+
+// A meter measures the server process and this one over a timed section.
+type meter struct {
+	b      *testing.B
+	p      *process
+	before benchmarks.Stats
+	cpu    time.Duration
+	sc     *syscallCounter
+}
+
+// startMeter reads the counters and starts the timer (and, with
+// -syscalls, perf's count of the server's system calls).
+func startMeter(b *testing.B, p *process) *meter {
+	m := &meter{b: b, p: p, before: p.stats(b)}
+	if *countSyscalls {
+		sc, err := startSyscallCounter(p.cmd.Process.Pid)
+		if err == nil {
+			if err = sc.command("enable"); err != nil {
+				sc.stop()
+			}
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.sc = sc
+	}
+	m.cpu = cpuTime(b)
+	b.ResetTimer()
+	return m
+}
+
+// stop stops the timer and reports per op: srv-cpu-ns/op (the server's
+// user + system CPU), srv-ctxsw/op (its context switches, every thread),
+// cli-cpu-ns/op (this process's CPU), srv-syscalls/op (with -syscalls), and
+// srv-peak-rss-B (the server's VmHWM).
+func (m *meter) stop() {
+	b := m.b
+	b.StopTimer()
+	n := float64(b.N)
+	if m.sc != nil {
+		calls, err := m.sc.stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(calls)/n, "srv-syscalls/op")
+	}
+	after := m.p.stats(b)
+	b.ReportMetric(float64(after.CPU-m.before.CPU)/n, "srv-cpu-ns/op")
+	b.ReportMetric(float64(after.CtxSw-m.before.CtxSw)/n, "srv-ctxsw/op")
+	b.ReportMetric(float64(cpuTime(b)-m.cpu)/n, "cli-cpu-ns/op")
+	b.ReportMetric(float64(after.PeakRSS), "srv-peak-rss-B")
 }
 
 // cpuTime is this process's user plus system CPU time so far.

@@ -69,6 +69,10 @@ type Stats struct {
 	CPU     int64 // user + system CPU time so far, every thread, in ns (getrusage)
 	RSS     int64 // resident set size now, bytes (VmRSS)
 	PeakRSS int64 // the largest RSS so far, bytes (VmHWM)
+	// CtxSw counts the context switches so far, every thread, voluntary
+	// (a thread blocked: waiting in epoll_wait, a futex, a read) and
+	// involuntary (preempted) together (getrusage).
+	CtxSw int64
 }
 
 // ReadStats reads this process's Stats.
@@ -77,7 +81,7 @@ func ReadStats() (Stats, error) {
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 		return Stats{}, os.NewSyscallError("getrusage", err)
 	}
-	st := Stats{CPU: ru.Utime.Nano() + ru.Stime.Nano()}
+	st := Stats{CPU: ru.Utime.Nano() + ru.Stime.Nano(), CtxSw: ru.Nvcsw + ru.Nivcsw}
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return Stats{}, err
@@ -113,12 +117,12 @@ func statusKiB(status []byte, field string) (int64, error) {
 }
 
 // String is the one-line form Serve writes and ParseStats reads.
-func (s Stats) String() string { return fmt.Sprint(s.CPU, s.RSS, s.PeakRSS) }
+func (s Stats) String() string { return fmt.Sprint(s.CPU, s.RSS, s.PeakRSS, s.CtxSw) }
 
 // ParseStats reads the form String writes.
 func ParseStats(line string) (Stats, error) {
 	var s Stats
-	if _, err := fmt.Sscan(line, &s.CPU, &s.RSS, &s.PeakRSS); err != nil {
+	if _, err := fmt.Sscan(line, &s.CPU, &s.RSS, &s.PeakRSS, &s.CtxSw); err != nil {
 		return Stats{}, fmt.Errorf("server counters %q: %v", line, err)
 	}
 	return s, nil

@@ -136,12 +136,12 @@ func TestLookup(t *testing.T) {
 }
 
 func TestParseStats(t *testing.T) {
-	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20}
+	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20, CtxSw: 4242}
 	got, err := benchmarks.ParseStats(want.String())
 	if err != nil || got != want {
 		t.Errorf("ParseStats(%q) = %+v, %v, want %+v", want.String(), got, err, want)
 	}
-	for _, bad := range []string{"", "1 2", "a b c"} {
+	for _, bad := range []string{"", "1 2", "1 2 3", "a b c d"} {
 		if _, err := benchmarks.ParseStats(bad); err == nil || !strings.Contains(err.Error(), "\""+bad+"\"") {
 			t.Errorf("ParseStats(%q) = %v, want an error quoting it", bad, err)
 		}

@@ -6,8 +6,8 @@
 //	go run ./cmd/echoserver -impl gnet
 //
 // It prints its address, then answers every line on stdin with one line of
-// counters: CPU time in ns (user + system), RSS and peak RSS in bytes. It
-// stops at the end of stdin.
+// counters: CPU time in ns (user + system), RSS and peak RSS in bytes, and
+// context switches. It stops at the end of stdin.
 package main
 
 import (
