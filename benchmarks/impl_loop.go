@@ -3,6 +3,7 @@
 package benchmarks
 
 import (
+	"context"
 	"sync"
 
 	"github.com/netcore-dev/netcore/netcore"
@@ -20,13 +21,20 @@ type loopServer struct {
 }
 
 // StartLoop starts an echo server on netcore's Loop on addr, with the
-// Loop's default limits.
-func StartLoop(addr string) (Server, error) {
-	l, err := netcore.Listen("tcp", addr)
+// Loop's defaults: every loop watches the one listening socket.
+func StartLoop(addr string) (Server, error) { return startLoop(addr, false) }
+
+// StartLoopReusePort is StartLoop with Loop.ReusePort: a listening socket
+// per loop, in one SO_REUSEPORT group.
+func StartLoopReusePort(addr string) (Server, error) { return startLoop(addr, true) }
+
+func startLoop(addr string, reusePort bool) (Server, error) {
+	lc := netcore.ListenConfig{ReusePort: reusePort}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &loopServer{l: l, lp: &netcore.Loop{Handler: loopEcho{}}, served: make(chan error, 1)}
+	s := &loopServer{l: l, lp: &netcore.Loop{Handler: loopEcho{}, ReusePort: reusePort}, served: make(chan error, 1)}
 	go func() { s.served <- s.lp.Serve(l) }()
 	return s, nil
 }

@@ -49,6 +49,7 @@ var Impls = []Impl{
 	{Name: "net", Start: StartNet},
 	{Name: "netcore", Start: StartNetcore},
 	{Name: "loop", Start: StartLoop},
+	{Name: "loop-reuseport", Start: StartLoopReusePort},
 	{Name: "gnet", Start: StartGnet},
 }
 

@@ -104,6 +104,9 @@ type LoopStats struct {
 	OutputBytes  int64 // bytes of buffer memory held for output not yet written, queued Sends included
 	Accepted     int64 // connections accepted since the Loop started
 	AcceptLimits int64 // accept4 failures for lack of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+	// ConnsPerLoop is Conns loop by loop: how the connections are spread
+	// (each is served by the loop that accepted it).
+	ConnsPerLoop []int
 }
 
 // Loop serves connections on a few event loops instead of a goroutine per
@@ -118,6 +121,15 @@ type Loop struct {
 	Handler LoopHandler
 	// Loops is the number of event loops; 0 means runtime.GOMAXPROCS(0).
 	Loops int
+	// ReusePort gives each loop a listening socket of its own: Serve
+	// opens Loops-1 more on the listener's address, in its SO_REUSEPORT
+	// group, and the kernel spreads new connections among them by a hash
+	// of their addresses. The listener must have SO_REUSEPORT set
+	// (ListenConfig{ReusePort: true}). Without it (the default) every
+	// loop watches the one listening socket, with EPOLLEXCLUSIVE: a new
+	// connection wakes one waiting loop, which accepts it and owns it.
+	// Either way a connection is served by the loop that accepted it.
+	ReusePort bool
 	// MaxInput bounds a connection's unconsumed input, in bytes
 	// (DefaultMaxInput if 0). When the buffer is full and OnData consumed
 	// none of it, the connection is closed with a *LimitError

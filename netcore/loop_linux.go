@@ -26,9 +26,7 @@ type loopState struct {
 	lim       limits
 	loops     []*eventLoop
 	acceptors map[*acceptor]struct{}
-	nextAcc   int
-	next      atomic.Uint32 // round-robin cursor for new connections
-	start     time.Time     // the loops' clock starts here
+	start     time.Time // the loops' clock starts here
 
 	accepted, acceptLimits atomic.Int64
 }
@@ -89,25 +87,27 @@ func (lp *Loop) Serve(l net.Listener) error {
 			return err
 		}
 	}
-	a := &acceptor{l: l, rc: rc, addr: addr, network: l.Addr().Network(), done: make(chan error, 1), removed: make(chan struct{})}
-	a.fn = a.acceptOnce
-	if !addr.Addr().IsUnspecified() {
-		a.local = addr
-	}
-	a.loop = st.loops[st.nextAcc%len(st.loops)]
-	st.nextAcc++
-	st.acceptors[a] = struct{}{}
-	if !a.loop.post(task{kind: taskListen, a: a}) {
-		// The loop stopped on its own (epoll_wait failed).
-		delete(st.acceptors, a)
+	g, err := lp.newServing(l, rc, addr)
+	if err != nil {
 		st.mu.Unlock()
 		l.Close()
-		return ErrLoopClosed
+		return err
+	}
+	for _, a := range g.members {
+		st.acceptors[a] = struct{}{}
+	}
+	for _, a := range g.members {
+		if !a.loop.post(task{kind: taskListen, a: a}) {
+			// That loop stopped on its own (epoll_wait failed).
+			a.release(ErrLoopClosed)
+		}
 	}
 	st.mu.Unlock()
-	err = <-a.done
+	err = <-g.done
 	st.mu.Lock()
-	delete(st.acceptors, a)
+	for _, a := range g.members {
+		delete(st.acceptors, a)
+	}
 	st.mu.Unlock()
 	return err
 }
@@ -268,8 +268,7 @@ func (lp *Loop) Close() error {
 }
 
 // onLoop reports whether the caller runs on one of lp's event loops (in a
-// callback): each loop's goroutine is locked to its thread, and no other
-// goroutine runs on that thread while it lives.
+// callback).
 func (lp *Loop) onLoop() bool {
 	st := &lp.state
 	st.mu.Lock()
@@ -278,9 +277,9 @@ func (lp *Loop) onLoop() bool {
 	if len(loops) == 0 {
 		return false
 	}
-	tid := int32(sys.Gettid())
+	id := goid()
 	for _, l := range loops {
-		if l.tid.Load() == tid {
+		if id != 0 && l.goid.Load() == id {
 			return true
 		}
 	}
@@ -313,24 +312,20 @@ func (lp *Loop) Stats() LoopStats {
 	loops := st.loops
 	st.mu.Unlock()
 	s := LoopStats{Accepted: st.accepted.Load(), AcceptLimits: st.acceptLimits.Load()}
-	for _, l := range loops {
-		s.Conns += int(l.nconns.Load())
+	s.ConnsPerLoop = make([]int, len(loops))
+	for i, l := range loops {
+		s.ConnsPerLoop[i] = int(l.nconns.Load())
+		s.Conns += s.ConnsPerLoop[i]
 		s.InputBytes += l.inHeld.Load()
 		s.OutputBytes += l.outHeld.Load()
 	}
 	return s
 }
 
-// pick chooses the loop for a new connection: round robin.
-func (st *loopState) pick() *eventLoop {
-	return st.loops[int(st.next.Add(1)-1)%len(st.loops)]
-}
-
 type taskKind uint8
 
 const (
-	taskOpen     taskKind = iota // a connection another loop accepted: fd, peer, local
-	taskQueued                   // c has work queued by Send or Execute
+	taskQueued   taskKind = iota // c has work queued by Send or Execute
 	taskReleased                 // c's last Hold was released
 	taskClose                    // c.Close was called
 	taskListen                   // start accepting on a
@@ -341,11 +336,9 @@ const (
 
 // task is a request to a loop from another goroutine.
 type task struct {
-	kind        taskKind
-	fd          int
-	c           *LoopConn
-	a           *acceptor
-	peer, local Sockaddr
+	kind taskKind
+	c    *LoopConn
+	a    *acceptor
 }
 
 // eventLoop is one event loop: a goroutine locked to its OS thread,
@@ -373,7 +366,8 @@ type eventLoop struct {
 	lingering []int64    // by descriptor: the lingering deadline, 0 if not lingering
 	lingerQ   []lingerFD // lingering sockets, by deadline
 	nlinger   int
-	tid       atomic.Int32 // the loop's thread
+	goid      atomic.Uint64 // the loop's goroutine
+	loopWaiter
 
 	draining, forcing bool
 
@@ -405,16 +399,18 @@ func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
 	}
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.scratch = make([]byte, min(scratchSize, lim.maxInput))
+	l.initWait()
 	return l, nil
 }
 
 func (l *eventLoop) closeFDs() {
-	for _, fd := range []*int{&l.reserve, &l.wakefd, &l.epfd} {
+	for _, fd := range []*int{&l.reserve, &l.wakefd} {
 		if *fd >= 0 {
 			closeFD(*fd)
 			*fd = -1
 		}
 	}
+	l.closeEpoll()
 }
 
 // clock returns nanoseconds on the Loop's monotonic clock.
@@ -443,11 +439,13 @@ func (l *eventLoop) post(t task) bool {
 
 // run is the loop's goroutine.
 func (l *eventLoop) run() {
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	l.tid.Store(int32(sys.Gettid()))
+	if l.pw == nil {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	}
+	l.goid.Store(goid())
 	defer close(l.done)
 	for {
-		n, err := sys.EpollWait(l.epfd, l.events, l.timeout())
+		n, err := l.wait()
 		if err != nil {
 			if again(err, false) {
 				continue
@@ -484,10 +482,10 @@ func (l *eventLoop) run() {
 	}
 }
 
-// timeout returns epoll_wait's timeout in milliseconds: until the first
-// timer is due or a listener's back-off ends, -1 for none, 0 while
-// connections wait to be offered their input again.
-func (l *eventLoop) timeout() int {
+// deadline returns when the loop must wake up on its own, on the Loop's
+// clock: when the first timer is due or a listener's back-off ends; -1 for
+// never, and now while connections wait to be offered their input again.
+func (l *eventLoop) deadline() int64 {
 	if len(l.resumes) > 0 {
 		return 0
 	}
@@ -500,14 +498,7 @@ func (l *eventLoop) timeout() int {
 			deadline = a.rearmAt
 		}
 	}
-	if deadline < 0 {
-		return -1
-	}
-	d := deadline - l.clock()
-	if d <= 0 {
-		return 0
-	}
-	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
+	return deadline
 }
 
 func (l *eventLoop) dispatch(e *unix.EpollEvent) {
@@ -581,8 +572,6 @@ func (l *eventLoop) drainQueue() {
 
 func (l *eventLoop) runTask(t *task) {
 	switch t.kind {
-	case taskOpen:
-		l.open(t.fd, t.peer, t.local)
 	case taskQueued:
 		t.c.smu.Lock()
 		t.c.posted = false
@@ -634,7 +623,7 @@ func (l *eventLoop) rearmListeners() {
 	for _, a := range l.accs {
 		if a != nil && a.rearmAt != 0 && a.rearmAt <= now {
 			a.rearmAt = 0
-			l.armListener(a, unix.EPOLLIN)
+			l.pauseListener(a, false)
 		}
 	}
 }
@@ -697,11 +686,8 @@ func (l *eventLoop) exit() {
 	l.qmu.Unlock()
 	for _, t := range q {
 		switch t.kind {
-		case taskOpen:
-			closeFD(t.fd)
 		case taskListen:
-			t.a.l.Close()
-			t.a.finish(ErrLoopClosed)
+			t.a.release(ErrLoopClosed)
 		}
 	}
 	l.closeFDs()

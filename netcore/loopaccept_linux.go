@@ -4,8 +4,10 @@ package netcore
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -13,14 +15,135 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// acceptor is one listener served by a loop.
+// A serving is one Serve call: its listener, watched by an acceptor on
+// every loop. Each loop accepts the connections it will own, so that a new
+// connection costs no hand-off between threads. Either every loop's epoll
+// instance watches the one listening socket with EPOLLEXCLUSIVE (the
+// kernel wakes one loop waiting, not all of them), or, with
+// Loop.ReusePort, each loop has a listening socket of its own in an
+// SO_REUSEPORT group (the kernel spreads connections among them by a hash
+// of their addresses).
+type serving struct {
+	l       net.Listener // closed when the last acceptor is removed
+	members []*acceptor  // one per loop
+
+	mu       sync.Mutex
+	left     int   // members not removed yet
+	err      error // what Serve returns
+	stopping bool  // a member failed: the others were asked to stop
+	done     chan error
+}
+
+// newServing prepares the acceptors for l, one per loop (siblings of l on
+// its address with ReusePort); the caller holds lp.state.mu.
+func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*serving, error) {
+	st := &lp.state
+	g := &serving{l: l, left: len(st.loops), done: make(chan error, 1)}
+	var local Sockaddr
+	if !addr.Addr().IsUnspecified() {
+		local = addr
+	}
+	network := l.Addr().Network()
+	events := uint32(unix.EPOLLIN)
+	if len(st.loops) > 1 && !lp.ReusePort {
+		events |= unix.EPOLLEXCLUSIVE
+	}
+	var sibs []*Listener
+	if lp.ReusePort && len(st.loops) > 1 {
+		var err error
+		if sibs, err = reusePortSiblings(l, rc, addr, len(st.loops)-1); err != nil {
+			return nil, err
+		}
+	}
+	for i, loop := range st.loops {
+		a := &acceptor{g: g, l: l, rc: rc, addr: addr, local: local, network: network, events: events,
+			loop: loop, removed: make(chan struct{})}
+		if i > 0 && sibs != nil {
+			a.own = sibs[i-1]
+			a.l = a.own
+			a.rc, _ = a.own.SyscallConn() // a *Listener's never fails
+		}
+		a.fn = a.acceptOnce
+		g.members = append(g.members, a)
+	}
+	return g, nil
+}
+
+// reusePortSiblings opens n more listening sockets on l's address, in l's
+// SO_REUSEPORT group: l must have SO_REUSEPORT set.
+func reusePortSiblings(l net.Listener, rc syscall.RawConn, addr Sockaddr, n int) ([]*Listener, error) {
+	var reuse, v6only int
+	var serr error
+	if cerr := rc.Control(func(fd uintptr) {
+		if reuse, serr = getInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT); serr == nil && addr.Is6() {
+			v6only, serr = getInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		}
+	}); cerr != nil {
+		serr = cerr
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("netcore: Loop.Serve: the options of listener %s: %w", addr, serr)
+	}
+	if reuse == 0 {
+		return nil, fmt.Errorf("netcore: Loop.ReusePort: listener %s does not have SO_REUSEPORT set (listen with ListenConfig{ReusePort: true})", addr)
+	}
+	lc := ListenConfig{ReusePort: true, V6Only: v6only == 1}
+	sibs := make([]*Listener, 0, n)
+	for range n {
+		s, err := lc.listen("tcp", addr)
+		if err != nil {
+			for _, s := range sibs {
+				s.Close()
+			}
+			return nil, fmt.Errorf("netcore: Loop.ReusePort: another listening socket on %s: %w", addr, err)
+		}
+		sibs = append(sibs, s)
+	}
+	return sibs, nil
+}
+
+// removed takes note that a stopped accepting, for reason err: the first
+// error other than ErrLoopClosed is what Serve returns, and stops the
+// other members too. The last member closes the listener and ends Serve.
+func (g *serving) removed(a *acceptor, err error) {
+	g.mu.Lock()
+	if g.err == nil || (errors.Is(g.err, ErrLoopClosed) && !errors.Is(err, ErrLoopClosed)) {
+		g.err = err
+	}
+	stop := !errors.Is(err, ErrLoopClosed) && !g.stopping
+	if stop {
+		g.stopping = true
+	}
+	g.left--
+	last := g.left == 0
+	g.mu.Unlock()
+	if stop {
+		for _, m := range g.members {
+			if m != a {
+				// A loop that has exited released its member already.
+				m.loop.post(task{kind: taskUnlisten, a: m})
+			}
+		}
+	}
+	if last {
+		g.l.Close()
+		g.done <- g.err
+	}
+}
+
+// acceptor is one loop's watch on a serving's listening socket. Everything
+// in it belongs to that loop.
 type acceptor struct {
-	l       net.Listener
+	g       *serving
+	l       net.Listener // the socket this loop accepts on: g.l, or own
+	own     *Listener    // with ReusePort: this loop's own listening socket
 	rc      syscall.RawConn
 	addr    Sockaddr // the listener's address
 	network string
+	events  uint32 // EPOLLIN, with EPOLLEXCLUSIVE when the loops share the socket
 	loop    *eventLoop
 	idx     int
+	watched bool     // registered with the loop's epoll instance
 	local   Sockaddr // the listener's address, unless it is a wildcard
 	fn      func(uintptr)
 	sa      [unix.SizeofSockaddrInet6]byte
@@ -30,7 +153,6 @@ type acceptor struct {
 	backoff time.Duration
 	rearmAt int64 // while backing off: when to watch the listener again
 	nextLog int64 // when the next resource-limit message may be logged
-	done    chan error
 	removed chan struct{}
 	ended   bool
 }
@@ -48,11 +170,15 @@ func (a *acceptor) acceptOnce(s uintptr) {
 	}
 }
 
-func (a *acceptor) finish(err error) {
+// release ends a's part: its own socket closed, its removal reported.
+func (a *acceptor) release(err error) {
 	if !a.ended {
 		a.ended = true
-		a.done <- err
+		if a.own != nil {
+			a.own.Close()
+		}
 		close(a.removed)
+		a.g.removed(a, err)
 	}
 }
 
@@ -63,8 +189,7 @@ func (a *acceptor) opErr(err error) error {
 // listen starts watching a's listener (level-triggered).
 func (l *eventLoop) listen(a *acceptor) {
 	if l.forcing || l.draining {
-		a.l.Close()
-		a.finish(ErrLoopClosed)
+		a.release(ErrLoopClosed)
 		return
 	}
 	a.idx = -1
@@ -78,23 +203,22 @@ func (l *eventLoop) listen(a *acceptor) {
 		a.idx = len(l.accs)
 		l.accs = append(l.accs, nil)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(a.idx), Pad: tagListener}
 	var err error
 	cerr := a.rc.Control(func(s uintptr) {
 		// Serve owns the listener: a blocking-mode one becomes
 		// non-blocking, as a loop needs.
 		if err = sys.SetNonblock(int(s), true); err != nil {
 			err = os.NewSyscallError("fcntl", err)
-			return
 		}
-		err = os.NewSyscallError("epoll_ctl", sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(s), &ev))
 	})
 	if cerr != nil {
 		err = cerr
 	}
+	if err == nil {
+		err = l.watchListener(a, true)
+	}
 	if err != nil {
-		a.l.Close()
-		a.finish(a.opErr(err))
+		a.release(a.opErr(err))
 		return
 	}
 	l.accs[a.idx] = a
@@ -104,32 +228,48 @@ func (l *eventLoop) listen(a *acceptor) {
 	}
 }
 
-// unlisten stops watching a's listener, closes it and ends its Serve
-// with err.
+// watchListener adds a's listener to the loop's epoll instance, or removes
+// it (while backing off, or for good). EPOLLEXCLUSIVE allows no
+// EPOLL_CTL_MOD: a pause is a removal.
+func (l *eventLoop) watchListener(a *acceptor, on bool) error {
+	if a.watched == on {
+		return nil
+	}
+	op := unix.EPOLL_CTL_ADD
+	if !on {
+		op = unix.EPOLL_CTL_DEL
+	}
+	ev := unix.EpollEvent{Events: a.events, Fd: int32(a.idx), Pad: tagListener}
+	var err error
+	if cerr := a.rc.Control(func(s uintptr) { err = sys.EpollCtl(l.epfd, op, int(s), &ev) }); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	a.watched = on
+	return nil
+}
+
+// unlisten stops watching a's listener and reports a's removal with err.
 func (l *eventLoop) unlisten(a *acceptor, err error) {
 	if a.ended {
 		return
 	}
 	if a.idx >= 0 && a.idx < len(l.accs) && l.accs[a.idx] == a {
-		a.rc.Control(func(s uintptr) { sys.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(s), nil) })
+		l.watchListener(a, false)
 		l.accs[a.idx] = nil
 		l.naccs--
 	}
-	a.l.Close()
-	a.finish(err)
+	a.release(err)
 }
 
-// armListener sets the events watched on a's listener: EPOLLIN, or none
-// while backing off.
-func (l *eventLoop) armListener(a *acceptor, events uint32) {
-	ev := unix.EpollEvent{Events: events, Fd: int32(a.idx), Pad: tagListener}
-	var err error
-	if cerr := a.rc.Control(func(s uintptr) { err = sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(s), &ev) }); cerr != nil {
-		err = cerr
-	}
-	if err != nil {
+// pauseListener stops watching a's listener until a.rearmAt, or watches it
+// again.
+func (l *eventLoop) pauseListener(a *acceptor, pause bool) {
+	if err := l.watchListener(a, !pause); err != nil {
 		l.lp.logger().Error("netcore: cannot watch the listener; stopped serving it", "err", err)
-		l.unlisten(a, a.opErr(os.NewSyscallError("epoll_ctl", err)))
+		l.unlisten(a, a.opErr(err))
 	}
 }
 
@@ -141,8 +281,8 @@ func (l *eventLoop) openReserve() {
 	l.reserve = fd
 }
 
-// accept takes up to acceptBudget connections from a's listener and hands
-// each to a loop, round robin.
+// accept takes up to acceptBudget connections from a's listener and opens
+// them on this loop.
 func (l *eventLoop) accept(a *acceptor) {
 	st := &l.lp.state
 	for range acceptBudget {
@@ -179,12 +319,7 @@ func (l *eventLoop) accept(a *acceptor) {
 			closeFD(s)
 			continue
 		}
-		peer = peer.Unmap()
-		if t := st.pick(); t == l {
-			l.open(s, peer, a.local)
-		} else if !t.post(task{kind: taskOpen, fd: s, peer: peer, local: a.local}) {
-			closeFD(s)
-		}
+		l.open(s, peer.Unmap(), a.local)
 	}
 }
 
@@ -222,7 +357,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 	}
 	a.backoff = loopBackoff(a.backoff)
 	a.rearmAt = l.now + int64(a.backoff)
-	l.armListener(a, 0)
+	l.pauseListener(a, true)
 	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
 }
 

@@ -1,0 +1,167 @@
+//go:build linux
+
+package netcore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/netcore"
+	"golang.org/x/sys/unix"
+)
+
+// serveTwoLoops serves an echo Loop of two loops on a new 127.0.0.1
+// listener, with SO_REUSEPORT and Loop.ReusePort if reuse; Serve's return
+// comes on served.
+func serveTwoLoops(t *testing.T, reuse bool) (*netcore.Loop, *netcore.Listener, chan error) {
+	t.Helper()
+	lc := netcore.ListenConfig{ReusePort: reuse}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: reuse, Logger: quietLogger()}
+	served := make(chan error, 1)
+	go func() { served <- lp.Serve(l) }()
+	return lp, l, served
+}
+
+// Every loop accepts the connections it serves, on the one listening
+// socket (EPOLLEXCLUSIVE) or on a socket of its own (ReusePort): every
+// connection is served, the spread shows in Stats, and after Shutdown no
+// socket is left listening on the port and no descriptor is left open.
+func TestLoopAcceptOnEveryLoop(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "shared", true: "reuseport"}[reuse], func(t *testing.T) {
+			checkLeaks(t)
+			lp, l, served := serveTwoLoops(t, reuse)
+			addr := l.Addr().String()
+			const n = 200
+			conns := make([]*netcore.Conn, n)
+			for i := range conns {
+				conns[i] = dialLoop(t, addr)
+				loopRoundTrip(t, conns[i], "hello")
+			}
+			st := lp.Stats()
+			if st.Conns != n || st.Accepted != n || len(st.ConnsPerLoop) != 2 || st.ConnsPerLoop[0]+st.ConnsPerLoop[1] != n {
+				t.Errorf("Stats() = %+v, want %d connections spread over 2 loops", st, n)
+			}
+			// The kernel spreads a reuseport group's connections by a
+			// hash of their addresses: 200 of them all landing on one
+			// socket would mean the siblings do not accept.
+			if reuse && (st.ConnsPerLoop[0] == 0 || st.ConnsPerLoop[1] == 0) {
+				t.Errorf("ConnsPerLoop = %v: with ReusePort both loops accept", st.ConnsPerLoop)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			for _, c := range conns {
+				c.Close()
+			}
+			if err := lp.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+				t.Errorf("Serve = %v, want ErrLoopClosed", err)
+			}
+			// No listening socket of the group is left: dialing the
+			// port, from many source ports, is refused every time.
+			for range 20 {
+				c, err := net.DialTimeout("tcp4", addr, testTimeout)
+				if err == nil {
+					c.Close()
+					t.Fatalf("a dial to %s after Shutdown was accepted: a listening socket was left open", addr)
+				}
+				if !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Fatalf("dial after Shutdown: %v, want ECONNREFUSED", err)
+				}
+			}
+		})
+	}
+}
+
+// ReusePort on a listener without SO_REUSEPORT is refused with an error
+// that says what to do, and the listener is closed; so is Serve of a
+// listener that cannot join a reuseport group. A *net.TCPListener with
+// SO_REUSEPORT (set by net.ListenConfig's Control) works.
+func TestLoopReusePortListener(t *testing.T) {
+	checkLeaks(t)
+	l := listen(t, "tcp4", "127.0.0.1:0")
+	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: true, Logger: quietLogger()}
+	err := lp.Serve(l)
+	if err == nil || !strings.Contains(err.Error(), "SO_REUSEPORT") || !strings.Contains(err.Error(), l.Addr().String()) {
+		t.Errorf("Serve of a listener without SO_REUSEPORT = %v, want an error naming SO_REUSEPORT and %s", err, l.Addr())
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the refused listener: Accept = %v, want net.ErrClosed (Serve closes it)", err)
+	}
+	lp.Close()
+
+	nlc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	nl, err := nlc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp = &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: true, Logger: quietLogger()}
+	served := make(chan error, 1)
+	go func() { served <- lp.Serve(nl) }()
+	for range 20 {
+		loopRoundTrip(t, dialLoop(t, nl.Addr().String()), "through a sibling or the original")
+	}
+	lp.Close()
+	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+		t.Errorf("Serve = %v, want ErrLoopClosed", err)
+	}
+}
+
+// When accepting fails for good on one loop, Serve stops on every loop and
+// returns that error; the connections already open are still served.
+func TestLoopAcceptFailureStopsEveryLoop(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "shared", true: "reuseport"}[reuse], func(t *testing.T) {
+			checkLeaks(t)
+			lp, l, served := serveTwoLoops(t, reuse)
+			t.Cleanup(func() { lp.Close() })
+			open := dialLoop(t, l.Addr().String())
+			loopRoundTrip(t, open, "before")
+			var fail atomic.Bool
+			fail.Store(true)
+			setFilter(t, func(c *sys.Call) error {
+				if c.Op == sys.OpAccept && fail.Load() {
+					return unix.EINVAL
+				}
+				return nil
+			})
+			// Dial until a connection reaches an accept4 (kernel-side
+			// the dial succeeds from the backlog; the loop then fails).
+			c, err := net.DialTimeout("tcp4", l.Addr().String(), testTimeout)
+			if err == nil {
+				defer c.Close()
+			}
+			err = waitFor(t, served, "Serve's return")
+			fail.Store(false)
+			if !errors.Is(err, unix.EINVAL) {
+				t.Fatalf("Serve = %v, want the accept error (EINVAL)", err)
+			}
+			loopRoundTrip(t, open, "after")
+			if c, err := net.DialTimeout("tcp4", l.Addr().String(), time.Second); err == nil {
+				c.Close()
+				t.Errorf("a dial after Serve returned was accepted: a listening socket was left open")
+			}
+		})
+	}
+}
