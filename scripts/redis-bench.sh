@@ -9,18 +9,28 @@
 #   TARGETS='redis loop' LOADS='-c 50 -P 1' TESTS=get scripts/redis-bench.sh
 #
 # TARGETS names the servers: "redis" (redis-server, no persistence) and the
-# example's modes ("loop": netcore.Loop, event loops, one per GOMAXPROCS;
-# "server": netcore.Server, a goroutine per connection; "server-blocking":
-# the same on netcore's blocking fast path). Each runs in
+# example's modes ("loop": netcore.Loop, event loops, one per GOMAXPROCS, its
+# default; "loop1": the same with -loops 1; "server": netcore.Server, a
+# goroutine per connection; "server-blocking": the same on netcore's
+# blocking fast path). Each runs in
 # its own process, started once; every run goes to each target in turn, so a
 # slow stretch of the machine hits all of them alike. redis-benchmark itself
 # needs about a core: requests/s saturates, and CPU per request is the
-# figure that separates servers.
+# figure that separates servers. Per target the table shows requests per
+# second, the server's CPU time per request (user + system, from
+# /proc/PID/stat) and its context switches per request (voluntary and
+# involuntary, every thread, from /proc/PID/task/*/status); with "redis"
+# among the targets, the others' CPU per request also as a ratio to
+# redis-server's (below 1: cheaper than redis-server).
+#
+# ROUNDS=K runs the whole table K times (interleaved: each round goes
+# through every load and target) and prints the median of each cell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
-TARGETS=${TARGETS:-redis loop server}
+TARGETS=${TARGETS:-redis loop loop1 server}
+ROUNDS=${ROUNDS:-1}
 TESTS=${TESTS:-ping_mbulk set get}
 LOADS=${LOADS:-"-c 50 -P 1;-c 1000 -P 1;-c 50 -P 16"}
 
@@ -83,9 +93,14 @@ for target in $TARGETS; do
 		waitline "$log" "Ready to accept connections" "${pid[$target]}"
 		port[$target]=$p
 		;;
-	loop | server | server-blocking)
-		args=(-addr 127.0.0.1:0 -mode "${target%-blocking}")
-		[ "$target" = server-blocking ] && args+=(-blocking)
+	loop | loop1 | server | server-blocking)
+		args=(-addr 127.0.0.1:0)
+		case $target in
+		loop) args+=(-mode loop) ;;
+		loop1) args+=(-mode loop -loops 1) ;;
+		server) args+=(-mode server) ;;
+		server-blocking) args+=(-mode server -blocking) ;;
+		esac
 		"$dir/resp" "${args[@]}" >"$log" 2>&1 &
 		pid[$target]=$!; pids+=($!)
 		waitline "$log" '^listening on ' "${pid[$target]}"
@@ -100,36 +115,64 @@ done
 tck=$(getconf CLK_TCK)
 # cputicks PID: user + system time of the process, in clock ticks.
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ctxsw PID: context switches of the process's threads so far.
+ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/{n += $2} END{print n}'; }
 
-printf '%s\n' "redis-benchmark, $N requests per run, $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
-header="| load | test |"
-rule="| --- | --- |"
-for target in $TARGETS; do
-	header+=" $target req/s | $target CPU us/req |"
-	rule+=" --- | --- |"
-done
-echo "$header"
-echo "$rule"
-
+# One run per round, load, test and target: "round load test target rps us cs".
+results="$dir/results"
 IFS=';' read -ra loads <<<"$LOADS"
-for load in "${loads[@]}"; do
-	for test in $TESTS; do
-		row="| $load | $test |"
-		for target in $TARGETS; do
-			before=$(cputicks "${pid[$target]}")
-			# shellcheck disable=SC2086 # $load is a list of flags
-			csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$target]}" $load -n "$N" -t "$test" --csv 2>"$dir/bench.err") || {
-				echo "redis-bench: redis-benchmark failed against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
-			}
-			if grep -qi error "$dir/bench.err" || grep -qi error <<<"$csv"; then
-				echo "redis-bench: errors against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
-			fi
-			after=$(cputicks "${pid[$target]}")
-			rps=$(awk -F'"' 'NR==2{print $4}' <<<"$csv")
-			[ -n "$rps" ] || { echo "redis-bench: no result from redis-benchmark against $target: $csv" >&2; exit 1; }
-			us=$(awk -v d=$((after - before)) -v t="$tck" -v n="$N" 'BEGIN{printf "%.2f", d * 1e6 / t / n}')
-			row+=" $(printf '%.0f' "$rps") | $us |"
+for round in $(seq "$ROUNDS"); do
+	[ "$ROUNDS" -gt 1 ] && echo "round $round/$ROUNDS" >&2
+	for load in "${loads[@]}"; do
+		for test in $TESTS; do
+			for target in $TARGETS; do
+				before=$(cputicks "${pid[$target]}")
+				cs0=$(ctxsw "${pid[$target]}")
+				# shellcheck disable=SC2086 # $load is a list of flags
+				csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$target]}" $load -n "$N" -t "$test" --csv 2>"$dir/bench.err") || {
+					echo "redis-bench: redis-benchmark failed against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
+				}
+				if grep -qi error "$dir/bench.err" || grep -qi error <<<"$csv"; then
+					echo "redis-bench: errors against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
+				fi
+				after=$(cputicks "${pid[$target]}")
+				cs1=$(ctxsw "${pid[$target]}")
+				rps=$(awk -F'"' 'NR==2{print $4}' <<<"$csv")
+				[ -n "$rps" ] || { echo "redis-bench: no result from redis-benchmark against $target: $csv" >&2; exit 1; }
+				us=$(awk -v d=$((after - before)) -v t="$tck" -v n="$N" 'BEGIN{printf "%.3f", d * 1e6 / t / n}')
+				cs=$(awk -v d=$((cs1 - cs0)) -v n="$N" 'BEGIN{printf "%.3f", d / n}')
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$test" "$target" "$rps" "$us" "$cs" >>"$results"
+			done
 		done
-		echo "$row"
 	done
 done
+
+printf '%s\n' "redis-benchmark, $N requests per run, median of $ROUNDS round(s), $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
+awk -F'\t' -v targets="$TARGETS" -v loads="$LOADS" -v tests="$TESTS" '
+function median(list,    a, n, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+	return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+}
+{ k = $2 SUBSEP $3 SUBSEP $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6; cs[k] = cs[k] " " $7 }
+END {
+	nt = split(targets, T, " "); nl = split(loads, L, ";"); nx = split(tests, X, " ")
+	hasredis = 0; for (i = 1; i <= nt; i++) if (T[i] == "redis") hasredis = 1
+	h = "| load | test |"; r = "| --- | --- |"
+	for (i = 1; i <= nt; i++) {
+		h = h " " T[i] " req/s | " T[i] " CPU us/req | " T[i] " ctxsw/req |"; r = r " --- | --- | --- |"
+		if (hasredis && T[i] != "redis") { h = h " " T[i] " CPU vs redis |"; r = r " --- |" }
+	}
+	print h; print r
+	for (li = 1; li <= nl; li++) for (xi = 1; xi <= nx; xi++) {
+		row = "| " L[li] " | " X[xi] " |"
+		if (hasredis) base = median(us[L[li], X[xi], "redis"])
+		for (i = 1; i <= nt; i++) {
+			k = L[li] SUBSEP X[xi] SUBSEP T[i]
+			u = median(us[k])
+			row = row sprintf(" %.0f | %.2f | %.2f |", median(rps[k]), u, median(cs[k]))
+			if (hasredis && T[i] != "redis") row = row (base > 0 ? sprintf(" %.2fx |", u / base) : " - |")
+		}
+		print row
+	}
+}' "$results"
