@@ -13,6 +13,11 @@
 # of them takes a good part of a second, and a short run would measure
 # little more than the first burst. A round takes about a minute. The raw
 # results stay in benchmarks/echo-<date>.txt.
+#
+# The tables give ratios against net and against gnet. System calls per op
+# come from one more round with -syscalls (perf stat counting the server's
+# calls; skipped without perf, or with SYSCALLS=0): counting costs the
+# server CPU per call, so that round's other figures are left out.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,9 +27,12 @@ BENCHTIME=${BENCHTIME:-1s}
 # With BENCH given and LONG not, only BENCH runs.
 LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
 LONGTIME=${LONGTIME:-5s}
-METRICS=${METRICS:-rt/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-peak-rss-B,srv-idle-rss-B/conn,cli-cpu-ns/op}
+METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-peak-rss-B,srv-idle-rss-B/conn,cli-cpu-ns/op}
+SYSCALLS=${SYSCALLS:-$(command -v perf >/dev/null && echo 1 || echo 0)}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
-out=echo-$(date -u +%Y%m%dT%H%M%SZ).txt
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=echo-$stamp.txt
+sysout=syscalls-$stamp.txt
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -41,9 +49,23 @@ for i in $(seq "$ROUNDS"); do
 		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -test.benchmem >> "$out"
 	fi
 done
+if [ "$SYSCALLS" = 1 ]; then
+	echo "system calls: one round with -syscalls" >&2
+	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls >> "$sysout"
+fi
 echo "raw results: benchmarks/$out" >&2
 echo "Medians of $ROUNDS rounds; in parentheses, how many times better than impl=net (above 1 is better)."
 echo
 "$tmp/benchtable" -base net -metrics "$METRICS" "$out"
 echo
+echo "The same medians against impl=gnet."
+echo
+"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
+echo
+if [ -s "$sysout" ]; then
+	echo "The server's system calls per op (one round, counted by perf stat), against impl=net."
+	echo
+	"$tmp/benchtable" -base net -metrics srv-syscalls/op "$sysout"
+	echo
+fi
 go run "$BENCHSTAT" -col /impl "$out"

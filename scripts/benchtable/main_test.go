@@ -73,6 +73,10 @@ func TestBadInput(t *testing.T) {
 	if err := r.table(&out, "net", []string{"furlongs/op"}); err == nil || !strings.Contains(err.Error(), `"furlongs/op"`) {
 		t.Errorf("table with an unknown unit: %v, want an error quoting it", err)
 	}
+	out.Reset()
+	if err := r.table(&out, "net", []string{"furlongs/op", "ns/op"}); err != nil || strings.Contains(out.String(), "furlongs") || !strings.Contains(out.String(), "ns/op") {
+		t.Errorf("table with a known and an unknown unit: %v\n%s\nwant the known one's column only", err, out.String())
+	}
 }
 
 func TestFormat(t *testing.T) {
