@@ -96,13 +96,19 @@ func (lp *Loop) Serve(l net.Listener) error {
 	for _, a := range g.members {
 		st.acceptors[a] = struct{}{}
 	}
+	st.mu.Unlock()
+	// One loop after the other: the kernel wakes the first loop waiting
+	// in the order they registered, so the first loop takes the new
+	// connections while it is idle, and the next only those that come
+	// while it is busy: a light load stays on few loops, and costs
+	// fewer wake-ups.
 	for _, a := range g.members {
 		if !a.loop.post(task{kind: taskListen, a: a}) {
 			// That loop stopped on its own (epoll_wait failed).
 			a.release(ErrLoopClosed)
 		}
+		<-a.settled
 	}
-	st.mu.Unlock()
 	err = <-g.done
 	st.mu.Lock()
 	for _, a := range g.members {

@@ -57,7 +57,7 @@ func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*
 	}
 	for i, loop := range st.loops {
 		a := &acceptor{g: g, l: l, rc: rc, addr: addr, local: local, network: network, events: events,
-			loop: loop, removed: make(chan struct{})}
+			loop: loop, removed: make(chan struct{}), settled: make(chan struct{})}
 		if i > 0 && sibs != nil {
 			a.own = sibs[i-1]
 			a.l = a.own
@@ -155,7 +155,14 @@ type acceptor struct {
 	nextLog int64 // when the next resource-limit message may be logged
 	removed chan struct{}
 	ended   bool
+	// settled is closed once the loop has watched the listener or given
+	// up: Serve registers the loops one after the other, so that the
+	// kernel's exclusive wake-up tries them in the loops' order.
+	settled     chan struct{}
+	settledOnce sync.Once
 }
+
+func (a *acceptor) settle() { a.settledOnce.Do(func() { close(a.settled) }) }
 
 // acceptOnce is the accept callback: one accept4(2), retried on EINTR and
 // on the errors that concern only the connection being accepted.
@@ -174,6 +181,7 @@ func (a *acceptor) acceptOnce(s uintptr) {
 func (a *acceptor) release(err error) {
 	if !a.ended {
 		a.ended = true
+		a.settle()
 		if a.own != nil {
 			a.own.Close()
 		}
@@ -188,6 +196,9 @@ func (a *acceptor) opErr(err error) error {
 
 // listen starts watching a's listener (level-triggered).
 func (l *eventLoop) listen(a *acceptor) {
+	if a.ended {
+		return // stopped before it started: Serve registers the loops one by one, and Shutdown may come in between
+	}
 	if l.forcing || l.draining {
 		a.release(ErrLoopClosed)
 		return
@@ -226,6 +237,7 @@ func (l *eventLoop) listen(a *acceptor) {
 	if l.reserve < 0 {
 		l.openReserve()
 	}
+	a.settle()
 }
 
 // watchListener adds a's listener to the loop's epoll instance, or removes
