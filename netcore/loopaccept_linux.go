@@ -205,7 +205,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		cerr := a.rc.Control(a.fn)
 		switch {
 		case cerr == nil && a.err == nil && a.nfd >= 0:
-			a.backoff = loopBackoff(a.backoff)
+			a.backoff = nextBackoff(a.backoff)
 			l.logLimit(a, "netcore: accept failed; closed a waiting connection with the reserve descriptor",
 				"err", cause, "log_backoff", a.backoff)
 			closeFD(a.nfd)
@@ -220,7 +220,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		}
 		l.openReserve()
 	}
-	a.backoff = loopBackoff(a.backoff)
+	a.backoff = nextBackoff(a.backoff)
 	a.rearmAt = l.now + int64(a.backoff)
 	l.armListener(a, 0)
 	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
@@ -249,12 +249,4 @@ func localSockaddr(fd int) (Sockaddr, error) {
 		return Sockaddr{}, os.NewSyscallError("getsockname", err)
 	}
 	return decodeSockaddr(buf[:n])
-}
-
-// loopBackoff doubles d from 5 ms up to 1 s.
-func loopBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	return min(2*d, time.Second)
 }
