@@ -135,6 +135,6 @@ func takeBlockingSlot() bool {
 // closeBlockingRaw closes a blocking-mode socket's descriptor and gives
 // its slot back.
 func closeBlockingRaw(s int) {
-	closeRaw(s)
+	closeFD(s)
 	blockingBudget.inUse.Add(-1)
 }

@@ -143,8 +143,8 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 	if err := sys.Pipe2(&p, unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return 0, false, nil
 	}
-	defer closeRaw(p[0])
-	defer closeRaw(p[1])
+	defer closeFD(p[0])
+	defer closeFD(p[1])
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for n < limit {

@@ -87,8 +87,11 @@ func openSocket(family int, blocking bool) (descriptor, error) {
 	return newPollFD(s) // the default mode, or past the blocking budget
 }
 
-// closeRaw closes a descriptor nobody else knows yet, on an error path.
-func closeRaw(s int) { _ = sys.Close(s) }
+// closeFD closes a descriptor that no runtime poller or blockFD owns: one
+// nobody else knows yet, on an error path, a pipe, or one of the Loop's.
+// close(2) is not retried on EINTR: Linux has released the descriptor
+// either way.
+func closeFD(s int) { _ = sys.Close(s) }
 
 // sockaddrBuf holds the largest address netcore decodes (struct
 // sockaddr_in6); the kernel truncates anything longer, which the decoder

@@ -234,12 +234,8 @@ func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 	}
 }
 
-// The loop's own small helpers, so that it depends on the descriptor layer
-// only through the seam.
-
-// closeFD closes a descriptor the loop owns (close(2) is not retried on
-// EINTR: Linux has released the descriptor either way).
-func closeFD(fd int) { _ = sys.Close(fd) }
+// The loop's own small helper, so that it depends on the descriptor layer
+// only for closeFD (fd_linux.go); the rest goes through the seam.
 
 // localSockaddr wraps getsockname(2).
 func localSockaddr(fd int) (Sockaddr, error) {
