@@ -99,10 +99,11 @@ type readerOnly struct{ io.Reader }
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wv.start(bufs)
-	err := c.fd.run(&c.wv.op)
-	c.wv.finish()
-	return c.wv.done, c.opErr("write", err)
+	wv := &c.writeOps().wv
+	wv.start(bufs)
+	err := c.fd.run(&wv.op)
+	wv.finish()
+	return wv.done, c.opErr("write", err)
 }
 
 // sendfile sends up to limit bytes of f with sendfile(2). handled is false
@@ -118,16 +119,17 @@ func (c *Conn) sendfile(f file, limit int64) (n int64, handled bool, err error) 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	sf := &c.writeOps().sf
 	var runErr error
 	cerr := rc.Control(func(ffd uintptr) {
-		c.sf.src = int(ffd)
-		c.sf.start(limit)
-		runErr = c.fd.run(&c.sf.op)
+		sf.src = int(ffd)
+		sf.start(limit)
+		runErr = c.fd.run(&sf.op)
 	})
 	if cerr != nil {
 		return 0, false, nil // the file was closed: the copy reports it
 	}
-	n = c.sf.done
+	n = sf.done
 	if n == 0 && unsupported(runErr) {
 		return 0, false, nil
 	}
@@ -147,6 +149,7 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 	defer closeFD(p[1])
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	out := &c.writeOps().spliceWr
 	for n < limit {
 		got, err := src.spliceIn(p[1], int(min(limit-n, pipeChunk)))
 		if err != nil {
@@ -158,10 +161,10 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 		if got == 0 {
 			break // src's EOF
 		}
-		c.spliceWr.pipe = p[0]
-		c.spliceWr.start(int64(got))
-		err = c.fd.run(&c.spliceWr.op)
-		n += c.spliceWr.done
+		out.pipe = p[0]
+		out.start(int64(got))
+		err = c.fd.run(&out.op)
+		n += out.done
 		if err != nil {
 			return n, true, err
 		}
@@ -174,13 +177,18 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 func (c *Conn) spliceIn(w, max int) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.spliceRd.pipe = w
-	c.spliceRd.start(int64(max))
-	err := c.fd.run(&c.spliceRd.op)
+	if c.spliceRd == nil {
+		c.spliceRd = new(spliceOp)
+		c.spliceRd.init(dirRead)
+	}
+	in := c.spliceRd
+	in.pipe = w
+	in.start(int64(max))
+	err := c.fd.run(&in.op)
 	if err != nil {
 		return 0, c.opErr("read", err)
 	}
-	return int(c.spliceRd.done), nil
+	return int(in.done), nil
 }
 
 // unsupported reports whether err says the kernel cannot do this copy

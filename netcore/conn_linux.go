@@ -39,16 +39,35 @@ type Conn struct {
 	// The read side and the write side each hold their own lock for the
 	// whole call, and run operation values bound once per connection, one
 	// for each kind of call (op_linux.go), so the steady state allocates
-	// nothing.
+	// nothing. The kinds only ReadFrom, WriteTo and Writev use are made
+	// on their first use: a Conn that never calls them does not carry
+	// them.
 	rmu      sync.Mutex
-	rd       readOp   // Read
-	spliceRd spliceOp // ReadFrom on another Conn: this one's bytes into the pipe
+	rd       readOp    // Read
+	spliceRd *spliceOp // WriteTo or ReadFrom into another Conn: this one's bytes into the pipe
 
-	wmu      sync.Mutex
-	wr       writeOp    // Write
+	wmu sync.Mutex
+	wr  writeOp     // Write
+	wx  *writeKinds // Writev and ReadFrom
+}
+
+// writeKinds are a Conn's write-side operations besides Write.
+type writeKinds struct {
 	wv       writevOp   // Writev
 	sf       sendfileOp // ReadFrom a file
 	spliceWr spliceOp   // ReadFrom another Conn: the pipe's bytes into this one
+}
+
+// writeOps returns c's write-side operations besides Write, made on
+// first use. The caller holds c.wmu.
+func (c *Conn) writeOps() *writeKinds {
+	if c.wx == nil {
+		c.wx = new(writeKinds)
+		c.wx.wv.init()
+		c.wx.sf.init()
+		c.wx.spliceWr.init(dirWrite)
+	}
+	return c.wx
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -58,11 +77,7 @@ var _ net.Conn = (*Conn)(nil)
 func newConn(fd descriptor, network string, raddr Sockaddr) *Conn {
 	c := &Conn{fd: fd, raddr: raddr, network: network}
 	c.rd.init()
-	c.spliceRd.init(dirRead)
 	c.wr.init()
-	c.wv.init()
-	c.sf.init()
-	c.spliceWr.init(dirWrite)
 	return c
 }
 
