@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -188,12 +187,7 @@ type serverStats struct {
 // A benchServer is a running child process serving one workload with one
 // implementation.
 type benchServer struct {
-	addr  string
-	cmd   *exec.Cmd
-	ctl   io.WriteCloser
-	lines chan string
-	logs  *syncBuffer
-	done  chan error
+	*child
 
 	// conns are client connections a benchmark keeps open across its
 	// runs; they are closed before the server stops.
@@ -204,62 +198,13 @@ type benchServer struct {
 // implementation named impl and waits for its address.
 func startBenchServer(b *testing.B, impl, workload string) *benchServer {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchServer$")
-	cmd.Env = append(os.Environ(), benchServerEnv+"="+impl+"/"+workload)
-	ctl, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &benchServer{cmd: cmd, ctl: ctl, lines: make(chan string, 64), logs: new(syncBuffer), done: make(chan error, 1)}
-	cmd.Stderr = srv.logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case srv.lines <- sc.Text():
-			default: // nobody asked (the test framework's last words)
-			}
-		}
-		srv.done <- cmd.Wait()
-		close(srv.lines)
-	}()
-	srv.addr = srv.line(b, "the server's address")
-	if _, err := netcore.ParseSockaddr(srv.addr); err != nil {
-		srv.stop(b)
-		b.Fatalf("the server printed %q, not an address%s", srv.addr, srv.log())
-	}
-	return srv
-}
-
-// line waits for the child's next line of output.
-func (srv *benchServer) line(b *testing.B, what string) string {
-	b.Helper()
-	select {
-	case l, ok := <-srv.lines:
-		if !ok {
-			b.Fatalf("the server exited before %s%s", what, srv.log())
-		}
-		return l
-	case <-time.After(testTimeout):
-		b.Fatalf("no %s within %v%s", what, testTimeout, srv.log())
-	}
-	return ""
+	return &benchServer{child: startChild(b, "TestBenchServer", benchServerEnv+"="+impl+"/"+workload)}
 }
 
 // stats asks the child for its counters.
 func (srv *benchServer) stats(b *testing.B) serverStats {
 	b.Helper()
-	if _, err := io.WriteString(srv.ctl, "stats\n"); err != nil {
-		b.Fatalf("asking the server for its counters: %v%s", err, srv.log())
-	}
-	l := srv.line(b, "the server's counters")
+	l := srv.ask(b, "stats")
 	var cpu int64
 	var st serverStats
 	if _, err := fmt.Sscan(l, &cpu, &st.syscalls, &st.allocs); err != nil {
@@ -267,29 +212,6 @@ func (srv *benchServer) stats(b *testing.B) serverStats {
 	}
 	st.cpu = time.Duration(cpu)
 	return st
-}
-
-// stop ends the child (closing its stdin) and waits for it, bounded.
-func (srv *benchServer) stop(b *testing.B) {
-	srv.ctl.Close()
-	select {
-	case err := <-srv.done:
-		if err != nil {
-			b.Errorf("the server exited with %v%s", err, srv.log())
-		}
-	case <-time.After(testTimeout):
-		srv.cmd.Process.Kill() // only the child this benchmark started
-		<-srv.done
-		b.Errorf("the server did not exit within %v%s", testTimeout, srv.log())
-	}
-}
-
-// log is the child's stderr, for error messages.
-func (srv *benchServer) log() string {
-	if s := srv.logs.String(); s != "" {
-		return "\nserver stderr:\n" + s
-	}
-	return ""
 }
 
 // A meter measures one benchmark run: the body calls start where it would
@@ -353,7 +275,9 @@ func runStack(b *testing.B, s stack, workload string, body func(b *testing.B, s 
 			for _, c := range srv.conns {
 				c.Close()
 			}
-			srv.stop(b)
+			if err := srv.stop(); err != nil {
+				b.Errorf("the server: %v%s", err, srv.log())
+			}
 		}
 	}()
 	b.Run("impl="+s.name, func(b *testing.B) {

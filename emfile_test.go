@@ -3,14 +3,12 @@
 package netcore_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -51,44 +49,9 @@ func TestEMFILEChild(t *testing.T) {
 // exiting or spinning, and serve a new client once connections close.
 func TestRealEMFILE(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEChild$")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(testTimeout):
-			cmd.Process.Kill() // only the child this test started
-			<-exited
-		}
-	})
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	addr := waitFor(t, lines, "the child's address")
-	if _, err := netcore.ParseSockaddr(addr); err != nil {
-		t.Fatalf("child printed %q, not an address (stderr: %s)", addr, logs.String())
-	}
+	ch := startChild(t, "TestEMFILEChild", emfileChildEnv+"=1")
+	t.Cleanup(func() { ch.stop() })
+	addr, logs := ch.addr, ch.logs
 
 	// Hold connections open, each proven served by an echo, until the
 	// child's accept4 fails with EMFILE.
@@ -121,8 +84,8 @@ func TestRealEMFILE(t *testing.T) {
 		t.Fatalf("the child never reported EMFILE after %d connections; its log:\n%s", len(held), logs.String())
 	}
 	select {
-	case err := <-exited:
-		t.Fatalf("the child exited under EMFILE: %v\n%s", err, logs.String())
+	case <-ch.done:
+		t.Fatalf("the child exited under EMFILE: %v\n%s", ch.err, logs.String())
 	default:
 	}
 	if !strings.Contains(logs.String(), "backing off") {

@@ -405,40 +405,9 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 			if testing.Short() {
 				t.Skip("400 connections to a child process")
 			}
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBlockingServerChild$")
-			cmd.Env = append(os.Environ(), blockingChildEnv+"="+mode)
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var logs syncBuffer
-			cmd.Stderr = &logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := make(chan string, 4)
-			exited := make(chan error, 1)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-				exited <- cmd.Wait()
-			}()
-			defer func() {
-				stdin.Close()
-				select {
-				case <-exited:
-				case <-time.After(testTimeout):
-					cmd.Process.Kill() // only the child this test started
-				}
-			}()
-			addr := waitFor(t, lines, "the child's address")
+			ch := startChild(t, "TestBlockingServerChild", blockingChildEnv+"="+mode)
+			t.Cleanup(func() { ch.stop() })
+			addr, logs := ch.addr, ch.logs
 			conns := make([]net.Conn, 0, clients)
 			defer func() {
 				for _, c := range conns {
@@ -460,11 +429,7 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 				}
 			}
 			// Every client idle now, its handler blocked in Read.
-			fmt.Fprintln(stdin, "stats")
-			stats, ok := <-lines
-			if !ok {
-				t.Fatalf("the child died: %v\n%s", <-exited, logs.String())
-			}
+			stats := ch.ask(t, "stats")
 			t.Logf("%s with %d idle clients", stats, clients)
 			var inUse, budget, fellBack, nthreads int
 			if _, err := fmt.Sscanf(stats, "inuse=%d budget=%d fellback=%d threads=%d", &inUse, &budget, &fellBack, &nthreads); err != nil {

@@ -3,15 +3,19 @@
 package netcore_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,4 +202,111 @@ func checkEcho(t *testing.T, c *netcore.Conn, size int) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("echo of %d bytes: got %d bytes (sha256 %x), want sha256 %x", size, len(got), sha256.Sum256(got), sha256.Sum256(want))
 	}
+}
+
+// A child is this test binary running one of its tests (TestXxxChild) in a
+// process of its own, for what one process cannot do: a low descriptor or
+// thread limit, more descriptors than the hard limit allows for both ends,
+// a server measured apart from its client. The child prints its address
+// first, then a line for each command written to its stdin, and exits when
+// its stdin closes.
+type child struct {
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string // the child's stdout, a line each; closed when it has exited
+	logs  *syncBuffer // the child's stderr
+	done  chan struct{}
+	err   error // how the child exited, once done is closed
+	stop1 sync.Once
+}
+
+// startChild runs test in a child process with env ("NAME=value") added
+// to its environment, and waits for the address it prints. The caller
+// stops it with stop (usually in t.Cleanup).
+func startChild(t testing.TB, test, env string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 64), logs: new(syncBuffer), done: make(chan struct{})}
+	cmd.Stderr = ch.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case ch.lines <- sc.Text():
+			default: // nobody asked (the test framework's last words)
+			}
+		}
+		ch.err = cmd.Wait()
+		close(ch.done)
+		close(ch.lines)
+	}()
+	ch.addr = ch.line(t, "the child's address")
+	if _, err := netcore.ParseSockaddr(ch.addr); err != nil {
+		ch.stop()
+		t.Fatalf("the child printed %q, not an address%s", ch.addr, ch.log())
+	}
+	return ch
+}
+
+// line waits for the child's next line of output.
+func (ch *child) line(t testing.TB, what string) string {
+	t.Helper()
+	select {
+	case l, ok := <-ch.lines:
+		if !ok {
+			t.Fatalf("the child exited (%v) before %s%s", ch.err, what, ch.log())
+		}
+		return l
+	case <-time.After(testTimeout):
+		t.Fatalf("no %s within %v%s", what, testTimeout, ch.log())
+	}
+	return ""
+}
+
+// ask sends a command to the child and returns its answer.
+func (ch *child) ask(t testing.TB, cmd string) string {
+	t.Helper()
+	if _, err := fmt.Fprintln(ch.stdin, cmd); err != nil {
+		t.Fatalf("telling the child %q: %v%s", cmd, err, ch.log())
+	}
+	return ch.line(t, "the child's answer to "+cmd)
+}
+
+// stop ends the child (closing its stdin) and waits for it, for at most
+// testTimeout before killing it; it returns how the child exited. Later
+// calls return nil.
+func (ch *child) stop() (err error) {
+	ch.stop1.Do(func() {
+		ch.stdin.Close()
+		select {
+		case <-ch.done:
+			err = ch.err
+		case <-time.After(testTimeout):
+			ch.cmd.Process.Kill() // only the child this test started
+			<-ch.done
+			err = fmt.Errorf("the child did not exit within %v", testTimeout)
+		}
+	})
+	return err
+}
+
+// log is the child's stderr, for error messages.
+func (ch *child) log() string {
+	if s := ch.logs.String(); s != "" {
+		return "\nchild's stderr:\n" + s
+	}
+	return ""
 }

@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -135,65 +134,13 @@ func rss(t testing.TB) int64 {
 	return 0
 }
 
-// loopChild is a running TestLoopChild.
-type loopChild struct {
-	addr  string
-	stdin io.WriteCloser
-	lines chan string
-	logs  *syncBuffer
-}
-
-// startLoopChild starts TestLoopChild in mode; it is stopped (stdin
-// closed, killed if it does not exit) when the test ends.
-func startLoopChild(t *testing.T, mode string) *loopChild {
+// startLoopChild starts TestLoopChild in mode; it is stopped when the test
+// ends.
+func startLoopChild(t *testing.T, mode string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLoopChild$")
-	cmd.Env = append(os.Environ(), loopChildEnv+"="+mode)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := &loopChild{stdin: stdin, lines: make(chan string, 16), logs: new(syncBuffer)}
-	cmd.Stderr = ch.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(testTimeout):
-			cmd.Process.Kill() // only the child this test started
-			<-exited
-		}
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			ch.lines <- sc.Text()
-		}
-		close(ch.lines)
-		exited <- cmd.Wait()
-	}()
-	ch.addr = waitFor(t, ch.lines, "the child's address")
-	if _, err := netcore.ParseSockaddr(ch.addr); err != nil {
-		t.Fatalf("child printed %q, not an address (stderr: %s)", ch.addr, ch.logs.String())
-	}
+	ch := startChild(t, "TestLoopChild", loopChildEnv+"="+mode)
+	t.Cleanup(func() { ch.stop() })
 	return ch
-}
-
-// ask sends a command to the child and returns its answer.
-func (ch *loopChild) ask(t *testing.T, cmd string) string {
-	t.Helper()
-	if _, err := fmt.Fprintln(ch.stdin, cmd); err != nil {
-		t.Fatalf("telling the child %q: %v", cmd, err)
-	}
-	return waitFor(t, ch.lines, "the child's answer to "+cmd)
 }
 
 // A Loop out of descriptors for real (a child process with a low

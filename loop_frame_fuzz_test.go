@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/frametest"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -96,36 +97,23 @@ func putLength(dst []byte, size int, order binary.ByteOrder, n uint64) []byte {
 }
 
 // oracleReplies decodes stream (size-byte headers in order, payloads of at
-// most max bytes) with its own decoder and returns the replies frameEcho
-// must send, in order: each complete frame echoed, then, if a header claims
-// too much, the error frame. Whatever follows a bad header, and an
-// incomplete frame at the end, is not answered.
+// most max bytes) with the reference decoder (frametest) and returns the
+// replies frameEcho must send, in order: each complete frame echoed, then,
+// if a header claims too much, the error frame. Whatever follows a bad
+// header, and an incomplete frame at the end, is not answered.
 func oracleReplies(stream []byte, size int, order binary.ByteOrder, max int) (replies []byte, tooLarge bool) {
-	for len(stream) >= size {
-		var n uint64
-		switch size {
-		case 1:
-			n = uint64(stream[0])
-		case 2:
-			n = uint64(order.Uint16(stream))
-		case 4:
-			n = uint64(order.Uint32(stream))
-		default:
-			n = order.Uint64(stream)
-		}
-		if n > uint64(max) {
-			msg := fmt.Sprintf("E%d/%d", n, max)
-			replies = putLength(replies, size, order, uint64(len(msg)))
-			return append(replies, msg...), true
-		}
-		if uint64(len(stream)-size) < n {
-			break
-		}
-		replies = putLength(replies, size, order, n)
-		replies = append(replies, stream[size:size+int(n)]...)
-		stream = stream[size+int(n):]
+	// fuzzFrameFormats use only BigEndian and LittleEndian.
+	frames, _, n, bad := frametest.Decode(stream, size, order == binary.BigEndian, uint64(max))
+	for _, f := range frames {
+		replies = putLength(replies, size, order, uint64(len(f)))
+		replies = append(replies, f...)
 	}
-	return replies, false
+	if bad {
+		msg := fmt.Sprintf("E%d/%d", n, max)
+		replies = putLength(replies, size, order, uint64(len(msg)))
+		replies = append(replies, msg...)
+	}
+	return replies, bad
 }
 
 // fuzzStream builds the client's bytes: frames whose lengths and payloads

@@ -214,22 +214,43 @@ func TestWritev(t *testing.T) {
 	}
 }
 
-// The zero-copy and vectored paths stay allocation-free in steady state.
+// The zero-copy and vectored paths stay allocation-free in steady state,
+// in both modes: Writev of two buffers, and splice(2) from another Conn
+// through a reused io.LimitedReader.
 func TestWritevAllocations(t *testing.T) {
-	client, server, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
-	bufs := [][]byte{make([]byte, 8), make([]byte, 56)}
-	buf := make([]byte, 64)
-	round := func() {
-		if _, err := client.Writev(bufs); err != nil {
-			t.Fatal(err)
+	for _, blocking := range modes {
+		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+		src, peer, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+		bufs := [][]byte{make([]byte, 8), make([]byte, 56)}
+		buf := make([]byte, 64)
+		lr := &io.LimitedReader{R: peer}
+		for _, tt := range []struct {
+			name  string
+			write func() error
+		}{
+			{"Writev of two buffers", func() error { _, err := client.Writev(bufs); return err }},
+			{"ReadFrom another Conn", func() error {
+				if _, err := src.Write(buf); err != nil {
+					return err
+				}
+				lr.N = int64(len(buf))
+				_, err := client.ReadFrom(lr)
+				return err
+			}},
+		} {
+			round := func() {
+				if err := tt.write(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(server, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			round()
+			if n := testing.AllocsPerRun(200, round); n != 0 {
+				t.Errorf("%s: %s allocates %v times, want 0", modeName(blocking), tt.name, n)
+			}
 		}
-		if _, err := io.ReadFull(server, buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	round()
-	if n := testing.AllocsPerRun(200, round); n != 0 {
-		t.Errorf("Writev of two buffers allocates %v times, want 0", n)
 	}
 }
 

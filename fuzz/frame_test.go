@@ -7,38 +7,9 @@ import (
 	"io"
 	"testing"
 
+	"github.com/netcore-dev/netcore/internal/frametest"
 	"github.com/netcore-dev/netcore/netcore"
 )
-
-// refFrames is the reference decoder: the plain loop a C programmer writes,
-// a byte at a time, with no encoding/binary and no netcore. It decodes
-// whole frames from the start of data and reports what is left: rest is
-// the undecoded tail (an incomplete frame, or the frame that is too large),
-// tooLarge the length that broke the limit (with bad set).
-func refFrames(data []byte, header int, bigEndian bool, max uint64) (frames [][]byte, rest []byte, tooLarge uint64, bad bool) {
-	for {
-		if len(data) < header {
-			return frames, data, 0, false
-		}
-		var l uint64
-		for i := 0; i < header; i++ {
-			b := uint64(data[i])
-			if bigEndian {
-				l = l<<8 | b
-			} else {
-				l |= b << (8 * i)
-			}
-		}
-		if l > max {
-			return frames, data, l, true
-		}
-		if uint64(len(data)-header) < l {
-			return frames, data, 0, false
-		}
-		frames = append(frames, data[header:header+int(l)])
-		data = data[header+int(l):]
-	}
-}
 
 // fuzzCodec maps fuzzer bytes to a valid codec: header 1, 2, 4 or 8, either
 // byte order, a maximum the header can hold (kept small so frames fit).
@@ -70,7 +41,7 @@ func FuzzFrameDecode(f *testing.F) {
 	f.Add(byte(1), true, uint16(0), []byte("\x00\x00\x00\x01"))
 	f.Fuzz(func(t *testing.T, sel byte, bigEndian bool, max uint16, data []byte) {
 		c, m := fuzzCodec(t, sel, bigEndian, max)
-		want, wantRest, wantLen, wantBad := refFrames(data, c.HeaderSize(), bigEndian, uint64(m))
+		want, wantRest, wantLen, wantBad := frametest.Decode(data, c.HeaderSize(), bigEndian, uint64(m))
 
 		// Decode sees a copy with no spare capacity, so a read past the frame
 		// would be a panic, not a silent success.
@@ -118,7 +89,7 @@ func FuzzFrameChunked(f *testing.F) {
 	f.Add(byte(1), false, uint16(10), []byte("\x02\x00hi\x0b\x00"), []byte{0, 1})
 	f.Fuzz(func(t *testing.T, sel byte, bigEndian bool, max uint16, data, cuts []byte) {
 		c, m := fuzzCodec(t, sel, bigEndian, max)
-		want, wantRest, wantLen, wantBad := refFrames(data, c.HeaderSize(), bigEndian, uint64(m))
+		want, wantRest, wantLen, wantBad := frametest.Decode(data, c.HeaderSize(), bigEndian, uint64(m))
 
 		var chunks [][]byte
 		rest := data
@@ -130,7 +101,7 @@ func FuzzFrameChunked(f *testing.F) {
 			chunks = append(chunks, rest[:n])
 			rest = rest[n:]
 		}
-		fr := netcore.NewFrameReader(&chunks2reader{chunks: chunks}, c)
+		fr := netcore.NewFrameReader(&frametest.ChunkReader{Chunks: chunks}, c)
 		var got [][]byte
 		var err error
 		for {
@@ -164,20 +135,4 @@ func FuzzFrameChunked(f *testing.F) {
 			}
 		}
 	})
-}
-
-// chunks2reader returns one chunk per Read.
-type chunks2reader struct {
-	chunks [][]byte
-}
-
-func (r *chunks2reader) Read(p []byte) (int, error) {
-	if len(r.chunks) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.chunks[0])
-	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
-		r.chunks = r.chunks[1:]
-	}
-	return n, nil
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore
 
 import (
@@ -135,6 +133,6 @@ func takeBlockingSlot() bool {
 // closeBlockingRaw closes a blocking-mode socket's descriptor and gives
 // its slot back.
 func closeBlockingRaw(s int) {
-	closeRaw(s)
+	closeFD(s)
 	blockingBudget.inUse.Add(-1)
 }

@@ -14,26 +14,9 @@ import (
 
 // The copies the kernel can do without the data passing through user
 // memory (sendfile(2) from a file, splice(2) between sockets through a
-// pipe) and the vectored write (writev(2)). They run through the same ops
-// as Read and Write, so deadlines, Close and both I/O modes hold.
-
-// ioKind is what a Conn's op does on its next attempt.
-type ioKind uint8
-
-const (
-	ioPlain    ioKind = iota // read(2), write(2)
-	ioVec                    // writev(2) of wbufs
-	ioSendfile               // sendfile(2) from wsrc
-	ioSplice                 // splice(2): into rpipe (read side), from wsrc (write side)
-)
-
-// maxChunk bounds one sendfile call, as Go's net does: a call returns
-// after at most this much, so a deadline or Close is looked at between
-// chunks.
-const maxChunk = 4 << 20
-
-// iovMax is IOV_MAX: the most iovecs one writev takes.
-const iovMax = 1024
+// pipe) and the vectored write (writev(2)). Each is an operation value of
+// its own (op_linux.go), run by the descriptor like Read and Write, so
+// deadlines, Close and both I/O modes hold.
 
 // pipeChunk is how much one splice moves through the pipe: its default
 // capacity.
@@ -116,54 +99,11 @@ type readerOnly struct{ io.Reader }
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wkind, c.wr.name = ioVec, "writev"
-	c.wbufs, c.wvi, c.wvoff, c.wdone = bufs, 0, 0, 0
-	err := c.fd.run(&c.wr)
-	c.wkind, c.wr.name, c.wbufs = ioPlain, "write", nil
-	clear(c.iov)
-	return c.wdone, c.opErr("write", err)
-}
-
-// writevAttempt is one writev(2) of what is left of c.wbufs.
-func (c *Conn) writevAttempt(s int) (bool, error) {
-	for c.wvi < len(c.wbufs) && c.wvoff == len(c.wbufs[c.wvi]) {
-		c.wvi, c.wvoff = c.wvi+1, 0
-	}
-	if c.wvi == len(c.wbufs) {
-		return true, nil
-	}
-	iov := c.iov[:0]
-	for i := c.wvi; i < len(c.wbufs) && len(iov) < iovMax; i++ {
-		b := c.wbufs[i]
-		if i == c.wvi {
-			b = b[c.wvoff:]
-		}
-		if len(b) == 0 {
-			continue
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		iov = append(iov, v)
-	}
-	c.iov = iov
-	n, err := sys.Writev(s, iov)
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return true, io.ErrUnexpectedEOF
-	}
-	c.wdone += int64(n)
-	for n > 0 {
-		left := len(c.wbufs[c.wvi]) - c.wvoff
-		if n < left {
-			c.wvoff += n
-			break
-		}
-		n -= left
-		c.wvi, c.wvoff = c.wvi+1, 0
-	}
-	return false, nil // the next attempt skips what is done, or finds nothing left
+	wv := &c.writeOps().wv
+	wv.start(bufs)
+	err := c.fd.run(&wv.op)
+	wv.finish()
+	return wv.done, c.opErr("write", err)
 }
 
 // sendfile sends up to limit bytes of f with sendfile(2). handled is false
@@ -179,39 +119,21 @@ func (c *Conn) sendfile(f file, limit int64) (n int64, handled bool, err error) 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	sf := &c.writeOps().sf
 	var runErr error
 	cerr := rc.Control(func(ffd uintptr) {
-		c.wkind, c.wr.name = ioSendfile, "sendfile"
-		c.wsrc, c.wleft, c.wdone = int(ffd), limit, 0
-		runErr = c.fd.run(&c.wr)
-		c.wkind, c.wr.name = ioPlain, "write"
+		sf.src = int(ffd)
+		sf.start(limit)
+		runErr = c.fd.run(&sf.op)
 	})
 	if cerr != nil {
 		return 0, false, nil // the file was closed: the copy reports it
 	}
-	n = c.wdone
+	n = sf.done
 	if n == 0 && unsupported(runErr) {
 		return 0, false, nil
 	}
 	return n, true, runErr
-}
-
-// sendfileAttempt is one sendfile(2) of what is left; it is done at the
-// limit or at the end of the file.
-func (c *Conn) sendfileAttempt(s int) (bool, error) {
-	if c.wleft == 0 {
-		return true, nil
-	}
-	n, err := sys.Sendfile(s, c.wsrc, int(min(c.wleft, maxChunk)))
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return true, nil // end of file
-	}
-	c.wdone += int64(n)
-	c.wleft -= int64(n)
-	return c.wleft == 0, nil
 }
 
 // spliceFrom moves up to limit bytes from src to c with splice(2), through
@@ -223,10 +145,11 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 	if err := sys.Pipe2(&p, unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return 0, false, nil
 	}
-	defer closeRaw(p[0])
-	defer closeRaw(p[1])
+	defer closeFD(p[0])
+	defer closeFD(p[1])
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	out := &c.writeOps().spliceWr
 	for n < limit {
 		got, err := src.spliceIn(p[1], int(min(limit-n, pipeChunk)))
 		if err != nil {
@@ -238,11 +161,10 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 		if got == 0 {
 			break // src's EOF
 		}
-		c.wkind, c.wr.name = ioSplice, "splice"
-		c.wsrc, c.wleft, c.wdone = p[0], int64(got), 0
-		err = c.fd.run(&c.wr)
-		c.wkind, c.wr.name = ioPlain, "write"
-		n += c.wdone
+		out.pipe = p[0]
+		out.start(int64(got))
+		err = c.fd.run(&out.op)
+		n += out.done
 		if err != nil {
 			return n, true, err
 		}
@@ -255,40 +177,18 @@ func (c *Conn) spliceFrom(src *Conn, limit int64) (n int64, handled bool, err er
 func (c *Conn) spliceIn(w, max int) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.rkind, c.rd.name, c.rpipe, c.rmax, c.rn = ioSplice, "splice", w, max, 0
-	err := c.fd.run(&c.rd)
-	c.rkind, c.rd.name = ioPlain, "read"
+	if c.spliceRd == nil {
+		c.spliceRd = new(spliceOp)
+		c.spliceRd.init(dirRead)
+	}
+	in := c.spliceRd
+	in.pipe = w
+	in.start(int64(max))
+	err := c.fd.run(&in.op)
 	if err != nil {
 		return 0, c.opErr("read", err)
 	}
-	return c.rn, nil
-}
-
-// spliceInAttempt is one splice(2) from the socket into the pipe.
-func (c *Conn) spliceInAttempt(s int) (bool, error) {
-	n, err := sys.Splice(s, s, c.rpipe, c.rmax, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-	if err != nil {
-		return false, err
-	}
-	c.rn = n
-	return true, nil
-}
-
-// spliceOutAttempt is one splice(2) from the pipe into the socket.
-func (c *Conn) spliceOutAttempt(s int) (bool, error) {
-	if c.wleft == 0 {
-		return true, nil
-	}
-	n, err := sys.Splice(s, c.wsrc, s, int(c.wleft), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return true, io.ErrUnexpectedEOF
-	}
-	c.wdone += int64(n)
-	c.wleft -= int64(n)
-	return c.wleft == 0, nil
+	return int(in.done), nil
 }
 
 // unsupported reports whether err says the kernel cannot do this copy

@@ -36,29 +36,38 @@ type Conn struct {
 	dlMu            sync.Mutex
 	readDeadlineSet bool // the user set a read deadline: idle does not apply
 
-	// Read and Write each hold their own lock for the whole call, and run
-	// an op bound once per connection, so the steady state allocates
-	// nothing. The op's attempt works on these fields.
-	rmu   sync.Mutex
-	rd    op
-	rkind ioKind
-	rbuf  []byte
-	rn    int
-	rpipe int // ioSplice: the pipe's write end
-	rmax  int // ioSplice: at most this many bytes
+	// The read side and the write side each hold their own lock for the
+	// whole call, and run operation values bound once per connection, one
+	// for each kind of call (op_linux.go), so the steady state allocates
+	// nothing. The kinds only ReadFrom, WriteTo and Writev use are made
+	// on their first use: a Conn that never calls them does not carry
+	// them.
+	rmu      sync.Mutex
+	rd       readOp    // Read
+	spliceRd *spliceOp // WriteTo or ReadFrom into another Conn: this one's bytes into the pipe
 
-	wmu   sync.Mutex
-	wr    op
-	wkind ioKind
-	wbuf  []byte
-	wn    int
-	wbufs [][]byte     // ioVec: the buffers
-	wvi   int          // ioVec: the first buffer not wholly written
-	wvoff int          // ioVec: how much of it is
-	iov   []unix.Iovec // ioVec: kept for the next Writev
-	wsrc  int          // ioSendfile: the file; ioSplice: the pipe's read end
-	wleft int64        // ioSendfile, ioSplice: bytes still to move
-	wdone int64        // ioVec, ioSendfile, ioSplice: bytes moved
+	wmu sync.Mutex
+	wr  writeOp     // Write
+	wx  *writeKinds // Writev and ReadFrom
+}
+
+// writeKinds are a Conn's write-side operations besides Write.
+type writeKinds struct {
+	wv       writevOp   // Writev
+	sf       sendfileOp // ReadFrom a file
+	spliceWr spliceOp   // ReadFrom another Conn: the pipe's bytes into this one
+}
+
+// writeOps returns c's write-side operations besides Write, made on
+// first use. The caller holds c.wmu.
+func (c *Conn) writeOps() *writeKinds {
+	if c.wx == nil {
+		c.wx = new(writeKinds)
+		c.wx.wv.init()
+		c.wx.sf.init()
+		c.wx.spliceWr.init(dirWrite)
+	}
+	return c.wx
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -67,8 +76,8 @@ var _ net.Conn = (*Conn)(nil)
 // network.
 func newConn(fd descriptor, network string, raddr Sockaddr) *Conn {
 	c := &Conn{fd: fd, raddr: raddr, network: network}
-	c.rd.init(dirRead, "read", false, c)
-	c.wr.init(dirWrite, "write", false, c)
+	c.rd.init()
+	c.wr.init()
 	return c
 }
 
@@ -90,16 +99,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", err)
 		}
 	}
-	c.rbuf, c.rn = p, 0
-	err := c.fd.run(&c.rd)
-	c.rbuf = nil
+	c.rd.buf, c.rd.n = p, 0
+	err := c.fd.run(&c.rd.op)
+	c.rd.buf = nil
 	if err != nil {
 		return 0, c.opErr("read", err)
 	}
-	if c.rn == 0 {
+	if c.rd.n == 0 {
 		return 0, io.EOF
 	}
-	return c.rn, nil
+	return c.rd.n, nil
 }
 
 // armIdle sets the read deadline IdleTimeout away, unless the user has
@@ -113,32 +122,6 @@ func (c *Conn) armIdle() error {
 	return c.fd.setDeadline(dirRead, time.Now().Add(c.idle))
 }
 
-// attempt is one read(2) into c.rbuf, or one write(2) of what is left of
-// c.wbuf, as o asks (a write is done when nothing is left); or the
-// vectored or zero-copy call the op is running (conn_io_linux.go).
-func (c *Conn) attempt(o *op, s int) (bool, error) {
-	if o.dir == dirWrite {
-		switch c.wkind {
-		case ioVec:
-			return c.writevAttempt(s)
-		case ioSendfile:
-			return c.sendfileAttempt(s)
-		case ioSplice:
-			return c.spliceOutAttempt(s)
-		}
-		return c.writeAttempt(s)
-	}
-	if c.rkind == ioSplice {
-		return c.spliceInAttempt(s)
-	}
-	n, err := sys.Read(s, c.rbuf)
-	if err != nil {
-		return false, err
-	}
-	c.rn = n
-	return true, nil
-}
-
 // Write writes all of p. It returns len(p) and nil, or the number of bytes
 // the kernel took and an error: EPIPE or ECONNRESET when the peer is gone
 // (the process is never killed by SIGPIPE), os.ErrDeadlineExceeded when a
@@ -147,25 +130,11 @@ func (c *Conn) attempt(o *op, s int) (bool, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf, c.wn = p, 0
-	err := c.fd.run(&c.wr)
-	c.wbuf = nil
-	return c.wn, c.opErr("write", err)
-}
-
-func (c *Conn) writeAttempt(s int) (bool, error) {
-	if c.wn == len(c.wbuf) {
-		return true, nil
-	}
-	n, err := sys.Write(s, c.wbuf[c.wn:])
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return true, io.ErrUnexpectedEOF
-	}
-	c.wn += n
-	return c.wn == len(c.wbuf), nil
+	c.wr.buf = p
+	c.wr.start(int64(len(p)))
+	err := c.fd.run(&c.wr.op)
+	c.wr.buf = nil
+	return int(c.wr.done), c.opErr("write", err)
 }
 
 // Close closes the connection. It wakes a blocked Read or Write, which

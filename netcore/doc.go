@@ -18,7 +18,11 @@
 //     driven by Go's runtime poller, so deadlines work, Close wakes blocked
 //     calls and an idle connection costs no thread; ListenConfig.Blocking
 //     and Dialer.Blocking select the fast path instead, where calls block
-//     in the kernel on their own thread. Options that must be set before
+//     in the kernel on their own thread. Inside, each socket is a
+//     descriptor in one of those two I/O modes, and each kind of call
+//     (read, write, writev, sendfile, splice, accept4) a value describing
+//     the operation, which the mode runs with one retry loop; a new mode
+//     runs the same values. Options that must be set before
 //     bind or connect (SO_REUSEPORT, IPV6_V6ONLY, SO_BINDTODEVICE, the
 //     source address) are fields of ListenConfig and Dialer; Conn has typed
 //     setters for the others and SyscallConn for the rest. Errors are

@@ -108,7 +108,7 @@ func (fd *blockFD) ready(listening bool) error {
 func (fd *blockFD) accepted(s int) (descriptor, error) {
 	if !takeBlockingSlot() {
 		if err := sys.SetNonblock(s, true); err != nil {
-			closeRaw(s)
+			closeFD(s)
 			return nil, os.NewSyscallError("fcntl", err)
 		}
 		return newPollFD(s)

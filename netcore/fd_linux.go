@@ -73,72 +73,6 @@ const (
 	numDirs
 )
 
-// An op is one kind of system call a socket makes over and over (read,
-// write or accept4), owned by a Conn or a Listener. Running it allocates
-// nothing.
-type op struct {
-	dir    direction
-	name   string // the system call, for os.NewSyscallError
-	accept bool   // errors are classified as accept4's
-	owner  attempter
-	err    error              // the error that ended the last run, if any
-	pollFn func(uintptr) bool // try, as the runtime poller calls it; bound on first use
-}
-
-// An attempter makes an op's system call once, keeping what it returned in
-// its own fields. done reports whether the op is complete: a write may
-// need more calls after a short one.
-type attempter interface {
-	attempt(o *op, s int) (done bool, err error)
-}
-
-func (o *op) init(d direction, name string, accept bool, owner attempter) {
-	o.dir, o.name, o.accept, o.owner = d, name, accept, owner
-}
-
-// try is netcore's one retry loop around a system call. It calls attempt
-// until the op completes or fails (the result is in o.err, and try
-// returns true) or the socket is not ready (false: wait, then call try
-// again). A call interrupted by a signal (EINTR) is made again at once,
-// unless interruptible is set: then it returns false too, so that a
-// blocking-mode caller looks at its deadline and at Close before calling
-// again, since netcore interrupts its own blocked calls to make them do
-// exactly that.
-func (o *op) try(s int, interruptible bool) bool {
-	for {
-		done, err := o.owner.attempt(o, s)
-		switch classify(err, o.accept) {
-		case interrupted:
-			if interruptible {
-				return false
-			}
-			continue
-		case retry:
-			if interruptible {
-				return false
-			}
-			continue
-		case wait:
-			return false
-		}
-		if err != nil || done {
-			if errno, ok := err.(syscall.Errno); ok {
-				err = os.NewSyscallError(o.name, errno)
-			}
-			o.err = err
-			return true
-		}
-		if interruptible {
-			// Progress, not done (a short write): back to the caller,
-			// which looks at the deadline before the next call, since
-			// each call starts a fresh kernel timeout.
-			return false
-		}
-	}
-}
-
-func (o *op) pollTry(s uintptr) bool { return o.try(int(s), false) }
-
 // openSocket wraps socket(2) for a non-blocking, close-on-exec TCP socket
 // and wraps the descriptor in the mode asked for at once, so that one
 // deferred close covers every later error path.
@@ -153,8 +87,11 @@ func openSocket(family int, blocking bool) (descriptor, error) {
 	return newPollFD(s) // the default mode, or past the blocking budget
 }
 
-// closeRaw closes a descriptor nobody else knows yet, on an error path.
-func closeRaw(s int) { _ = sys.Close(s) }
+// closeFD closes a descriptor that no runtime poller or blockFD owns: one
+// nobody else knows yet, on an error path, a pipe, or one of the Loop's.
+// close(2) is not retried on EINTR: Linux has released the descriptor
+// either way.
+func closeFD(s int) { _ = sys.Close(s) }
 
 // sockaddrBuf holds the largest address netcore decodes (struct
 // sockaddr_in6); the kernel truncates anything longer, which the decoder

@@ -31,7 +31,7 @@ type pollFD struct {
 func newPollFD(s int) (*pollFD, error) {
 	f := os.NewFile(uintptr(s), "tcp")
 	if f == nil {
-		closeRaw(s)
+		closeFD(s)
 		return nil, os.NewSyscallError("socket", syscall.EBADF)
 	}
 	rc, err := f.SyscallConn()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/netcore-dev/netcore/internal/frametest"
 	"github.com/netcore-dev/netcore/netcore"
 	"pgregory.net/rapid"
 )
@@ -317,7 +318,7 @@ func TestFrameChunked(t *testing.T) {
 			t.Fatalf("chunked Decode differs from the payloads (-want +got):\n%s", diff)
 		}
 
-		fr := netcore.NewFrameReader(&chunkReader{chunks: chunks}, c)
+		fr := netcore.NewFrameReader(&frametest.ChunkReader{Chunks: chunks}, c)
 		got = got[:0]
 		for {
 			p, err := fr.Next()
@@ -333,23 +334,6 @@ func TestFrameChunked(t *testing.T) {
 			t.Fatalf("FrameReader differs from the payloads (-want +got):\n%s", diff)
 		}
 	})
-}
-
-// chunkReader returns its chunks one Read at a time (a Read may return
-// less when p is smaller).
-type chunkReader struct {
-	chunks [][]byte
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if len(r.chunks) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.chunks[0])
-	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
-		r.chunks = r.chunks[1:]
-	}
-	return n, nil
 }
 
 func TestFrameReaderEnd(t *testing.T) {

@@ -199,14 +199,14 @@ func (l *Listener) accept() (*Conn, error) {
 	l.nfd = -1
 	if err := l.fd.run(&l.ac); err != nil {
 		if l.nfd >= 0 {
-			closeRaw(l.nfd) // accepted as Close began
+			closeFD(l.nfd) // accepted as Close began
 		}
 		return nil, err
 	}
 	s := l.nfd
 	peer, err := decodeSockaddr(l.sabuf[:l.salen])
 	if err != nil {
-		closeRaw(s)
+		closeFD(s)
 		return nil, err
 	}
 	fd, err := l.fd.accepted(s)

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore
 
 import (
@@ -763,7 +761,7 @@ func (l *eventLoop) after(c *LoopConn) {
 	if c.out.Len() > 0 || c.flushClose || (c.wantShutWr && !c.shutWr) {
 		l.markDirty(c)
 	}
-	if !c.paused && c.out.Len()+int(c.pendN.Load()) > l.lim.high {
+	if !c.paused && c.OutputFull() {
 		c.paused = true
 		l.rearm(c)
 	}

@@ -352,7 +352,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		cerr := a.rc.Control(a.fn)
 		switch {
 		case cerr == nil && a.err == nil && a.nfd >= 0:
-			a.backoff = loopBackoff(a.backoff)
+			a.backoff = nextBackoff(a.backoff)
 			l.logLimit(a, "netcore: accept failed; closed a waiting connection with the reserve descriptor",
 				"err", cause, "log_backoff", a.backoff)
 			closeFD(a.nfd)
@@ -367,7 +367,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 		}
 		l.openReserve()
 	}
-	a.backoff = loopBackoff(a.backoff)
+	a.backoff = nextBackoff(a.backoff)
 	a.rearmAt = l.now + int64(a.backoff)
 	l.pauseListener(a, true)
 	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
@@ -381,12 +381,8 @@ func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 	}
 }
 
-// The loop's own small helpers, so that it depends on the descriptor layer
-// only through the seam.
-
-// closeFD closes a descriptor the loop owns (close(2) is not retried on
-// EINTR: Linux has released the descriptor either way).
-func closeFD(fd int) { _ = sys.Close(fd) }
+// The loop's own small helper, so that it depends on the descriptor layer
+// only for closeFD (fd_linux.go); the rest goes through the seam.
 
 // localSockaddr wraps getsockname(2).
 func localSockaddr(fd int) (Sockaddr, error) {
@@ -396,12 +392,4 @@ func localSockaddr(fd int) (Sockaddr, error) {
 		return Sockaddr{}, os.NewSyscallError("getsockname", err)
 	}
 	return decodeSockaddr(buf[:n])
-}
-
-// loopBackoff doubles d from 5 ms up to 1 s.
-func loopBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	return min(2*d, time.Second)
 }

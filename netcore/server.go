@@ -399,7 +399,8 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// nextBackoff doubles d from 5 ms up to 1 s.
+// nextBackoff doubles d from 5 ms up to 1 s: how long the Server and the
+// Loop wait before accepting again after an accept error that passes.
 func nextBackoff(d time.Duration) time.Duration {
 	if d == 0 {
 		return 5 * time.Millisecond
