@@ -272,7 +272,8 @@ func (lp *Loop) Close() error {
 }
 
 // onLoop reports whether the caller runs on one of lp's event loops (in a
-// callback).
+// callback): each loop's goroutine is locked to its thread, and no other
+// goroutine runs on that thread while it lives.
 func (lp *Loop) onLoop() bool {
 	st := &lp.state
 	st.mu.Lock()
@@ -281,9 +282,9 @@ func (lp *Loop) onLoop() bool {
 	if len(loops) == 0 {
 		return false
 	}
-	id := goid()
+	tid := int32(sys.Gettid())
 	for _, l := range loops {
-		if id != 0 && l.goid.Load() == id {
+		if l.tid.Load() == tid {
 			return true
 		}
 	}
@@ -370,8 +371,7 @@ type eventLoop struct {
 	lingering []int64    // by descriptor: the lingering deadline, 0 if not lingering
 	lingerQ   []lingerFD // lingering sockets, by deadline
 	nlinger   int
-	goid      atomic.Uint64 // the loop's goroutine
-	loopWaiter
+	tid       atomic.Int32 // the loop's thread
 
 	draining, forcing bool
 
@@ -403,7 +403,6 @@ func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
 	}
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.scratch = make([]byte, min(scratchSize, lim.maxInput))
-	l.initWait()
 	return l, nil
 }
 
@@ -414,7 +413,10 @@ func (l *eventLoop) closeFDs() {
 			*fd = -1
 		}
 	}
-	l.closeEpoll()
+	if l.epfd >= 0 {
+		closeFD(l.epfd)
+		l.epfd = -1
+	}
 }
 
 // clock returns nanoseconds on the Loop's monotonic clock.
@@ -443,13 +445,11 @@ func (l *eventLoop) post(t task) bool {
 
 // run is the loop's goroutine.
 func (l *eventLoop) run() {
-	if l.pw == nil {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	}
-	l.goid.Store(goid())
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	l.tid.Store(int32(sys.Gettid()))
 	defer close(l.done)
 	for {
-		n, err := l.wait()
+		n, err := sys.EpollWait(l.epfd, l.events, l.msecUntil(l.deadline()))
 		if err != nil {
 			if again(err, false) {
 				continue
@@ -503,6 +503,19 @@ func (l *eventLoop) deadline() int64 {
 		}
 	}
 	return deadline
+}
+
+// msecUntil is epoll_wait's timeout for a wake-up at due: -1 for never,
+// rounded up to a millisecond.
+func (l *eventLoop) msecUntil(due int64) int {
+	if due < 0 {
+		return -1
+	}
+	d := due - l.clock()
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
 }
 
 func (l *eventLoop) dispatch(e *unix.EpollEvent) {
