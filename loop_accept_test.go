@@ -5,6 +5,7 @@ package netcore_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -163,5 +164,63 @@ func TestLoopAcceptFailureStopsEveryLoop(t *testing.T) {
 				t.Errorf("a dial after Serve returned was accepted: a listening socket was left open")
 			}
 		})
+	}
+}
+
+// With the loops sharing one listener, a light load stays on the first
+// loop (each wake-up then serves many connections' events), and new
+// connections go to the other loop while one is busy.
+func TestLoopAcceptPrefersFirstIdleLoop(t *testing.T) {
+	checkLeaks(t)
+	// A request "S" is long: 200 ms of work on the loop. 5 ms into it,
+	// the loop has been busy long enough for others to see it.
+	spinning := make(chan struct{}, 1)
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		if c.Peek(1)[0] == 'S' {
+			start := time.Now()
+			for time.Since(start) < 5*time.Millisecond {
+			}
+			spinning <- struct{}{}
+			for time.Since(start) < 200*time.Millisecond {
+			}
+		}
+		echoAll(c)
+	}}
+	lp := &netcore.Loop{Handler: h, Loops: 2}
+	addr := serveLoop(t, lp)
+	// Connections made one after another, each served before the next:
+	// the first loop is idle when each arrives. (Not quite all of them
+	// need land there: a loop descheduled for a while on a loaded
+	// machine counts as busy.)
+	const n = 100
+	for range n {
+		loopRoundTrip(t, dialLoop(t, addr), "light")
+	}
+	if st := lp.Stats(); st.Conns != n || st.ConnsPerLoop[0] < n*3/4 {
+		t.Errorf("after %d connections one by one: Stats() = %+v, want at least %d on the first loop", n, st, n*3/4)
+	}
+	before := lp.Stats().ConnsPerLoop
+	first := dialLoop(t, addr)
+	loopRoundTrip(t, first, "which loop?")
+	busy := 0
+	if lp.Stats().ConnsPerLoop[1] > before[1] {
+		busy = 1
+	}
+	if _, err := first.Write([]byte("S")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, spinning, "the long request")
+	before = lp.Stats().ConnsPerLoop
+	const m = 10
+	for range m {
+		loopRoundTrip(t, dialLoop(t, addr), "while busy")
+	}
+	after := lp.Stats().ConnsPerLoop
+	if got := after[1-busy] - before[1-busy]; got < m*7/10 {
+		t.Errorf("while loop %d was busy, %d of %d new connections went to the other loop (ConnsPerLoop %v, then %v), want at least %d",
+			busy, got, m, before, after, m*7/10)
+	}
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+		t.Errorf("the long request's answer: %v", err)
 	}
 }

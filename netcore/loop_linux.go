@@ -335,6 +335,7 @@ const (
 	taskClose                    // c.Close was called
 	taskListen                   // start accepting on a
 	taskUnlisten                 // stop accepting on a and close its listener
+	taskAccept                   // accept on a: another loop left new connections to this one
 	taskDrain                    // Shutdown: close idle connections, then the rest as they become idle
 	taskForce                    // Close (or Shutdown's ctx ended): close everything
 )
@@ -372,6 +373,15 @@ type eventLoop struct {
 	lingerQ   []lingerFD // lingering sockets, by deadline
 	nlinger   int
 	tid       atomic.Int32 // the loop's thread
+	acceptQ   []*acceptor  // listeners with connections left to accept
+	aspare    []*acceptor
+
+	// The loop's load: the share of the current window (at least
+	// loadWindow long) spent outside epoll_wait so far, and that of the
+	// last window, in permille, for other loops to read.
+	winStart, idle int64
+	load           atomic.Int32
+	awake          atomic.Int64 // when the loop last woke (+1), 0 while it waits
 
 	draining, forcing bool
 
@@ -419,6 +429,21 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
+// loadWindow is the shortest window over which a loop measures its load.
+const loadWindow = int64(10 * time.Millisecond)
+
+// measureLoad counts the wait that began at waitFrom and ended at l.now as
+// idle time, and publishes the load of a window that has run its length.
+// A window ends only when the loop wakes: a loop asleep for a minute
+// reports a load near 0 when it next wakes.
+func (l *eventLoop) measureLoad(waitFrom int64) {
+	l.idle += l.now - waitFrom
+	if span := l.now - l.winStart; span >= loadWindow {
+		l.load.Store(int32((span - min(l.idle, span)) * 1000 / span))
+		l.winStart, l.idle = l.now, 0
+	}
+}
+
 // clock returns nanoseconds on the Loop's monotonic clock.
 func (l *eventLoop) clock() int64 { return int64(time.Since(l.lp.state.start)) }
 
@@ -449,7 +474,9 @@ func (l *eventLoop) run() {
 	l.tid.Store(int32(sys.Gettid()))
 	defer close(l.done)
 	for {
-		n, err := sys.EpollWait(l.epfd, l.events, l.msecUntil(l.deadline()))
+		waitFrom := l.clock()
+		l.awake.Store(0)
+		n, err := sys.EpollWait(l.epfd, l.events, l.msecUntil(l.deadline(), waitFrom))
 		if err != nil {
 			if again(err, false) {
 				continue
@@ -463,8 +490,13 @@ func (l *eventLoop) run() {
 			l.lp.Close()
 		}
 		l.now = l.clock()
+		l.awake.Store(l.now + 1)
+		l.measureLoad(waitFrom)
 		for i := range n {
 			l.dispatch(&l.events[i])
+		}
+		if len(l.acceptQ) > 0 {
+			l.acceptQueued()
 		}
 		l.runTimers()
 		l.expireLingers(l.forcing)
@@ -488,9 +520,10 @@ func (l *eventLoop) run() {
 
 // deadline returns when the loop must wake up on its own, on the Loop's
 // clock: when the first timer is due or a listener's back-off ends; -1 for
-// never, and now while connections wait to be offered their input again.
+// never, and now while connections wait to be offered their input again
+// or to be accepted.
 func (l *eventLoop) deadline() int64 {
-	if len(l.resumes) > 0 {
+	if len(l.resumes) > 0 || len(l.acceptQ) > 0 {
 		return 0
 	}
 	deadline := l.lingerDeadline()
@@ -505,13 +538,13 @@ func (l *eventLoop) deadline() int64 {
 	return deadline
 }
 
-// msecUntil is epoll_wait's timeout for a wake-up at due: -1 for never,
-// rounded up to a millisecond.
-func (l *eventLoop) msecUntil(due int64) int {
+// msecUntil is epoll_wait's timeout, at now, for a wake-up at due: -1 for
+// never, rounded up to a millisecond.
+func (l *eventLoop) msecUntil(due, now int64) int {
 	if due < 0 {
 		return -1
 	}
-	d := due - l.clock()
+	d := due - now
 	if d <= 0 {
 		return 0
 	}
@@ -526,7 +559,7 @@ func (l *eventLoop) dispatch(e *unix.EpollEvent) {
 		return
 	case tagListener:
 		if i := int(e.Fd); i < len(l.accs) && l.accs[i] != nil {
-			l.accept(l.accs[i])
+			l.accept(l.accs[i], true)
 		}
 		return
 	case tagLinger:
@@ -605,6 +638,10 @@ func (l *eventLoop) runTask(t *task) {
 		l.closeRequested(t.c)
 	case taskListen:
 		l.listen(t.a)
+	case taskAccept:
+		if !t.a.ended {
+			l.accept(t.a, false)
+		}
 	case taskUnlisten:
 		l.unlisten(t.a, ErrLoopClosed)
 	case taskDrain:

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // of their addresses).
 type serving struct {
 	l       net.Listener // closed when the last acceptor is removed
-	members []*acceptor  // one per loop
+	members []*acceptor  // one per loop, in the loops' order
+	shared  bool         // the members watch one socket (not ReusePort)
 
 	mu       sync.Mutex
 	left     int   // members not removed yet
@@ -42,8 +44,11 @@ func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*
 		local = addr
 	}
 	network := l.Addr().Network()
-	events := uint32(unix.EPOLLIN)
-	if len(st.loops) > 1 && !lp.ReusePort {
+	// Edge-triggered: a loop that leaves the new connections to another
+	// must not be told again and again that they wait.
+	events := uint32(unix.EPOLLIN | unix.EPOLLET)
+	g.shared = len(st.loops) > 1 && !lp.ReusePort
+	if g.shared {
 		events |= unix.EPOLLEXCLUSIVE
 	}
 	var sibs []*Listener
@@ -138,7 +143,12 @@ type acceptor struct {
 	rc      syscall.RawConn
 	addr    Sockaddr // the listener's address
 	network string
-	events  uint32 // EPOLLIN, with EPOLLEXCLUSIVE when the loops share the socket
+	events  uint32 // EPOLLIN|EPOLLET, with EPOLLEXCLUSIVE when the loops share the socket
+	// open is true while the loop watches the listener (not backing
+	// off, not removed): only then may another loop leave new
+	// connections to it.
+	open    atomic.Bool
+	queued  bool // in the loop's acceptQ: connections may be left to accept
 	loop    *eventLoop
 	idx     int
 	watched bool     // registered with the loop's epoll instance
@@ -258,6 +268,7 @@ func (l *eventLoop) watchListener(a *acceptor, on bool) error {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	a.watched = on
+	a.open.Store(on)
 	return nil
 }
 
@@ -291,9 +302,49 @@ func (l *eventLoop) openReserve() {
 	l.reserve = fd
 }
 
+// A loop counts as busy when its load (permille of the last window spent
+// outside epoll_wait) is busyLoad or more, or when it has not waited for
+// busyStretch (a long callback, or a great many events): new connections
+// on a shared listener go to the first loop that is not busy.
+const (
+	busyLoad    = 750
+	busyStretch = int64(time.Millisecond)
+)
+
+// preferred returns the member of a's serving on the first loop, in the
+// loops' order, that is not busy and comes before a's own; nil if there
+// is none, or if the members do not share one socket.
+func (g *serving) preferred(a *acceptor) *acceptor {
+	if !g.shared {
+		return nil
+	}
+	now := a.loop.clock()
+	for _, m := range g.members {
+		if m == a {
+			return nil
+		}
+		if !m.open.Load() || m.loop.load.Load() >= busyLoad {
+			continue
+		}
+		if since := m.loop.awake.Load(); since != 0 && now-since >= busyStretch {
+			continue
+		}
+		return m
+	}
+	return nil
+}
+
 // accept takes up to acceptBudget connections from a's listener and opens
-// them on this loop.
-func (l *eventLoop) accept(a *acceptor) {
+// them on this loop; with steer, it first leaves them to an earlier loop
+// that is not busy. So a light load stays on the first loops, each waking
+// up for many connections' events at a time, and the next loops take new
+// connections as the first ones fill up.
+func (l *eventLoop) accept(a *acceptor, steer bool) {
+	if steer {
+		if p := a.g.preferred(a); p != nil && p.loop.post(task{kind: taskAccept, a: p}) {
+			return
+		}
+	}
 	st := &l.lp.state
 	for range acceptBudget {
 		a.nfd, a.salen, a.err = -1, 0, nil
@@ -307,7 +358,9 @@ func (l *eventLoop) accept(a *acceptor) {
 				return
 			}
 			if isResourceLimit(a.err) {
-				l.acceptLimit(a)
+				if l.acceptLimit(a) {
+					l.acceptLater(a)
+				}
 				return
 			}
 			err := a.opErr(os.NewSyscallError("accept4", a.err))
@@ -331,6 +384,32 @@ func (l *eventLoop) accept(a *acceptor) {
 		}
 		l.open(s, peer.Unmap(), a.local)
 	}
+	// The budget is spent and more may wait: edge-triggered, nothing
+	// would say so again.
+	l.acceptLater(a)
+}
+
+// acceptLater has the loop accept on a again in its next iteration, which
+// does not wait.
+func (l *eventLoop) acceptLater(a *acceptor) {
+	if !a.queued {
+		a.queued = true
+		l.acceptQ = append(l.acceptQ, a)
+	}
+}
+
+// acceptQueued accepts on the listeners left with connections waiting.
+func (l *eventLoop) acceptQueued() {
+	q := l.acceptQ
+	l.acceptQ = l.aspare[:0]
+	for i, a := range q {
+		q[i] = nil
+		a.queued = false
+		if !a.ended && a.watched {
+			l.accept(a, false)
+		}
+	}
+	l.aspare = q[:0]
 }
 
 // acceptLimit handles accept4 failing for lack of descriptors (EMFILE,
@@ -338,8 +417,9 @@ func (l *eventLoop) accept(a *acceptor) {
 // waiting connection and closes it at once, so that clients get a prompt
 // close instead of hanging in the backlog; without one (or for memory) it
 // stops watching the listener for a back-off (5 ms doubling to 1 s). It
-// logs at most once per back-off period.
-func (l *eventLoop) acceptLimit(a *acceptor) {
+// logs at most once per back-off period. It returns true when more
+// connections may wait to be accepted at once.
+func (l *eventLoop) acceptLimit(a *acceptor) bool {
 	st := &l.lp.state
 	st.acceptLimits.Add(1)
 	cause := a.opErr(os.NewSyscallError("accept4", a.err))
@@ -355,13 +435,13 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 				"err", cause, "log_backoff", a.backoff)
 			closeFD(a.nfd)
 			l.openReserve()
-			return
+			return true
 		case cerr == nil && classify(a.err, true) == wait:
 			// accept4 checks for a free descriptor before it looks at
 			// the queue: nobody was waiting. The next connection
 			// wakes us.
 			l.openReserve()
-			return
+			return false
 		}
 		l.openReserve()
 	}
@@ -369,6 +449,7 @@ func (l *eventLoop) acceptLimit(a *acceptor) {
 	a.rearmAt = l.now + int64(a.backoff)
 	l.pauseListener(a, true)
 	l.logLimit(a, "netcore: accept failed; backing off", "err", cause, "backoff", a.backoff)
+	return false
 }
 
 // logLimit logs a resource-limit message at most once per back-off period.
