@@ -86,7 +86,7 @@ func serveLoop(t *testing.T, lp *netcore.Loop) string {
 }
 
 // serveLoopOn is serveLoop on a listener of the caller's.
-func serveLoopOn(t *testing.T, lp *netcore.Loop, l *netcore.Listener) string {
+func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 	t.Helper()
 	if lp.Logger == nil {
 		lp.Logger = quietLogger()

@@ -23,7 +23,7 @@ type acceptor struct {
 	idx     int
 	local   Sockaddr // the listener's address, unless it is a wildcard
 	fn      func(uintptr)
-	sa      [unix.SizeofSockaddrInet6]byte
+	sa      sockaddrBuf
 	nfd     int
 	salen   int
 	err     error
@@ -168,7 +168,7 @@ func (l *eventLoop) accept(a *acceptor) {
 		a.backoff = 0
 		st.accepted.Add(1)
 		s := a.nfd
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		if err := transportOf(a.addr).acceptedOptions(s); err != nil {
 			// The connection is already dead (the option never fails
 			// on a live TCP socket): skip it, as for ECONNABORTED.
 			closeFD(s)
@@ -243,7 +243,7 @@ func closeFD(fd int) { _ = sys.Close(fd) }
 
 // localSockaddr wraps getsockname(2).
 func localSockaddr(fd int) (Sockaddr, error) {
-	var buf [unix.SizeofSockaddrInet6]byte
+	var buf sockaddrBuf
 	n, err := sys.Getsockname(fd, buf[:])
 	if err != nil {
 		return Sockaddr{}, os.NewSyscallError("getsockname", err)
