@@ -336,6 +336,7 @@ func TestUnixPeerCred(t *testing.T) {
 // Unix listener and on one of Go's net, serve Unix clients: lines echo,
 // and the connection's addresses are Unix addresses.
 func TestUnixServerAndLoop(t *testing.T) {
+	checkLeaks(t)
 	lineEcho := netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
 		if _, ok := c.RemoteAddr().(*net.UnixAddr); !ok {
 			t.Errorf("handler's RemoteAddr is a %T", c.RemoteAddr())
