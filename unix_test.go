@@ -464,3 +464,53 @@ func TestUnixSockaddrAsKernel(t *testing.T) {
 		}
 	})
 }
+
+// TestUnixAcceptSkipsUnrepresentablePeer: a client bound to a path that
+// fills sun_path (108 bytes, no NUL: the kernel takes it, Go's net cannot
+// name it) is dropped at Accept, as a connection reset in the queue is,
+// and Accept goes on to the next client instead of failing, in both modes.
+func TestUnixAcceptSkipsUnrepresentablePeer(t *testing.T) {
+	for _, blocking := range modes {
+		lc := netcore.ListenConfig{Blocking: blocking}
+		l, err := lc.Listen(context.Background(), "unix", abstractName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		dir, err := os.MkdirTemp("", "nc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		long := dir + "/" + strings.Repeat("p", 108-len(dir)-1)
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(s)
+		raw := append([]byte{byte(unix.AF_UNIX), 0}, long...) // little-endian family, no NUL
+		if netcore.Htons(1) == 1 {
+			raw[0], raw[1] = 0, byte(unix.AF_UNIX)
+		}
+		if err := sys.Bind(s, raw); err != nil {
+			t.Skipf("the kernel refuses a 108-byte path: %v", err)
+		}
+		if err := unix.Connect(s, &unix.SockaddrUnix{Name: l.Addr().String()}); err != nil {
+			t.Fatal(err)
+		}
+		good, err := netcore.Dial("unix", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer good.Close()
+		l.SetDeadline(time.Now().Add(testTimeout))
+		c, err := l.AcceptConn()
+		if err != nil {
+			t.Fatalf("%s: Accept after a client it cannot name = %v, want the next client", modeName(blocking), err)
+		}
+		if got := c.RemoteSockaddr(); got != good.LocalSockaddr() {
+			t.Errorf("%s: accepted %v, want the second client %v", modeName(blocking), got, good.LocalSockaddr())
+		}
+		c.Close()
+	}
+}

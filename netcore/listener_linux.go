@@ -163,7 +163,7 @@ type Listener struct {
 	ac    op
 	sabuf sockaddrBuf
 	nfd   int
-	salen int
+	peer  Sockaddr
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -204,12 +204,7 @@ func (l *Listener) accept() (*Conn, error) {
 		}
 		return nil, err
 	}
-	s := l.nfd
-	peer, err := decodeSockaddr(l.sabuf[:l.salen])
-	if err != nil {
-		closeRaw(s)
-		return nil, err
-	}
+	s, peer := l.nfd, l.peer
 	fd, err := l.fd.accepted(s)
 	if err != nil {
 		return nil, err
@@ -233,7 +228,16 @@ func (l *Listener) attempt(_ *op, s int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	l.nfd, l.salen = nfd, n
+	peer, err := decodeSockaddr(l.sabuf[:n])
+	if err != nil {
+		// A peer whose address netcore cannot hold (a Unix socket bound
+		// to a path that fills sun_path, or starts with "@"): dropped,
+		// as a connection reset in the queue is, and the next one
+		// taken. Failing Accept would stop a Server.
+		closeRaw(nfd)
+		return false, nil
+	}
+	l.nfd, l.peer = nfd, peer
 	return true, nil
 }
 
