@@ -6,6 +6,8 @@
 //	go run ./examples/resp                       # listens on 127.0.0.1:6379
 //	go run ./examples/resp -addr 127.0.0.1:0     # a free port; the first line says which
 //	go run ./examples/resp -mode server          # a goroutine per connection instead of event loops
+//	go run ./examples/resp -unixsocket /tmp/resp.sock           # TCP and a Unix socket: redis-cli -s /tmp/resp.sock
+//	go run ./examples/resp -addr "" -unixsocket /tmp/resp.sock # the Unix socket alone
 //	redis-cli -p 6379 set greeting hello
 //	redis-benchmark -p 6379 -t ping,set,get -q
 //
