@@ -55,34 +55,47 @@ type stack struct {
 	dial    func(addr string) (net.Conn, error)
 }
 
-var stacks = []stack{
-	{
-		name:   "net",
-		listen: func() (net.Listener, error) { return net.Listen("tcp4", "127.0.0.1:0") },
-		dial:   func(addr string) (net.Conn, error) { return net.Dial("tcp4", addr) },
-	},
-	{
-		name:    "netcore",
-		counted: true,
-		listen:  func() (net.Listener, error) { return netcore.Listen("tcp4", "127.0.0.1:0") },
-		dial:    func(addr string) (net.Conn, error) { return netcore.Dial("tcp4", addr) },
-	},
-	{
-		name:    "netcore-blocking",
-		counted: true,
-		listen: func() (net.Listener, error) {
-			lc := netcore.ListenConfig{Blocking: true}
-			return lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+// stacksOn returns the three implementations listening on address of
+// network; suffix tells their names apart from the TCP ones.
+func stacksOn(suffix, network, address string) []stack {
+	return []stack{
+		{
+			name:   "net" + suffix,
+			listen: func() (net.Listener, error) { return net.Listen(network, address) },
+			dial:   func(addr string) (net.Conn, error) { return net.Dial(network, addr) },
 		},
-		dial: func(addr string) (net.Conn, error) {
-			d := netcore.Dialer{Blocking: true}
-			return d.Dial("tcp4", addr)
+		{
+			name:    "netcore" + suffix,
+			counted: true,
+			listen:  func() (net.Listener, error) { return netcore.Listen(network, address) },
+			dial:    func(addr string) (net.Conn, error) { return netcore.Dial(network, addr) },
 		},
-	},
+		{
+			name:    "netcore-blocking" + suffix,
+			counted: true,
+			listen: func() (net.Listener, error) {
+				lc := netcore.ListenConfig{Blocking: true}
+				return lc.Listen(context.Background(), network, address)
+			},
+			dial: func(addr string) (net.Conn, error) {
+				d := netcore.Dialer{Blocking: true}
+				return d.Dial(network, addr)
+			},
+		},
+	}
 }
 
+// stacks are the implementations over TCP on loopback; unixStacks the same
+// over a Unix socket (an abstract name the kernel picks: nothing to clean
+// up), for the workloads that compare the two transports.
+var (
+	stacks     = stacksOn("", "tcp4", "127.0.0.1:0")
+	unixStacks = stacksOn("-unix", "unix", "")
+	bothStacks = append(slices.Clip(stacks), unixStacks...)
+)
+
 func stackNamed(name string) (stack, bool) {
-	for _, s := range stacks {
+	for _, s := range bothStacks {
 		if s.name == name {
 			return s, true
 		}
@@ -139,7 +152,7 @@ func TestBenchServer(t *testing.T) {
 	s, ok := stackNamed(name)
 	handle := serverWorkloads[workload]
 	if !ok || handle == nil {
-		t.Fatalf("%s=%q: want impl/workload, impl one of net, netcore, netcore-blocking, workload one of accept, echo, sink", benchServerEnv, spec)
+		t.Fatalf("%s=%q: want impl/workload, impl one of net, netcore, netcore-blocking (each with -unix for a Unix socket), workload one of accept, echo, sink", benchServerEnv, spec)
 	}
 	l, err := s.listen()
 	if err != nil {
@@ -263,7 +276,12 @@ func (m *meter) stop() {
 // b.N; it stops, and the client connections kept in its conns are closed,
 // when b.Run returns (the framework is done with every b.N).
 func forEachStack(b *testing.B, workload string, body func(b *testing.B, s stack, m *meter)) {
-	for _, s := range stacks {
+	forEachStackOf(b, stacks, workload, body)
+}
+
+// forEachStackOf is forEachStack over the stacks of list.
+func forEachStackOf(b *testing.B, list []stack, workload string, body func(b *testing.B, s stack, m *meter)) {
+	for _, s := range list {
 		runStack(b, s, workload, body)
 	}
 }
@@ -326,9 +344,10 @@ func BenchmarkAccept(b *testing.B) {
 
 // BenchmarkPingPong measures one connection's round trip: a 64-byte
 // request and its 64-byte echo. ns/op is one round trip; p50-ns and p99-ns
-// are its percentiles.
+// are its percentiles. It runs over TCP loopback and over Unix sockets
+// (impl=...-unix).
 func BenchmarkPingPong(b *testing.B) {
-	forEachStack(b, "echo", func(b *testing.B, s stack, m *meter) {
+	forEachStackOf(b, bothStacks, "echo", func(b *testing.B, s stack, m *meter) {
 		c, err := s.dial(m.addr())
 		if err != nil {
 			m.fatalf("dial: %v", err)
@@ -448,11 +467,12 @@ func echo(c net.Conn, size int) {
 
 // BenchmarkThroughput measures one direction of one connection: writes of
 // the given size, read by the server into a 1 MiB buffer and dropped. The
-// timer stops when the server has confirmed every byte.
+// timer stops when the server has confirmed every byte. It runs over TCP
+// loopback and over Unix sockets (impl=...-unix).
 func BenchmarkThroughput(b *testing.B) {
 	for _, size := range []int{64, 4 << 10, 64 << 10, 1 << 20} {
 		b.Run("size="+sizeName(size), func(b *testing.B) {
-			forEachStack(b, "sink", func(b *testing.B, s stack, m *meter) {
+			forEachStackOf(b, bothStacks, "sink", func(b *testing.B, s stack, m *meter) {
 				c, err := s.dial(m.addr())
 				if err != nil {
 					m.fatalf("dial: %v", err)

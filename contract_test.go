@@ -29,38 +29,48 @@ import (
 )
 
 // TestNettestConn runs the standard net.Conn conformance suite over both
-// modes.
+// modes, on TCP and on Unix sockets.
 func TestNettestConn(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				l, err := (&netcore.ListenConfig{Blocking: blocking}).Listen(context.Background(), "tcp4", "127.0.0.1:0")
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				defer l.Close()
-				accepted := make(chan net.Conn, 1)
-				go func() {
-					c, err := l.Accept()
-					if err != nil {
-						t.Errorf("Accept: %v", err)
-					}
-					accepted <- c
-				}()
-				d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
-				c1, err = d.Dial("tcp4", l.Addr().String())
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				c2 = waitFor(t, accepted, "Accept")
-				if c2 == nil {
-					c1.Close()
-					return nil, nil, nil, errors.New("accept failed")
-				}
-				return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	for _, network := range []string{"tcp4", "unix"} {
+		for _, blocking := range modes {
+			t.Run(network+"/"+modeName(blocking), func(t *testing.T) {
+				testNettestConn(t, network, blocking)
 			})
-		})
+		}
 	}
+}
+
+func testNettestConn(t *testing.T, network string, blocking bool) {
+	address := "127.0.0.1:0"
+	if network == "unix" {
+		address = unixPath(t) // one path: nettest listens once at a time
+	}
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		l, err := (&netcore.ListenConfig{Blocking: blocking}).Listen(context.Background(), network, address)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		defer l.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				t.Errorf("Accept: %v", err)
+			}
+			accepted <- c
+		}()
+		d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+		c1, err = d.Dial(network, l.Addr().String())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c2 = waitFor(t, accepted, "Accept")
+		if c2 == nil {
+			c1.Close()
+			return nil, nil, nil, errors.New("accept failed")
+		}
+		return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	})
 }
 
 // blockedIn returns a channel that receives once a call of op on the
@@ -487,7 +497,7 @@ func TestErrorsAsGoNet(t *testing.T) {
 	}
 	l.Close()
 
-	for _, network := range []string{"unix", "udp"} {
+	for _, network := range []string{"unixgram", "udp"} {
 		_, err := netcore.Dial(network, "/run/x.sock")
 		if err == nil || !strings.Contains(err.Error(), `network "`+network+`" is not supported`) || strings.Count(err.Error(), "netcore:") != 1 {
 			t.Errorf("Dial(%q, ...) = %v, want one error naming the network as unsupported", network, err)

@@ -184,6 +184,8 @@ func TestDemoPrograms(t *testing.T) {
 		{"message", "127.0.0.1:0", "ping", ""},
 		{"source address", "127.0.0.1:0", "hello", "127.0.0.2"},
 		{"IPv6", "[::1]:0", "hello", ""},
+		{"unix", "UNIX", "hello", ""},
+		{"abstract", abstractName(), "hello", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -193,6 +195,9 @@ func TestDemoPrograms(t *testing.T) {
 				} else {
 					l.Close()
 				}
+			}
+			if tt.listen == "UNIX" {
+				tt.listen = unixPath(t)
 			}
 			ctx := testContext(t)
 			srv := startServer(t, ctx, serverBin, "-addr", tt.listen)

@@ -54,6 +54,11 @@ func checkVectors(t *testing.T, data []byte) {
 					t.Fatalf("line %d: %q: want 4 fields", line, text)
 				}
 				checkSockaddrVector(t, f[1], f[2], f[3])
+			case "sockaddr_un":
+				if len(f) != 3 {
+					t.Fatalf("line %d: %q: want 3 fields", line, text)
+				}
+				checkUnixVector(t, f[1], f[2])
 			case "htons", "ntohs", "htonl", "ntohl", "htonll":
 				if len(f) != 3 {
 					t.Fatalf("line %d: %q: want 3 fields", line, text)
@@ -64,7 +69,7 @@ func checkVectors(t *testing.T, data []byte) {
 			}
 		})
 	}
-	for _, k := range []string{"sockaddr", "htons", "ntohs", "htonl", "ntohl", "htonll"} {
+	for _, k := range []string{"sockaddr", "sockaddr_un", "htons", "ntohs", "htonl", "ntohl", "htonll"} {
 		if kinds[k] == 0 {
 			t.Errorf("%s has no %s vectors", vectorsFile, k)
 		}
@@ -94,6 +99,32 @@ func checkSockaddrVector(t *testing.T, text, flowText, hexBytes string) {
 	}
 	if back.String() != text {
 		t.Errorf("UnmarshalBinary(%x).String() = %q, want %q (glibc's inet_ntop)", want, back.String(), text)
+	}
+}
+
+// checkUnixVector checks a struct sockaddr_un as C lays it out: name is
+// the address as Go's net spells it, "-" for an unnamed socket.
+func checkUnixVector(t *testing.T, name, hexBytes string) {
+	want, err := hex.DecodeString(hexBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name == "-" {
+		name = ""
+	}
+	sa, err := netcore.SockaddrFromUnixPath(name)
+	if err != nil {
+		t.Fatalf("SockaddrFromUnixPath(%q): %v", name, err)
+	}
+	if got, _ := sa.MarshalBinary(); !bytes.Equal(got, want) {
+		t.Errorf("SockaddrFromUnixPath(%q).MarshalBinary() = %x, want %x", name, got, want)
+	}
+	var back netcore.Sockaddr
+	if err := back.UnmarshalBinary(want); err != nil || back != sa {
+		t.Errorf("UnmarshalBinary(%x) = %v, %v; want %v", want, back, err, sa)
+	}
+	if back.Path() != name {
+		t.Errorf("UnmarshalBinary(%x).Path() = %q, want %q", want, back.Path(), name)
 	}
 }
 

@@ -14,8 +14,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +128,40 @@ func modePair(t testing.TB, blocking bool, network, address string) (client, ser
 	client.SetDeadline(deadline)
 	server.SetDeadline(deadline)
 	return client, server, l
+}
+
+// unixPath returns a fresh path for a Unix socket, in a short directory of
+// its own under os.TempDir (t.TempDir's paths can pass the 107 bytes
+// sun_path holds), removed when the test ends.
+func unixPath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s.sock")
+}
+
+var abstractSeq atomic.Int64
+
+// abstractName returns a name in the Linux abstract namespace that no
+// other test, nor another run of this one, uses.
+func abstractName() string {
+	return fmt.Sprintf("@netcore-test-%d-%d", os.Getpid(), abstractSeq.Add(1))
+}
+
+// drainAccepts accepts and closes what waits in l's queue, until it has
+// been empty for 50 ms.
+func drainAccepts(l *netcore.Listener) {
+	l.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
 }
 
 // waitFor waits for ch to deliver (or close) within testTimeout.

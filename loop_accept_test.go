@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -101,6 +103,16 @@ func TestLoopReusePortListener(t *testing.T) {
 	}
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("the refused listener: Accept = %v, want net.ErrClosed (Serve closes it)", err)
+	}
+	lp.Close()
+
+	ul, err := netcore.Listen("unix", "@netcore-reuseport-"+strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp = &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: true, Logger: quietLogger()}
+	if err := lp.Serve(ul); err == nil || !strings.Contains(err.Error(), "Unix socket") || !strings.Contains(err.Error(), ul.Addr().String()) {
+		t.Errorf("Serve of a Unix listener with ReusePort = %v, want an error naming it and saying why", err)
 	}
 	lp.Close()
 

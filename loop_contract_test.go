@@ -692,7 +692,8 @@ func TestLoopTimersCostAndSleep(t *testing.T) {
 type wrappedListener struct{ net.Listener }
 
 // Loop.Serve takes a net.Listener as Server.Serve does: a *net.TCPListener
-// is served, and a listener without a reachable TCP socket is refused with
+// is served, and so is a *net.UnixListener; a listener without a
+// reachable socket is refused with
 // an error naming it (and closed, as Serve owns it).
 func TestLoopServeNetListener(t *testing.T) {
 	checkLeaks(t)
@@ -724,11 +725,21 @@ func TestLoopServeNetListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("wrapped", wrappedListener{wl}, "netcore_test.wrappedListener gives no access to its socket")
-	ul, err := net.Listen("unix", t.TempDir()+"/sock")
+	// A *net.UnixListener is served too, beside the TCP one.
+	ul, err := net.Listen("unix", unixPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused("unix", ul, "not TCP over IPv4 or IPv6")
+	uServed := make(chan error, 1)
+	go func() { uServed <- lp.Serve(ul) }()
+	uc, err := netcore.Dial("unix", ul.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(testTimeout))
+	loopRoundTrip(t, uc, "over a *net.UnixListener")
+	uc.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -737,6 +748,9 @@ func TestLoopServeNetListener(t *testing.T) {
 	}
 	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("Serve = %v, want ErrLoopClosed", err)
+	}
+	if err := waitFor(t, uServed, "Serve's return (unix)"); !errors.Is(err, netcore.ErrLoopClosed) {
+		t.Errorf("Serve(*net.UnixListener) = %v, want ErrLoopClosed", err)
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Errorf("the *net.TCPListener still accepts after Shutdown")

@@ -328,9 +328,21 @@ func TestLoopFrameEndTooLarge(t *testing.T) {
 // in place (6.4 MiB, past MaxOutput): FrameHandler stops taking frames
 // while the output is full and goes on once it drains, so every answer
 // arrives, in order, with no more output buffered than the high watermark
-// and one frame.
+// and one frame; over TCP and over a Unix socket.
 func TestFrameHandlerPipelineLargeReplies(t *testing.T) {
 	checkLeaks(t)
+	for _, network := range []string{"tcp4", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			address := "127.0.0.1:0"
+			if network == "unix" {
+				address = unixPath(t)
+			}
+			testFrameHandlerPipelineLargeReplies(t, listen(t, network, address))
+		})
+	}
+}
+
+func testFrameHandlerPipelineLargeReplies(t *testing.T, l *netcore.Listener) {
 	const requests, size = 100, 64 << 10
 	codec := mustCodec(t, 4, binary.BigEndian, size)
 	var peak atomic.Int64
@@ -350,7 +362,7 @@ func TestFrameHandlerPipelineLargeReplies(t *testing.T) {
 		},
 		OnClose: func(c *netcore.LoopConn, err error) { closed <- err },
 	}
-	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h.LoopHandler(), Loops: 1}))
+	c := dialLoop(t, serveLoopOn(t, &netcore.Loop{Handler: h.LoopHandler(), Loops: 1}, l))
 	var req []byte
 	for i := range requests {
 		req = append(req, frameOf(codec, []byte{byte(i)})...)

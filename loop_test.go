@@ -86,7 +86,7 @@ func serveLoop(t *testing.T, lp *netcore.Loop) string {
 }
 
 // serveLoopOn is serveLoop on a listener of the caller's.
-func serveLoopOn(t *testing.T, lp *netcore.Loop, l *netcore.Listener) string {
+func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 	t.Helper()
 	if lp.Logger == nil {
 		lp.Logger = quietLogger()
@@ -106,11 +106,16 @@ func serveLoopOn(t *testing.T, lp *netcore.Loop, l *netcore.Listener) string {
 	return l.Addr().String()
 }
 
-// dialLoop dials addr; the connection is closed when the test ends and
+// dialLoop dials addr (a Unix socket if it is a path or an abstract
+// name); the connection is closed when the test ends and
 // bounded by a deadline of testTimeout.
 func dialLoop(t testing.TB, addr string) *netcore.Conn {
 	t.Helper()
-	c, err := netcore.Dial("tcp4", addr)
+	network := "tcp4"
+	if addr[0] == '/' || addr[0] == '@' {
+		network = "unix"
+	}
+	c, err := netcore.Dial(network, addr)
 	if err != nil {
 		t.Fatalf("Dial(%q): %v", addr, err)
 	}

@@ -92,44 +92,59 @@ func TestReadFromFileSendfile(t *testing.T) {
 // bytes with splice(2), byte for byte, in both modes (a proxy's inner
 // loop); WriteTo does the same from the other side.
 func TestReadFromConnSplice(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
-			calls := countCalls(t, sys.OpSplice, 0)
-			inClient, inServer, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
-			outClient, outServer, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
-			want := randomBytes(2<<20 + 7)
-			go func() {
-				inClient.Write(want)
-				inClient.CloseWrite()
-			}()
-			got := readAllAsync(outClient)
-			n, err := io.Copy(outServer, inServer) // ReadFrom
-			if err != nil || n != int64(len(want)) {
-				t.Fatalf("io.Copy Conn to Conn = %d, %v, want %d", n, err, len(want))
-			}
-			outServer.CloseWrite()
-			if b := waitFor(t, got, "the far end's read"); !bytes.Equal(b, want) {
-				t.Fatalf("far end got %d bytes, want %d exactly", len(b), len(want))
-			}
-			if calls.Load() == 0 {
-				t.Errorf("no splice calls: the Conn-to-Conn copy went through user memory")
-			}
+	pair := func(t *testing.T, blocking bool, network string) (client, server *netcore.Conn) {
+		address := "127.0.0.1:0"
+		if network == "unix" {
+			address = unixPath(t)
+		}
+		client, server, _ = modePair(t, blocking, network, address)
+		return client, server
+	}
+	// A proxy between TCP and Unix sockets splices too, either way.
+	for _, nets := range [][2]string{{"tcp4", "tcp4"}, {"unix", "tcp4"}, {"tcp4", "unix"}} {
+		for _, blocking := range modes {
+			t.Run(nets[0]+"-to-"+nets[1]+"/"+modeName(blocking), func(t *testing.T) {
+				inClient, inServer := pair(t, blocking, nets[0])
+				outClient, outServer := pair(t, blocking, nets[1])
+				testReadFromConnSplice(t, inClient, inServer, outClient, outServer)
+			})
+		}
+	}
+}
 
-			// WriteTo, the other way round.
-			msg := []byte("back the other way")
-			go func() {
-				outClient.Write(msg)
-				outClient.CloseWrite()
-			}()
-			back := readAllAsync(inClient)
-			if n, err := outServer.WriteTo(inServer); err != nil || n != int64(len(msg)) {
-				t.Fatalf("WriteTo = %d, %v", n, err)
-			}
-			inServer.CloseWrite()
-			if b := waitFor(t, back, "the reverse read"); !bytes.Equal(b, msg) {
-				t.Fatalf("reverse copy got %q, want %q", b, msg)
-			}
-		})
+func testReadFromConnSplice(t *testing.T, inClient, inServer, outClient, outServer *netcore.Conn) {
+	calls := countCalls(t, sys.OpSplice, 0)
+	want := randomBytes(2<<20 + 7)
+	go func() {
+		inClient.Write(want)
+		inClient.CloseWrite()
+	}()
+	got := readAllAsync(outClient)
+	n, err := io.Copy(outServer, inServer) // ReadFrom
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("io.Copy Conn to Conn = %d, %v, want %d", n, err, len(want))
+	}
+	outServer.CloseWrite()
+	if b := waitFor(t, got, "the far end's read"); !bytes.Equal(b, want) {
+		t.Fatalf("far end got %d bytes, want %d exactly", len(b), len(want))
+	}
+	if calls.Load() == 0 {
+		t.Errorf("no splice calls: the Conn-to-Conn copy went through user memory")
+	}
+
+	// WriteTo, the other way round.
+	msg := []byte("back the other way")
+	go func() {
+		outClient.Write(msg)
+		outClient.CloseWrite()
+	}()
+	back := readAllAsync(inClient)
+	if n, err := outServer.WriteTo(inServer); err != nil || n != int64(len(msg)) {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	inServer.CloseWrite()
+	if b := waitFor(t, back, "the reverse read"); !bytes.Equal(b, msg) {
+		t.Fatalf("reverse copy got %q, want %q", b, msg)
 	}
 }
 

@@ -3,8 +3,10 @@
 package fuzz
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -61,6 +63,10 @@ func FuzzUnmarshalBinary(f *testing.F) {
 			return
 		}
 		fam := binary.NativeEndian.Uint16(data)
+		if fam == unix.AF_UNIX {
+			checkUnixFields(t, data, sa)
+			return
+		}
 		port := binary.BigEndian.Uint16(data[2:4])
 		var ip netip.Addr
 		switch fam {
@@ -92,5 +98,48 @@ func FuzzParseSockaddr(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		checkAgainstNetip(t, s)
+	})
+}
+
+// checkUnixFields checks a decoded struct sockaddr_un against unix(7): the
+// family alone is an unnamed socket; a NUL first is an abstract name, every
+// byte after it counted; otherwise the path runs to its NUL, the last
+// byte.
+func checkUnixFields(t *testing.T, data []byte, sa netcore.Sockaddr) {
+	t.Helper()
+	name := data[2:]
+	var want string
+	switch {
+	case len(name) == 0:
+	case name[0] == 0:
+		want = "@" + string(name[1:])
+	default:
+		if bytes.IndexByte(name, 0) != len(name)-1 || name[0] == '@' {
+			t.Fatalf("UnmarshalBinary(%x) accepted a path that does not end at its one NUL, or starts with @: %q", data, sa.Path())
+		}
+		want = string(name[:len(name)-1])
+	}
+	if !sa.IsUnix() || sa.Family() != unix.AF_UNIX || sa.Path() != want || len(data) > unix.SizeofSockaddrUnix {
+		t.Fatalf("UnmarshalBinary(%x) = %q (unix %v, family %d), want path %q", data, sa.Path(), sa.IsUnix(), sa.Family(), want)
+	}
+	// x/sys reads the same name out of a struct sockaddr_un.
+	if u, ok := sa.Unix().(*unix.SockaddrUnix); !ok || u.Name != want {
+		t.Fatalf("UnmarshalBinary(%x).Unix() = %#v, want Name %q", data, sa.Unix(), want)
+	}
+}
+
+// FuzzUnixPath feeds arbitrary names to SockaddrFromUnixPath: it must never
+// panic; it accepts a name exactly when the kernel's limits allow it (a
+// path of at most 107 bytes without a NUL, an abstract name of at most 107
+// bytes after the "@"), quoting the name otherwise; and an accepted name
+// survives the binary form and, for a path or abstract name, the text
+// form.
+func FuzzUnixPath(f *testing.F) {
+	for _, s := range []string{"/tmp/x.sock", "@abstract", "@", "", "rel/sock", "./s", "/a\x00b", "\x00abc", "@a\x00b",
+		"/" + strings.Repeat("p", 106), "/" + strings.Repeat("p", 107), "@" + strings.Repeat("a", 107), "@" + strings.Repeat("a", 108)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		checkUnixPath(t, name)
 	})
 }

@@ -55,6 +55,10 @@ func zoneKnown(zone string) (uint32, bool) {
 // target's twin: netcore accepts exactly what netip accepts (zones aside),
 // with the same address and port.
 func checkAgainstNetip(t interface{ Fatalf(string, ...any) }, s string) {
+	if s != "" && strings.ContainsRune("/.@", rune(s[0])) {
+		checkUnixPath(t, s) // a Unix address, not one for netip
+		return
+	}
 	sa, err := netcore.ParseSockaddr(s)
 	ap, nerr := netip.ParseAddrPort(s)
 	scope, zoneOK := zoneKnown(ap.Addr().Zone())
@@ -81,5 +85,56 @@ func checkAgainstNetip(t interface{ Fatalf(string, ...any) }, s string) {
 func TestParseSockaddrAgreesWithNetip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		checkAgainstNetip(t, genAddrText().Draw(t, "s"))
+	})
+}
+
+// checkUnixPath is the oracle of SockaddrFromUnixPath, from unix(7) and
+// Go's net: a path takes at most 107 bytes and no NUL; an abstract name
+// ("@", or a NUL, first) at most 107 bytes after it. What is accepted
+// round-trips through the binary form, and through ParseSockaddr when it
+// starts with "/", "." or "@"; what is refused is an error quoting it.
+func checkUnixPath(t interface{ Fatalf(string, ...any) }, name string) {
+	sa, err := netcore.SockaddrFromUnixPath(name)
+	abstract := name != "" && (name[0] == '@' || name[0] == 0)
+	ok := len(name) <= 107 && !strings.Contains(name, "\x00")
+	if abstract {
+		ok = len(name) <= 108
+	}
+	if !ok {
+		if err == nil {
+			t.Fatalf("SockaddrFromUnixPath(%q) = %v, want an error (too long, or a NUL in a path)", name, sa)
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(name)) {
+			t.Fatalf("SockaddrFromUnixPath(%q) error %q does not quote the input", name, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("SockaddrFromUnixPath(%q) = %v", name, err)
+	}
+	want := name
+	if abstract {
+		want = "@" + name[1:]
+	}
+	if !sa.IsUnix() || sa.Path() != want {
+		t.Fatalf("SockaddrFromUnixPath(%q).Path() = %q, want %q", name, sa.Path(), want)
+	}
+	b, err := sa.MarshalBinary()
+	var back netcore.Sockaddr
+	if err != nil || back.UnmarshalBinary(b) != nil || back != sa {
+		t.Fatalf("SockaddrFromUnixPath(%q) marshals to %x, %v, which unmarshals to %v", name, b, err, back)
+	}
+	if want != "" && strings.ContainsRune("/.@", rune(want[0])) {
+		if again, err := netcore.ParseSockaddr(sa.String()); err != nil || again != sa {
+			t.Fatalf("ParseSockaddr(%q) = %v, %v; want %v", sa.String(), again, err, sa)
+		}
+	}
+}
+
+func TestUnixPathProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		prefix := rapid.SampledFrom([]string{"", "/", "@", "\x00", "./", "/tmp/"}).Draw(t, "prefix")
+		body := rapid.StringOfN(rapid.RuneFrom([]rune{'a', '/', '.', 0, 'é', ' '}), 0, 120, -1).Draw(t, "body")
+		checkUnixPath(t, prefix+body)
 	})
 }

@@ -103,3 +103,12 @@ type Dialer struct {
 	// still non-blocking, so a context can cancel it.
 	Blocking bool
 }
+
+// Ucred is the identity of the process at the other end of a Unix socket,
+// as the kernel recorded it when the connection was made (SO_PEERCRED,
+// struct ucred): Conn.PeerCred and LoopConn.PeerCred return it.
+type Ucred struct {
+	PID int32  // the process id, in the caller's PID namespace (0 if not there)
+	UID uint32 // the effective user id
+	GID uint32 // the effective group id
+}

@@ -158,20 +158,13 @@ func (c *Conn) shutdown(how int, op string) error {
 	return c.opErr(op, err)
 }
 
-// LocalAddr returns the local address as a *net.TCPAddr, after Close too.
+// LocalAddr returns the local address as a *net.TCPAddr (a *net.UnixAddr
+// on a Unix socket), after Close too.
 func (c *Conn) LocalAddr() net.Addr { return netAddr(c.LocalSockaddr()) }
 
-// RemoteAddr returns the peer's address as a *net.TCPAddr.
+// RemoteAddr returns the peer's address as a *net.TCPAddr (a *net.UnixAddr
+// on a Unix socket).
 func (c *Conn) RemoteAddr() net.Addr { return netAddr(c.raddr) }
-
-// netAddr is sa as a net.Addr: a *net.TCPAddr, or nil (never a nil
-// *net.TCPAddr in a non-nil interface) if sa is not valid.
-func netAddr(sa Sockaddr) net.Addr {
-	if !sa.IsValid() {
-		return nil
-	}
-	return sa.TCPAddr()
-}
 
 // RemoteSockaddr returns the peer's address.
 func (c *Conn) RemoteSockaddr() Sockaddr { return c.raddr }
@@ -227,21 +220,44 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // SetNoDelay turns Nagle's algorithm off (true, netcore's default, as in
-// Go's net) or on (TCP_NODELAY).
+// Go's net) or on (TCP_NODELAY). On a Unix socket, which has no Nagle, it
+// does nothing.
 func (c *Conn) SetNoDelay(noDelay bool) error {
-	return c.setOpt(func(s int) error { return setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(noDelay)) })
+	return c.setTCPOpt(func(s int) error { return setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(noDelay)) })
 }
 
-// SetKeepAlive turns TCP keep-alive probes on or off (SO_KEEPALIVE).
+// SetKeepAlive turns TCP keep-alive probes on or off (SO_KEEPALIVE). On a
+// Unix socket it does nothing.
 func (c *Conn) SetKeepAlive(on bool) error {
-	return c.setOpt(func(s int) error { return setKeepAlive(s, on, 0) })
+	return c.setTCPOpt(func(s int) error { return setKeepAlive(s, on, 0) })
 }
 
 // SetKeepAlivePeriod turns keep-alive on and sets both the idle time before
 // the first probe and the interval between probes to d, rounded up to whole
-// seconds (TCP_KEEPIDLE, TCP_KEEPINTVL).
+// seconds (TCP_KEEPIDLE, TCP_KEEPINTVL). On a Unix socket it does nothing.
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
-	return c.setOpt(func(s int) error { return setKeepAlive(s, true, d) })
+	return c.setTCPOpt(func(s int) error { return setKeepAlive(s, true, d) })
+}
+
+// setTCPOpt sets an option of TCP, or does nothing on a Unix socket (but
+// still fails after Close).
+func (c *Conn) setTCPOpt(fn func(s int) error) error {
+	if !transportOf(c.raddr).tcp {
+		fn = func(int) error { return nil }
+	}
+	return c.setOpt(fn)
+}
+
+// PeerCred returns the credentials of the process at the other end of a
+// Unix socket, as the kernel recorded them when the connection was made
+// (SO_PEERCRED). On a TCP connection it returns an error.
+func (c *Conn) PeerCred() (Ucred, error) {
+	var cred Ucred
+	err := c.fd.control(func(s int) (err error) {
+		cred, err = peerCred(s, c.raddr)
+		return err
+	})
+	return cred, c.opErr("peercred", err)
 }
 
 // SetLinger sets what Close does with unsent data (SO_LINGER): sec < 0 (the

@@ -14,7 +14,7 @@ import (
 // not prove the connection is made. Cancelling ctx (or its deadline
 // passing) ends the wait with ctx's error. Nobody else has fd yet.
 func connect(ctx context.Context, fd descriptor, sa Sockaddr) error {
-	var raw [unix.SizeofSockaddrInet6]byte
+	var raw sockaddrBuf
 	b, _ := sa.AppendBinary(raw[:0])
 	s := fd.private()
 	var err error

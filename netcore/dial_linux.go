@@ -12,7 +12,9 @@ import (
 )
 
 // Dial connects to address on network ("tcp", "tcp4", "tcp6"). A host name
-// is resolved and its addresses tried in order until one connects.
+// is resolved and its addresses tried in order until one connects. Network
+// "unix" connects to a Unix stream socket: address is a file system path or
+// "@name" in the Linux abstract namespace.
 func Dial(network, address string) (*Conn, error) {
 	var d Dialer
 	return d.DialContext(context.Background(), network, address)
@@ -34,6 +36,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Con
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
+	if network == "unix" && address == "" {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "missing address"}}
+	}
 	var one [1]Sockaddr
 	sas := one[:]
 	if sa, ok := resolveNumeric(network, address); ok {
@@ -52,7 +57,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Con
 func (d *Dialer) dialSerial(ctx context.Context, network string, sas []Sockaddr) (*Conn, error) {
 	var first error
 	for i, sa := range sas {
-		if d.LocalAddr.IsValid() && d.LocalAddr.Is4() != sa.Is4() {
+		if d.LocalAddr.IsValid() && d.LocalAddr.Family() != sa.Family() {
 			if first == nil {
 				first = opError("dial", network, d.LocalAddr, sa, errors.New("source address family differs from the destination's"))
 			}
@@ -100,7 +105,7 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 	if err := ctx.Err(); err != nil {
 		return nil, opError("dial", network, d.LocalAddr, sa, err)
 	}
-	fd, err := openSocket(sa.Family(), d.Blocking)
+	fd, err := openSocket(sa, d.Blocking)
 	if err != nil {
 		return nil, opError("dial", network, d.LocalAddr, sa, err)
 	}
@@ -110,7 +115,8 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 			err = opError("dial", network, d.LocalAddr, sa, err)
 		}
 	}()
-	if err := d.setup(fd.private()); err != nil {
+	t := transportOf(sa)
+	if err := d.setup(fd.private(), t); err != nil {
 		return nil, err
 	}
 	if err := connect(ctx, fd, sa); err != nil {
@@ -129,7 +135,7 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 			return nil, err
 		}
 	}
-	if !d.LocalAddr.IsValid() || d.LocalAddr.Port() == 0 {
+	if t.tcp && (!d.LocalAddr.IsValid() || d.LocalAddr.Port() == 0) {
 		// Dialing a free port (of a wildcard address too, compared once resolved) of the ephemeral range on this host can
 		// pick that very port as the source: TCP's simultaneous open
 		// then connects the socket to itself, and it holds the port a
@@ -149,21 +155,12 @@ var errSelfConnect = errors.New("the connection reached its own socket: nothing 
 
 // setup applies the options that go before connect(2), and binds the
 // source address.
-func (d *Dialer) setup(s int) error {
-	if !d.Nagle {
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			return err
-		}
+func (d *Dialer) setup(s int, t transport) error {
+	if err := t.connOptions(s, d.Nagle, d.KeepAlive); err != nil {
+		return err
 	}
-	if p := keepAlivePeriod(d.KeepAlive); p > 0 {
-		if err := setKeepAlive(s, true, p); err != nil {
-			return err
-		}
-	}
-	if d.Device != "" {
-		if err := setDevice(s, d.Device); err != nil {
-			return err
-		}
+	if err := t.ipOptions(s, d.Device, false); err != nil {
+		return err
 	}
 	if d.Control != nil {
 		if err := d.Control(s); err != nil {
@@ -173,7 +170,7 @@ func (d *Dialer) setup(s int) error {
 	if !d.LocalAddr.IsValid() {
 		return nil
 	}
-	if d.LocalAddr.Port() == 0 {
+	if t.tcp && d.LocalAddr.Port() == 0 {
 		// Without this, bind(2) reserves an ephemeral port for this
 		// source address alone, and a busy client runs out of ports long
 		// before it runs out of 4-tuples.
@@ -181,7 +178,7 @@ func (d *Dialer) setup(s int) error {
 			return err
 		}
 	}
-	var raw [unix.SizeofSockaddrInet6]byte
+	var raw sockaddrBuf
 	b, _ := d.LocalAddr.AppendBinary(raw[:0])
 	return os.NewSyscallError("bind", sys.Bind(s, b))
 }

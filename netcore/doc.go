@@ -1,5 +1,5 @@
-// Package netcore is a Linux TCP core written directly on the socket system
-// calls (socket, bind, listen, accept4, connect, read, write, shutdown,
+// Package netcore is a Linux TCP (and Unix stream socket) core written
+// directly on the socket system calls (socket, bind, listen, accept4, connect, read, write, shutdown,
 // close), through golang.org/x/sys/unix. It drops into code written for
 // Go's net package: a *Listener is a net.Listener, a *Conn a net.Conn, and
 // net/http, crypto/tls and protocol code run on them unchanged.
@@ -8,13 +8,18 @@
 //
 //   - Byte order: Htons, Ntohs, Htonl, Ntohl, Htonll, Ntohll, as in C.
 //   - Addresses: Sockaddr, a comparable value standing for struct
-//     sockaddr_in and struct sockaddr_in6, and its conversions to and from
-//     netip.AddrPort, *net.TCPAddr, unix.Sockaddr, text, and the kernel's
-//     raw bytes. Errors are *ParseError and quote the input.
+//     sockaddr_in, struct sockaddr_in6 and struct sockaddr_un, and its
+//     conversions to and from netip.AddrPort, *net.TCPAddr, *net.UnixAddr,
+//     unix.Sockaddr, text, and the kernel's raw bytes. Errors are
+//     *ParseError and quote the input.
 //   - Resolution: Resolve and ResolveHostPort, the getaddrinfo step.
 //     Errors are *ResolveError and quote the input.
 //   - Sockets: Listen and ListenConfig make a *Listener; Dial and Dialer
-//     make a *Conn. Every socket is non-blocking and close-on-exec and is
+//     make a *Conn, over TCP ("tcp", "tcp4", "tcp6") or a Unix stream
+//     socket ("unix": a path or an abstract "@name"). The transport
+//     (transport_linux.go) is the one place that knows the difference: the
+//     protocol socket(2) takes, and which options apply (TCP's and IP's
+//     are skipped on a Unix socket). Every socket is non-blocking and close-on-exec and is
 //     driven by Go's runtime poller, so deadlines work, Close wakes blocked
 //     calls and an idle connection costs no thread; ListenConfig.Blocking
 //     and Dialer.Blocking select the fast path instead, where calls block

@@ -65,11 +65,7 @@ func opError(op, network string, src, dst Sockaddr, err error) error {
 		return nil
 	}
 	oe := &net.OpError{Op: op, Net: network, Err: err}
-	if src.IsValid() {
-		oe.Source = src.TCPAddr()
-	}
-	if dst.IsValid() {
-		oe.Addr = dst.TCPAddr()
-	}
+	oe.Source = netAddr(src)
+	oe.Addr = netAddr(dst)
 	return oe
 }

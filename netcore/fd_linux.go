@@ -73,11 +73,12 @@ const (
 	numDirs
 )
 
-// openSocket wraps socket(2) for a non-blocking, close-on-exec TCP socket
-// and wraps the descriptor in the mode asked for at once, so that one
-// deferred close covers every later error path.
-func openSocket(family int, blocking bool) (descriptor, error) {
-	s, err := sys.Socket(family, unix.SOCK_STREAM|sockFlags, unix.IPPROTO_TCP)
+// openSocket wraps socket(2) for a non-blocking, close-on-exec stream
+// socket for sa (TCP, or a Unix socket: see transport) and wraps the
+// descriptor in the mode asked for at once, so that one deferred close
+// covers every later error path.
+func openSocket(sa Sockaddr, blocking bool) (descriptor, error) {
+	s, err := sys.Socket(sa.Family(), unix.SOCK_STREAM|sockFlags, transportOf(sa).proto)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
@@ -93,10 +94,10 @@ func openSocket(family int, blocking bool) (descriptor, error) {
 // either way.
 func closeFD(s int) { _ = sys.Close(s) }
 
-// sockaddrBuf holds the largest address netcore decodes (struct
-// sockaddr_in6); the kernel truncates anything longer, which the decoder
-// then rejects.
-type sockaddrBuf [unix.SizeofSockaddrInet6]byte
+// sockaddrBuf holds the largest address netcore decodes or encodes (struct
+// sockaddr_un), and then some: the kernel truncates anything longer, which
+// the decoder then rejects.
+type sockaddrBuf [unix.SizeofSockaddrAny]byte
 
 // sockname wraps getsockname(2) or getpeername(2) and decodes the result.
 func sockname(s int, peer bool) (Sockaddr, error) {

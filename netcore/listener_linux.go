@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +19,10 @@ import (
 // Listen announces on the local network address. network is "tcp",
 // "tcp4" or "tcp6"; address is "host:port", where an empty host or a
 // wildcard address listens on every address (dual-stack for "tcp") and
-// port 0 lets the kernel choose (Addr reports it).
+// port 0 lets the kernel choose (Addr reports it). network "unix" listens
+// on a Unix stream socket: address is a file system path, which Close
+// removes (see SetUnlinkOnClose), "@name" in the Linux abstract namespace,
+// or "" for an abstract name the kernel picks (Addr reports it).
 func Listen(network, address string) (*Listener, error) {
 	var lc ListenConfig
 	return lc.Listen(context.Background(), network, address)
@@ -54,7 +58,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 }
 
 func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err error) {
-	fd, err := openSocket(sa.Family(), lc.Blocking)
+	fd, err := openSocket(sa, lc.Blocking)
 	if err != nil {
 		return nil, opError("listen", network, Sockaddr{}, sa, err)
 	}
@@ -68,10 +72,18 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 	if err := lc.setup(s, network, sa); err != nil {
 		return nil, err
 	}
-	var raw [unix.SizeofSockaddrInet6]byte
+	var raw sockaddrBuf
 	b, _ := sa.AppendBinary(raw[:0])
 	if err := sys.Bind(s, b); err != nil {
 		return nil, os.NewSyscallError("bind", err)
+	}
+	if sa.isUnixPath() {
+		// bind(2) made the socket file: remove it if listening fails.
+		defer func() {
+			if err != nil {
+				_ = sys.Unlink(sa.path)
+			}
+		}()
 	}
 	backlog := lc.Backlog
 	if backlog <= 0 {
@@ -88,6 +100,7 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 		return nil, err
 	}
 	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, flags: fd.acceptFlags()}
+	l.unlink.Store(sa.isUnixPath())
 	l.ac.init(dirRead, "accept4", true, l)
 	return l, nil
 }
@@ -100,30 +113,17 @@ func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
 	// TCP_NODELAY and keep-alive are set here, on the listening socket:
 	// Linux copies them into every socket it accepts, which then costs no
 	// system call of its own.
-	if !lc.Nagle {
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			return err
-		}
-	}
-	if p := keepAlivePeriod(lc.KeepAlive); p > 0 {
-		if err := setKeepAlive(s, true, p); err != nil {
-			return err
-		}
+	t := transportOf(sa)
+	if err := t.connOptions(s, lc.Nagle, lc.KeepAlive); err != nil {
+		return err
 	}
 	if sa.Is6() {
 		if err := setInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(lc.V6Only || network == "tcp6")); err != nil {
 			return err
 		}
 	}
-	if lc.ReusePort {
-		if err := setInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-			return err
-		}
-	}
-	if lc.Device != "" {
-		if err := setDevice(s, lc.Device); err != nil {
-			return err
-		}
+	if err := t.ipOptions(s, lc.Device, lc.ReusePort); err != nil {
+		return err
 	}
 	if lc.Control != nil {
 		return lc.Control(s)
@@ -146,15 +146,16 @@ var somaxconn = sync.OnceValue(func() int {
 // maxListenerBacklog is the backlog Listen uses by default.
 func maxListenerBacklog() int { return somaxconn() }
 
-// Listener is a TCP listener. It implements net.Listener; Accept and Close
-// are safe to call from different goroutines, and Close wakes a blocked
-// Accept.
+// Listener is a TCP or Unix stream listener. It implements net.Listener;
+// Accept and Close are safe to call from different goroutines, and Close
+// wakes a blocked Accept.
 type Listener struct {
 	fd      descriptor
 	addr    Sockaddr
 	network string
 	unmap   bool
-	flags   int // accept4's, for the mode
+	flags   int         // accept4's, for the mode
+	unlink  atomic.Bool // Close removes the socket file (see SetUnlinkOnClose)
 
 	// Accept holds mu for the whole call; the op, bound at Listen, leaves
 	// its result in these fields.
@@ -162,7 +163,7 @@ type Listener struct {
 	ac    op
 	sabuf sockaddrBuf
 	nfd   int
-	salen int
+	peer  Sockaddr
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -203,12 +204,7 @@ func (l *Listener) accept() (*Conn, error) {
 		}
 		return nil, err
 	}
-	s := l.nfd
-	peer, err := decodeSockaddr(l.sabuf[:l.salen])
-	if err != nil {
-		closeFD(s)
-		return nil, err
-	}
+	s, peer := l.nfd, l.peer
 	fd, err := l.fd.accepted(s)
 	if err != nil {
 		return nil, err
@@ -232,20 +228,45 @@ func (l *Listener) attempt(_ *op, s int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	l.nfd, l.salen = nfd, n
+	peer, err := decodeSockaddr(l.sabuf[:n])
+	if err != nil {
+		// A peer whose address netcore cannot hold (a Unix socket bound
+		// to a path that fills sun_path, or starts with "@"): dropped,
+		// as a connection reset in the queue is, and the next one
+		// taken. Failing Accept would stop a Server.
+		closeFD(nfd)
+		return false, nil
+	}
+	l.nfd, l.peer = nfd, peer
 	return true, nil
 }
 
 // Close stops listening. A blocked Accept returns an error matching
-// net.ErrClosed; connections already accepted stay open. A second Close
-// returns nil.
+// net.ErrClosed; connections already accepted stay open. The first Close
+// of a listener on a Unix path removes the socket file, as Go's net does
+// (unless SetUnlinkOnClose(false)); failing to remove it is not an error.
+// A second Close returns nil.
 func (l *Listener) Close() error {
-	return l.opErr("close", l.fd.close())
+	closing := !l.fd.isClosed()
+	err := l.fd.close()
+	if closing && l.unlink.Swap(false) {
+		_ = sys.Unlink(l.addr.path)
+	}
+	return l.opErr("close", err)
+}
+
+// SetUnlinkOnClose sets whether Close removes the socket file of a
+// listener on a Unix path, as net.UnixListener.SetUnlinkOnClose: Listen
+// turns it on. Off, the file stays, and a new Listen on the path fails
+// with EADDRINUSE until it is removed. It does nothing for other
+// listeners.
+func (l *Listener) SetUnlinkOnClose(unlink bool) {
+	l.unlink.Store(unlink && l.addr.isUnixPath())
 }
 
 // Addr returns the listener's address as a *net.TCPAddr, with the port the
-// kernel chose for port 0.
-func (l *Listener) Addr() net.Addr { return l.addr.TCPAddr() }
+// kernel chose for port 0; or as a *net.UnixAddr.
+func (l *Listener) Addr() net.Addr { return netAddr(l.addr) }
 
 // Sockaddr returns the listener's address, with the port the kernel chose
 // for port 0.

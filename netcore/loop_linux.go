@@ -52,13 +52,14 @@ const (
 // error.
 //
 // l is a *Listener, or any net.Listener that gives access to a listening
-// TCP socket through SyscallConn (a *net.TCPListener, say); any other
+// TCP or Unix stream socket through SyscallConn (a *net.TCPListener or
+// *net.UnixListener, say); any other
 // listener is refused with an error naming its type (serve it with Server
 // instead). Serve owns l from here on and closes it when it returns; nothing
 // else may Accept on it, and it should be closed only through Shutdown or
 // Close (a listener closed behind Serve's back just stops accepting: epoll
 // says nothing about it). A blocking-mode listener is switched to
-// non-blocking. Accepted connections get TCP_NODELAY, and IPv4-mapped
+// non-blocking. Accepted TCP connections get TCP_NODELAY, and IPv4-mapped
 // peers are unmapped, whatever l's ListenConfig said. Several Serve calls
 // may share one Loop. Serve must not be called from a LoopHandler callback.
 func (lp *Loop) Serve(l net.Listener) error {
@@ -118,7 +119,7 @@ func (lp *Loop) Serve(l net.Listener) error {
 
 // loopListener returns the socket beneath l and its address: a *Listener's
 // own, or that of a listener of another package whose SyscallConn leads to
-// a listening IPv4 or IPv6 stream socket.
+// a listening IPv4, IPv6 or Unix stream socket.
 func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
 	if nl, ok := l.(*Listener); ok {
 		rc, err := nl.SyscallConn()
@@ -126,7 +127,7 @@ func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
 	}
 	sc, ok := l.(syscall.Conn)
 	if !ok {
-		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: a %T gives no access to its socket (no SyscallConn method); pass a *netcore.Listener or a *net.TCPListener, or serve it with netcore.Server", l)
+		return nil, Sockaddr{}, fmt.Errorf("netcore: Loop.Serve: a %T gives no access to its socket (no SyscallConn method); pass a *netcore.Listener, a *net.TCPListener or a *net.UnixListener, or serve it with netcore.Server", l)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -145,7 +146,7 @@ func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
 			return
 		}
 		if addr, serr = localSockaddr(s); serr != nil {
-			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6 (%v)", l, serr)
+			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6, nor a Unix socket (%v)", l, serr)
 		}
 	})
 	if cerr != nil {

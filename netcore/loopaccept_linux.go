@@ -75,6 +75,9 @@ func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*
 // reusePortSiblings opens n more listening sockets on l's address, in l's
 // SO_REUSEPORT group: l must have SO_REUSEPORT set.
 func reusePortSiblings(l net.Listener, rc syscall.RawConn, addr Sockaddr, n int) ([]*Listener, error) {
+	if addr.IsUnix() {
+		return nil, fmt.Errorf("netcore: Loop.ReusePort: listener %s is a Unix socket; SO_REUSEPORT groups are TCP's (leave ReusePort off: the loops share the socket)", addr)
+	}
 	var reuse, v6only int
 	var serr error
 	if cerr := rc.Control(func(fd uintptr) {
@@ -154,7 +157,7 @@ type acceptor struct {
 	watched bool     // registered with the loop's epoll instance
 	local   Sockaddr // the listener's address, unless it is a wildcard
 	fn      func(uintptr)
-	sa      [unix.SizeofSockaddrInet6]byte
+	sa      sockaddrBuf
 	nfd     int
 	salen   int
 	err     error
@@ -371,7 +374,7 @@ func (l *eventLoop) accept(a *acceptor, steer bool) {
 		a.backoff = 0
 		st.accepted.Add(1)
 		s := a.nfd
-		if err := setInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		if err := transportOf(a.addr).acceptedOptions(s); err != nil {
 			// The connection is already dead (the option never fails
 			// on a live TCP socket): skip it, as for ECONNABORTED.
 			closeFD(s)
@@ -465,7 +468,7 @@ func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 
 // localSockaddr wraps getsockname(2).
 func localSockaddr(fd int) (Sockaddr, error) {
-	var buf [unix.SizeofSockaddrInet6]byte
+	var buf sockaddrBuf
 	n, err := sys.Getsockname(fd, buf[:])
 	if err != nil {
 		return Sockaddr{}, os.NewSyscallError("getsockname", err)

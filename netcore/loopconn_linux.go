@@ -349,11 +349,24 @@ func (c *LoopConn) RemoteSockaddr() Sockaddr { return c.peer }
 // LocalSockaddr returns the connection's own address.
 func (c *LoopConn) LocalSockaddr() Sockaddr { return c.local }
 
-// RemoteAddr returns the peer's address as a *net.TCPAddr.
-func (c *LoopConn) RemoteAddr() net.Addr { return c.peer.TCPAddr() }
+// RemoteAddr returns the peer's address as a *net.TCPAddr (a *net.UnixAddr
+// on a Unix socket).
+func (c *LoopConn) RemoteAddr() net.Addr { return netAddr(c.peer) }
 
-// LocalAddr returns the connection's own address as a *net.TCPAddr.
-func (c *LoopConn) LocalAddr() net.Addr { return c.local.TCPAddr() }
+// LocalAddr returns the connection's own address as a *net.TCPAddr (a
+// *net.UnixAddr on a Unix socket).
+func (c *LoopConn) LocalAddr() net.Addr { return netAddr(c.local) }
+
+// PeerCred returns the credentials of the process at the other end of a
+// Unix socket (SO_PEERCRED), as Conn.PeerCred. Call it on the loop only;
+// after the connection closed it returns an error matching net.ErrClosed.
+func (c *LoopConn) PeerCred() (Ucred, error) {
+	if c.closed {
+		return Ucred{}, c.opErr("peercred", "", net.ErrClosed)
+	}
+	cred, err := peerCred(c.fd, c.peer)
+	return cred, c.opErr("peercred", "getsockopt", err)
+}
 
 // SetUserData attaches a value of the handler's (its per-connection state,
 // say) to the connection. Call it on the loop only.
@@ -369,5 +382,5 @@ func (c *LoopConn) opErr(op, syscallName string, err error) error {
 	if errno, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(syscallName, errno)
 	}
-	return opError(op, "tcp", c.local, c.peer, err)
+	return opError(op, c.peer.network(), c.local, c.peer, err)
 }

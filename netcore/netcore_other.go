@@ -22,11 +22,13 @@ import (
 // same code on every platform; a Server serves a listener of Go's net
 // package here.
 
-// The sizes of Linux's struct sockaddr_in and struct sockaddr_in6, whose
-// byte layout the binary form of Sockaddr is (it fails off Linux).
+// The sizes of Linux's struct sockaddr_in, struct sockaddr_in6 and struct
+// sockaddr_un, whose byte layout the binary form of Sockaddr is (it fails
+// off Linux).
 const (
 	SizeofSockaddrInet4 = 16
 	SizeofSockaddrInet6 = 28
+	SizeofSockaddrUnix  = 110
 )
 
 // AppendBinary fails off Linux: the raw form is Linux's struct layout.
@@ -94,6 +96,9 @@ func (*Listener) Addr() net.Addr { return nil }
 // Sockaddr returns the zero Sockaddr off Linux.
 func (*Listener) Sockaddr() Sockaddr { return Sockaddr{} }
 
+// SetUnlinkOnClose does nothing off Linux.
+func (*Listener) SetUnlinkOnClose(bool) {}
+
 // SetDeadline fails off Linux with ErrLinuxOnly.
 func (*Listener) SetDeadline(time.Time) error { return ErrLinuxOnly }
 
@@ -156,6 +161,9 @@ func (*Conn) SetWriteBuffer(int) error { return ErrLinuxOnly }
 
 // SyscallConn fails off Linux with ErrLinuxOnly.
 func (*Conn) SyscallConn() (syscall.RawConn, error) { return nil, ErrLinuxOnly }
+
+// PeerCred fails off Linux with ErrLinuxOnly.
+func (*Conn) PeerCred() (Ucred, error) { return Ucred{}, ErrLinuxOnly }
 
 // ReadFrom fails off Linux with ErrLinuxOnly.
 func (*Conn) ReadFrom(io.Reader) (int64, error) { return 0, ErrLinuxOnly }
@@ -237,6 +245,9 @@ func (c *LoopConn) RemoteAddr() net.Addr { return nil }
 
 // LocalAddr returns nil off Linux.
 func (c *LoopConn) LocalAddr() net.Addr { return nil }
+
+// PeerCred fails off Linux with ErrLinuxOnly.
+func (c *LoopConn) PeerCred() (Ucred, error) { return Ucred{}, ErrLinuxOnly }
 
 // SetUserData does nothing off Linux.
 func (c *LoopConn) SetUserData(v any) {}

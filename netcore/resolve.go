@@ -12,8 +12,17 @@ import (
 
 // Resolve is the getaddrinfo step: it turns address, a "host:port" string,
 // into socket addresses in the resolver's order, keeping those that fit
-// network ("tcp", "tcp4" or "tcp6"). See ResolveHostPort.
+// network ("tcp", "tcp4" or "tcp6"). See ResolveHostPort. For network
+// "unix", address is a path or an abstract name, read as
+// SockaddrFromUnixPath reads it, and the answer is that one address.
 func Resolve(ctx context.Context, network, address string) ([]Sockaddr, error) {
+	if network == "unix" {
+		sa, err := SockaddrFromUnixPath(address)
+		if err != nil {
+			return nil, &ResolveError{Network: network, Address: address, Err: err}
+		}
+		return []Sockaddr{sa}, nil
+	}
 	if _, err := ipNetwork(network); err != nil {
 		return nil, &ResolveError{Network: network, Address: address, Err: err}
 	}
@@ -104,7 +113,7 @@ func ipNetwork(network string) (string, error) {
 	case "tcp6":
 		return "ip6", nil
 	}
-	return "", fmt.Errorf("network %q is not supported (netcore speaks \"tcp\", \"tcp4\" and \"tcp6\")", network)
+	return "", fmt.Errorf("network %q is not supported (netcore speaks \"tcp\", \"tcp4\", \"tcp6\" and \"unix\")", network)
 }
 
 func fitsNetwork(network string, ip netip.Addr) bool {
@@ -155,6 +164,10 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 // case: address is a numeric "ip:port" that fits network. ok is false for
 // anything else, which then goes through Resolve (and its errors).
 func resolveNumeric(network, address string) (sa Sockaddr, ok bool) {
+	if network == "unix" {
+		sa, err := SockaddrFromUnixPath(address)
+		return sa, err == nil && address != ""
+	}
 	if _, err := ipNetwork(network); err != nil {
 		return Sockaddr{}, false
 	}

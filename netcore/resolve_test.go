@@ -74,7 +74,7 @@ func TestResolveErrors(t *testing.T) {
 		{"tcp", "127.0.0.1"},
 		{"tcp", "127.0.0.1:65536"},
 		{"tcp", "127.0.0.1:no-such-service-xyz"},
-		{"unix", "/tmp/socket"},
+		{"unixgram", "/tmp/socket"}, {"unix", "/tmp/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
 		{"tcp6", "127.0.0.1:80"},
 		{"tcp4", "[::1]:80"},
 		{"tcp", "[fe80::1%no-such-if0]:80"},
@@ -100,9 +100,9 @@ func TestResolveErrors(t *testing.T) {
 }
 
 // TestResolveUnsupportedNetwork: a network netcore does not speak is the
-// error, before the address is looked at ("unix" has no port to miss).
+// error, before the address is looked at ("unixgram" has no port to miss).
 func TestResolveUnsupportedNetwork(t *testing.T) {
-	for _, network := range []string{"unix", "udp", "ip4", ""} {
+	for _, network := range []string{"unixgram", "unixpacket", "udp", "ip4", ""} {
 		_, err := netcore.Resolve(context.Background(), network, "/run/x.sock")
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("network %q is not supported", network)) || strings.Contains(err.Error(), "missing port") {
 			t.Errorf("Resolve(%q, a path) = %v, want the network named as unsupported", network, err)

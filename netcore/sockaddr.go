@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
+	"syscall"
 )
 
 // family tags, independent of any platform's AF_ numbers.
@@ -13,12 +15,14 @@ const (
 	familyNone uint8 = iota
 	family4
 	family6
+	familyUnix
 )
 
-// Sockaddr is an IPv4 or IPv6 socket address: the tagged union that C
-// programs spell struct sockaddr_in / struct sockaddr_in6. It holds the
-// family, the address bytes, the port (in host byte order), and for IPv6 the
-// scope id (interface index) and flow info.
+// Sockaddr is an IPv4, IPv6 or Unix-domain socket address: the tagged union
+// that C programs spell struct sockaddr_in / struct sockaddr_in6 / struct
+// sockaddr_un. It holds the family, the address bytes, the port (in host
+// byte order), and for IPv6 the scope id (interface index) and flow info;
+// or, for the Unix domain, the path (see SockaddrFromUnixPath).
 //
 // Sockaddr is a small comparable value: use it as a map key or compare it
 // with ==. Two Sockaddrs are equal when every field is equal.
@@ -31,6 +35,7 @@ type Sockaddr struct {
 	flow   uint32   // IPv6 sin6_flowinfo, host order
 	port   uint16   // host order
 	family uint8
+	path   string // familyUnix: the name, "@" first for the abstract namespace, "" unnamed
 }
 
 // maxScopeName bounds a zone that is looked up as an interface name
@@ -141,6 +146,16 @@ func (sa Sockaddr) Is4() bool { return sa.family == family4 }
 // including IPv4-mapped addresses.
 func (sa Sockaddr) Is6() bool { return sa.family == family6 }
 
+// IsUnix reports whether sa is a Unix-domain socket address (struct
+// sockaddr_un).
+func (sa Sockaddr) IsUnix() bool { return sa.family == familyUnix }
+
+// Path returns the name of a Unix-domain socket address as Go's net spells
+// it in net.UnixAddr.Name: a file system path, or "@" and the name for the
+// Linux abstract namespace. It returns "" for an unnamed socket (a client
+// that did not bind) and for addresses of other families.
+func (sa Sockaddr) Path() string { return sa.path }
+
 // Port returns the port in host byte order.
 func (sa Sockaddr) Port() uint16 { return sa.port }
 
@@ -215,12 +230,103 @@ func (sa Sockaddr) AddrPort() netip.AddrPort {
 	return netip.AddrPortFrom(sa.Addr(), sa.port)
 }
 
-// TCPAddr returns sa as a new *net.TCPAddr, or nil for the zero Sockaddr.
-// An IPv6 scope id becomes a decimal Zone.
+// TCPAddr returns sa as a new *net.TCPAddr, or nil for the zero Sockaddr
+// and for a Unix-domain address. An IPv6 scope id becomes a decimal Zone.
 func (sa Sockaddr) TCPAddr() *net.TCPAddr {
-	if !sa.IsValid() {
+	if !sa.Is4() && !sa.Is6() {
 		return nil
 	}
 	ap := sa.AddrPort()
 	return net.TCPAddrFromAddrPort(ap)
+}
+
+// The largest names struct sockaddr_un holds: sun_path is 108 bytes; a path
+// needs its terminating NUL there, an abstract name's leading NUL is the
+// "@".
+const (
+	maxUnixPath     = 107
+	maxUnixAbstract = 108 // "@" included
+)
+
+// SockaddrFromUnixPath returns the Unix-domain socket address of name, as
+// Go's net reads net.UnixAddr.Name: a file system path ("/run/app.sock",
+// or relative to the working directory), "@name" for the Linux abstract
+// namespace (a leading NUL byte is taken as "@"), or "" for an unnamed
+// socket (Listen binds it to an abstract name the kernel picks). A path
+// longer than 107 bytes, an abstract name longer than 107 bytes after the
+// "@", or a path holding a NUL byte is an error quoting name that matches
+// syscall.EINVAL, as the kernel would answer.
+func SockaddrFromUnixPath(name string) (Sockaddr, error) {
+	abstract := name != "" && (name[0] == '@' || name[0] == 0)
+	switch {
+	case abstract && len(name) > maxUnixAbstract:
+		return Sockaddr{}, fmt.Errorf("netcore: abstract unix socket name %q is %d bytes after the @; sun_path holds at most %d: %w",
+			name, len(name)-1, maxUnixAbstract-1, syscall.EINVAL)
+	case !abstract && len(name) > maxUnixPath:
+		return Sockaddr{}, fmt.Errorf("netcore: unix socket path %q is %d bytes; sun_path holds at most %d (%d with the NUL): %w",
+			name, len(name), maxUnixPath, maxUnixPath+1, syscall.EINVAL)
+	case !abstract && strings.IndexByte(name, 0) >= 0:
+		return Sockaddr{}, fmt.Errorf("netcore: unix socket path %q holds a NUL byte: %w", name, syscall.EINVAL)
+	case abstract && name[0] == 0:
+		name = "@" + name[1:]
+	}
+	return Sockaddr{family: familyUnix, path: name}, nil
+}
+
+// SockaddrFromUnixAddr returns the socket address of a, read as
+// SockaddrFromUnixPath reads a.Name. A nil a, or a Net other than "unix"
+// or "" (netcore speaks stream sockets only), is an error.
+func SockaddrFromUnixAddr(a *net.UnixAddr) (Sockaddr, error) {
+	if a == nil {
+		return Sockaddr{}, errors.New("netcore: nil *net.UnixAddr")
+	}
+	if a.Net != "unix" && a.Net != "" {
+		return Sockaddr{}, fmt.Errorf("netcore: UnixAddr %q is on network %q; netcore speaks \"unix\" (stream) only", a.Name, a.Net)
+	}
+	return SockaddrFromUnixPath(a.Name)
+}
+
+// UnixAddr returns sa as a new *net.UnixAddr on network "unix", as Go's net
+// reports Unix addresses: an unnamed socket is "@", as net shows a client
+// that did not bind. It returns nil unless sa.IsUnix().
+func (sa Sockaddr) UnixAddr() *net.UnixAddr {
+	if !sa.IsUnix() {
+		return nil
+	}
+	return &net.UnixAddr{Name: sa.unixName(), Net: "unix"}
+}
+
+// unixName is the name Go's net shows for sa: its path, "@" if unnamed.
+func (sa Sockaddr) unixName() string {
+	if sa.path == "" {
+		return "@"
+	}
+	return sa.path
+}
+
+// isUnixPath reports whether sa is a Unix address in the file system: one
+// that Listen creates a file for.
+func (sa Sockaddr) isUnixPath() bool {
+	return sa.IsUnix() && sa.path != "" && sa.path[0] != '@'
+}
+
+// netAddr is sa as a net.Addr: a *net.TCPAddr or *net.UnixAddr, or nil
+// (never a nil pointer in a non-nil interface) if sa is not valid.
+func netAddr(sa Sockaddr) net.Addr {
+	switch {
+	case sa.IsUnix():
+		return sa.UnixAddr()
+	case sa.IsValid():
+		return sa.TCPAddr()
+	}
+	return nil
+}
+
+// network is the network name of sa's transport, as net.Addr.Network
+// gives it: "unix" or "tcp".
+func (sa Sockaddr) network() string {
+	if sa.IsUnix() {
+		return "unix"
+	}
+	return "tcp"
 }

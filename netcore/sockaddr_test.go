@@ -264,7 +264,11 @@ func TestBadInput(t *testing.T) {
 		{"v6 long", v6 + "00"},
 		{"v4 family v6 length", v4[:4] + v6[4:]},
 		{"v6 family v4 length", v6[:4] + v4[4:]},
-		{"AF_UNIX", "0100" + v4[4:]},
+		{"AF_UNIX path without its NUL", "01002f78"},
+		{"AF_UNIX path with bytes after its NUL", "01002f780000"},
+		{"AF_UNIX path starting with @", "0100407800"},
+		{"AF_UNIX longer than sockaddr_un", "0100" + strings.Repeat("61", 108) + "00"},
+		{"AF_NETLINK", "1000" + v4[4:]},
 		{"AF_UNSPEC", "0000" + v6[4:]},
 	}
 	for _, tt := range blobs {
@@ -296,7 +300,8 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
-	for _, u := range []unix.Sockaddr{nil, (*unix.SockaddrInet4)(nil), &unix.SockaddrInet4{Port: 70000}, &unix.SockaddrInet6{Port: -1}, &unix.SockaddrUnix{Name: "/x"}} {
+	for _, u := range []unix.Sockaddr{nil, (*unix.SockaddrInet4)(nil), &unix.SockaddrInet4{Port: 70000}, &unix.SockaddrInet6{Port: -1},
+		(*unix.SockaddrUnix)(nil), &unix.SockaddrUnix{Name: "/" + strings.Repeat("x", 107)}, &unix.SockaddrLinklayer{}} {
 		if sa, err := netcore.SockaddrFromUnix(u); err == nil {
 			t.Errorf("SockaddrFromUnix(%#v) = %v, want an error", u, sa)
 		}

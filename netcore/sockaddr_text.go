@@ -10,8 +10,18 @@ import (
 // "[fe80::1%lo]:80" or "[fe80::1%2]:80". It accepts what
 // netip.ParseAddrPort accepts; a zone must be an interface index or the name
 // of an interface on this machine. The port is required and must be
-// decimal. The error quotes s.
+// decimal. A string that starts with "/", "." or "@" is a Unix-domain
+// address instead, a path or an abstract name, read as
+// SockaddrFromUnixPath reads it (for any other relative path, call that).
+// The error quotes s.
 func ParseSockaddr(s string) (Sockaddr, error) {
+	if s != "" && (s[0] == '/' || s[0] == '.' || s[0] == '@') {
+		sa, err := SockaddrFromUnixPath(s)
+		if err != nil {
+			return Sockaddr{}, &ParseError{Input: s, Err: err}
+		}
+		return sa, nil
+	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return Sockaddr{}, &ParseError{Input: s, Err: err}
@@ -51,7 +61,10 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // AppendText appends the text form of sa to b and returns the extended
 // buffer: "1.2.3.4:80", "[::1]:80", "[fe80::1%2]:80". The scope id is
 // written as a decimal interface index, which ParseSockaddr reads back
-// without a lookup. The zero Sockaddr appends nothing. It never fails; the
+// without a lookup. A Unix address is its name as net.UnixAddr.String
+// gives it: "/run/app.sock", "@name", and "@" for an unnamed socket (as
+// Go's net shows it; it parses back as the empty abstract name, which is
+// another address). The zero Sockaddr appends nothing. It never fails; the
 // error is there for encoding.TextAppender.
 func (sa Sockaddr) AppendText(b []byte) ([]byte, error) {
 	switch sa.family {
@@ -65,6 +78,8 @@ func (sa Sockaddr) AppendText(b []byte) ([]byte, error) {
 			b = strconv.AppendUint(b, uint64(sa.scope), 10)
 		}
 		b = append(b, ']')
+	case familyUnix:
+		return append(b, sa.unixName()...), nil
 	default:
 		return b, nil
 	}

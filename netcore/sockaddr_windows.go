@@ -2,8 +2,8 @@ package netcore
 
 import "syscall"
 
-// Family returns syscall.AF_INET or syscall.AF_INET6, or 0 (AF_UNSPEC) for
-// the zero Sockaddr. (On Windows there is no golang.org/x/sys/unix, so
+// Family returns syscall.AF_INET, syscall.AF_INET6 or syscall.AF_UNIX, or 0
+// (AF_UNSPEC) for the zero Sockaddr. (On Windows there is no golang.org/x/sys/unix, so
 // SockaddrFromUnix and Sockaddr.Unix do not exist there.)
 func (sa Sockaddr) Family() int {
 	switch sa.family {
@@ -11,6 +11,8 @@ func (sa Sockaddr) Family() int {
 		return syscall.AF_INET
 	case family6:
 		return syscall.AF_INET6
+	case familyUnix:
+		return syscall.AF_UNIX
 	}
 	return syscall.AF_UNSPEC
 }

@@ -2,6 +2,7 @@ package netcore
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"time"
 
@@ -62,4 +63,24 @@ func setLinger(s, sec int) error {
 		binary.NativeEndian.PutUint32(b[4:8], uint32(int32(sec)))
 	}
 	return os.NewSyscallError("setsockopt", sys.Setsockopt(s, unix.SOL_SOCKET, unix.SO_LINGER, b[:]))
+}
+
+// errNotUnix is PeerCred's error on a TCP connection.
+var errNotUnix = errors.New("netcore: peer credentials (SO_PEERCRED) exist only on unix sockets")
+
+// peerCred reads SO_PEERCRED (struct ucred: pid, uid, gid) of s, whose
+// peer's address is peer.
+func peerCred(s int, peer Sockaddr) (Ucred, error) {
+	if !peer.IsUnix() {
+		return Ucred{}, errNotUnix
+	}
+	var b [unix.SizeofUcred]byte
+	if _, err := sys.Getsockopt(s, unix.SOL_SOCKET, unix.SO_PEERCRED, b[:]); err != nil {
+		return Ucred{}, os.NewSyscallError("getsockopt", err)
+	}
+	return Ucred{
+		PID: int32(binary.NativeEndian.Uint32(b[0:4])),
+		UID: binary.NativeEndian.Uint32(b[4:8]),
+		GID: binary.NativeEndian.Uint32(b[8:12]),
+	}, nil
 }

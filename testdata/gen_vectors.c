@@ -12,6 +12,10 @@
  *   htons VALUE HEX              VALUE in hex, HEX the result's bytes in memory
  *   htonl VALUE HEX
  *   htonll VALUE HEX             (htobe64: C has no htonll)
+ *   sockaddr_un NAME HEX         NAME as Go's net spells it ("@" first for
+ *                                the abstract namespace, "-" for an
+ *                                unnamed socket), HEX the struct's bytes up
+ *                                to the length getsockname(2) reports
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -20,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/un.h>
 
 static void hex(const void *p, size_t n) {
 	const unsigned char *b = p;
@@ -63,6 +69,28 @@ static void v6(const char *ip, unsigned port, uint32_t scope, uint32_t flow) {
 	hex(&sa, sizeof sa);
 }
 
+/* un writes a struct sockaddr_un: a path (NUL-terminated, counted), an
+ * abstract name (abstract != 0: a NUL, then the name, no NUL after it), or
+ * with name NULL an unnamed socket (the family alone). */
+static void un(const char *name, int abstract) {
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	size_t len = offsetof(struct sockaddr_un, sun_path);
+	if (name != NULL && abstract) {
+		memcpy(sa.sun_path + 1, name, strlen(name));
+		len += 1 + strlen(name);
+	} else if (name != NULL) {
+		strcpy(sa.sun_path, name);
+		len += strlen(name) + 1;
+	}
+	if (name == NULL)
+		printf("sockaddr_un - ");
+	else
+		printf("sockaddr_un %s%s ", abstract ? "@" : "", name);
+	hex(&sa, len);
+}
+
 int main(void) {
 	printf("# netcore golden vectors, written through glibc by testdata/gen_vectors.c (see its header)\n");
 	v4("0.0.0.0", 0);
@@ -78,6 +106,16 @@ int main(void) {
 	v6("ff02::1", 65535, 2, 0);
 	v6("2001:db8:85a3::8a2e:370:7334", 1, 0, 0x12345);
 	v6("fe80::abcd:ef01", 5353, 4294967295u, 0x0fffffff);
+
+	un("/tmp/app.sock", 0);
+	un("/run/redis/redis-server.sock", 0);
+	un("relative.sock", 0);
+	un("/", 0);
+	un("/tmp/0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789", 0); /* 105 bytes */
+	un("netcore", 1);
+	un("", 1);
+	un("0000a", 1); /* what autobind picks */
+	un(NULL, 0);
 
 	uint16_t s[] = {0, 1, 0x80, 0x1234, 0xff00, 0xffff};
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {

@@ -21,13 +21,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:1234", "server address (host:port)")
+	addr := flag.String("addr", "127.0.0.1:1234", "server address (host:port); a path, or @name, is a Unix socket")
 	msg := flag.String("msg", "hello", "message to send (with -framed, when no requests are given as arguments)")
 	bind := flag.String("bind", "", "source address: an IP, or IP:port")
 	timeout := flag.Duration("timeout", 5*time.Second, "bound on connecting, and on the whole exchange (0: no limit)")
@@ -73,7 +74,11 @@ func dial(addr, bind string, timeout time.Duration) (*netcore.Conn, error) {
 		}
 		d.LocalAddr = src
 	}
-	c, err := d.Dial("tcp", addr)
+	network := "tcp"
+	if addr != "" && strings.ContainsRune("/.@", rune(addr[0])) {
+		network = "unix" // a path, or an abstract name
+	}
+	c, err := d.Dial(network, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@
 //	go run ./cmd/server                  # listens on 127.0.0.1:1234
 //	go run ./cmd/server -addr :1234      # every interface, IPv4 and IPv6
 //	go run ./cmd/server -addr [::1]:1234 # IPv6 loopback
+//	go run ./cmd/server -addr /tmp/hello.sock # a Unix socket (or @hello: abstract)
 //
 // With -framed it speaks the book's protocol instead: each request is a
 // 4-byte little-endian length and up to 4096 bytes; the server prints each
@@ -25,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +34,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:1234", "address to listen on (host:port; port 0 picks a free one)")
+	addr := flag.String("addr", "127.0.0.1:1234", "address to listen on (host:port; port 0 picks a free one); a path, or @name, is a Unix socket")
 	framed := flag.Bool("framed", false, "the book's protocol: length-prefixed requests, each answered in order")
 	flag.Parse()
 	handler := netcore.HandlerFunc(hello)
@@ -49,7 +51,7 @@ func run(addr string, handler netcore.Handler) error {
 	// The tutorial's model: each call blocks in the kernel on its own
 	// thread (netcore's blocking mode).
 	lc := netcore.ListenConfig{Blocking: true}
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+	l, err := lc.Listen(context.Background(), network(addr), addr)
 	if err != nil {
 		return err
 	}
@@ -73,6 +75,15 @@ func run(addr string, handler netcore.Handler) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(ctx)
+}
+
+// network is "unix" for an address that is a path or an abstract name
+// ("/tmp/hello.sock", "./hello.sock", "@hello"), "tcp" for host:port.
+func network(addr string) string {
+	if addr != "" && strings.ContainsRune("/.@", rune(addr[0])) {
+		return "unix"
+	}
+	return "tcp"
 }
 
 // hello serves one client: one read, one answer. The Server closes the

@@ -28,8 +28,9 @@ import (
 // pass however large it was). A client that sends commands and never
 // reads their replies holds a connection's memory at that bound, and
 // Redis's client-output-buffer-limit for normal clients is none either.
-func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error {
-	l, err := netcore.Listen("tcp", addr)
+func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error {
+	cfg.blocking = false // a Loop's sockets are non-blocking
+	ls, err := listenAll(ctx, addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -41,12 +42,17 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 		MaxOutput:       netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,
 		Logger:          cfg.logger,
 	}
-	served := make(chan error, 1)
-	go func() { served <- lp.Serve(l) }()
-	ready(l.Addr())
+	served := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { served <- lp.Serve(l) }()
+	}
+	ready(addrsOf(ls))
 	select {
 	case err := <-served:
 		lp.Close()
+		for range len(ls) - 1 {
+			<-served
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -55,8 +61,10 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err = lp.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, netcore.ErrLoopClosed) {
-		return serr
+	for range ls {
+		if serr := <-served; !errors.Is(serr, netcore.ErrLoopClosed) {
+			return serr
+		}
 	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

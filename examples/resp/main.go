@@ -6,6 +6,8 @@
 //	go run ./examples/resp                       # listens on 127.0.0.1:6379
 //	go run ./examples/resp -addr 127.0.0.1:0     # a free port; the first line says which
 //	go run ./examples/resp -mode server          # a goroutine per connection instead of event loops
+//	go run ./examples/resp -unixsocket /tmp/resp.sock           # TCP and a Unix socket: redis-cli -s /tmp/resp.sock
+//	go run ./examples/resp -addr "" -unixsocket /tmp/resp.sock # the Unix socket alone
 //	redis-cli -p 6379 set greeting hello
 //	redis-benchmark -p 6379 -t ping,set,get -q
 //
@@ -53,12 +55,16 @@ type config struct {
 	maxQuery int  // largest incomplete command buffered for one connection
 	blocking bool // netcore's blocking fast path (Server mode)
 	loops    int  // event loops (Loop mode); 0 means GOMAXPROCS
-	logger   *slog.Logger
+	// unixSocket, if set, is a Unix socket path to listen on as well
+	// (redis-server's unixsocket): besides addr, or alone if addr is "".
+	unixSocket string
+	logger     *slog.Logger
 }
 
-// A mode serves the Store on addr until ctx is cancelled, then shuts down
-// gracefully and returns nil (or returns the error that stopped it). It
-// calls ready with the bound address once it accepts connections.
+// A mode serves the Store on addr (TCP, unless "") and cfg.unixSocket
+// (unless "") until ctx is cancelled, then shuts down gracefully and
+// returns nil (or returns the error that stopped it). It calls ready with
+// the bound addresses, TCP's first, once it accepts connections.
 //
 // Each mode keeps a *Session (from store.NewSession(cfg.maxBulk)) per
 // connection and, whenever input arrives, calls
@@ -69,13 +75,14 @@ type config struct {
 // bytes; it consumes n bytes of input, writes out, and closes after
 // writing if closeConn. serveConn does it over a Conn, loopHandler.OnData
 // over a LoopConn's buffers.
-var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error{
+var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error{
 	"loop":   runLoop,
 	"server": runServer,
 }
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:6379", "address to listen on (host:port; port 0 picks a free one)")
+	addr := flag.String("addr", "127.0.0.1:6379", "TCP address to listen on (host:port; port 0 picks a free one; empty: none, with -unixsocket)")
+	unixSocket := flag.String("unixsocket", "", "Unix socket path to listen on too, as redis-server's unixsocket (\"@name\": the abstract namespace); a stale socket file there is replaced")
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
@@ -91,21 +98,28 @@ func main() {
 		fmt.Fprintf(os.Stderr, "resp: -loops %d must be 0 (GOMAXPROCS) or more\n", *loops)
 		os.Exit(2)
 	}
+	if *addr == "" && *unixSocket == "" {
+		fmt.Fprintln(os.Stderr, "resp: -addr is empty and there is no -unixsocket: nothing to listen on")
+		os.Exit(2)
+	}
 	if *maxBulk <= 0 || *maxQuery < *maxBulk {
 		fmt.Fprintf(os.Stderr, "resp: -max-bulk %d must be positive and at most -max-query %d\n", *maxBulk, *maxQuery)
 		os.Exit(2)
 	}
 	cfg := config{
-		maxBulk:  *maxBulk,
-		maxQuery: *maxQuery,
-		blocking: *blocking,
-		loops:    *loops,
-		logger:   slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		maxBulk:    *maxBulk,
+		maxQuery:   *maxQuery,
+		blocking:   *blocking,
+		loops:      *loops,
+		unixSocket: *unixSocket,
+		logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *addr, NewStore(), cfg, func(a net.Addr) {
-		fmt.Println("listening on", a)
+	err := run(ctx, *addr, NewStore(), cfg, func(addrs []net.Addr) {
+		for _, a := range addrs {
+			fmt.Println("listening on", a)
+		}
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "resp:", err)
@@ -115,9 +129,8 @@ func main() {
 
 // runServer is -mode server: a netcore.Server, one goroutine per
 // connection, each running serveConn.
-func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func(net.Addr)) error {
-	lc := netcore.ListenConfig{Blocking: cfg.blocking}
-	l, err := lc.Listen(ctx, "tcp", addr)
+func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error {
+	ls, err := listenAll(ctx, addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -125,11 +138,14 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { serveConn(c, store, cfg) }),
 		Logger:  cfg.logger,
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	ready(l.Addr())
+	served := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { served <- srv.Serve(l) }()
+	}
+	ready(addrsOf(ls))
 	select {
 	case err := <-served:
+		srv.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -142,6 +158,49 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 		return err
 	}
 	return nil
+}
+
+// listenAll opens the listeners of a mode: TCP on addr unless it is
+// empty, and the Unix socket cfg.unixSocket unless it is empty. As
+// redis-server does, a socket file left at that path (by a server that
+// was killed) is removed first; any other file there is left alone, and
+// Listen then fails.
+func listenAll(ctx context.Context, addr string, cfg config) ([]net.Listener, error) {
+	lc := netcore.ListenConfig{Blocking: cfg.blocking}
+	var ls []net.Listener
+	listen := func(network, address string) error {
+		l, err := lc.Listen(ctx, network, address)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return err
+		}
+		ls = append(ls, l)
+		return nil
+	}
+	if addr != "" {
+		if err := listen("tcp", addr); err != nil {
+			return nil, err
+		}
+	}
+	if p := cfg.unixSocket; p != "" {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
+			os.Remove(p)
+		}
+		if err := listen("unix", p); err != nil {
+			return nil, err
+		}
+	}
+	return ls, nil
+}
+
+func addrsOf(ls []net.Listener) []net.Addr {
+	addrs := make([]net.Addr, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Addr()
+	}
+	return addrs
 }
 
 // readBuffer is a connection's input buffer between commands, Redis's

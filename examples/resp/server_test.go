@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -59,12 +61,12 @@ func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store
 	before := runtime.NumGoroutine()
 	store = NewStore()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
+	ready := make(chan []net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", store, cfg, func(a net.Addr) { ready <- a }) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", store, cfg, func(a []net.Addr) { ready <- a }) }()
 	select {
 	case a := <-ready:
-		addr = a.String()
+		addr = a[0].String()
 	case err := <-done:
 		t.Fatalf("-mode %s: %v", mode, err)
 	case <-time.After(testTimeout):
@@ -218,14 +220,33 @@ func runTool(t *testing.T, stdin string, name string, args ...string) (stdout, s
 func TestRedisCLI(t *testing.T) {
 	cli := needTool(t, "redis-cli")
 	for _, mode := range []string{"loop", "server"} {
-		t.Run(mode, func(t *testing.T) { testRedisCLI(t, cli, mode) })
+		for _, transport := range []string{"tcp", "unix"} {
+			t.Run(mode+"/"+transport, func(t *testing.T) { testRedisCLI(t, cli, mode, transport) })
+		}
 	}
 }
 
-func testRedisCLI(t *testing.T, cli, mode string) {
-	addr, _ := startResp(t, mode, config{})
+// startRespOn starts the server in mode with -unixsocket, and returns the
+// arguments that make redis-cli and redis-benchmark connect to it over
+// transport: "-h HOST -p PORT" for "tcp", "-s PATH" for "unix".
+func startRespOn(t *testing.T, mode, transport string, cfg config) (args []string, store *Store) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "resp") // short: sun_path holds 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg.unixSocket = filepath.Join(dir, "redis.sock")
+	addr, store := startResp(t, mode, cfg)
+	if transport == "unix" {
+		return []string{"-s", cfg.unixSocket}, store
+	}
 	host, port, _ := net.SplitHostPort(addr)
-	base := []string{"-h", host, "-p", port}
+	return []string{"-h", host, "-p", port}, store
+}
+
+func testRedisCLI(t *testing.T, cli, mode, transport string) {
+	base, _ := startRespOn(t, mode, transport, config{})
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -260,17 +281,18 @@ func testRedisCLI(t *testing.T, cli, mode string) {
 func TestRedisBenchmarkSmoke(t *testing.T) {
 	bench := needTool(t, "redis-benchmark")
 	for _, mode := range []string{"loop", "server"} {
-		t.Run(mode, func(t *testing.T) { testRedisBenchmarkSmoke(t, bench, mode) })
+		for _, transport := range []string{"tcp", "unix"} {
+			t.Run(mode+"/"+transport, func(t *testing.T) { testRedisBenchmarkSmoke(t, bench, mode, transport) })
+		}
 	}
 }
 
-func testRedisBenchmarkSmoke(t *testing.T, bench, mode string) {
-	addr, store := startResp(t, mode, config{})
-	host, port, _ := net.SplitHostPort(addr)
+func testRedisBenchmarkSmoke(t *testing.T, bench, mode, transport string) {
+	base, store := startRespOn(t, mode, transport, config{})
 	const n = 2000
 	for i, pipeline := range []string{"1", "16"} {
-		stdout, stderr, err := runTool(t, "", bench, "-h", host, "-p", port, "-t", "ping,set,get,incr",
-			"-n", fmt.Sprint(n), "-c", "20", "-P", pipeline, "--csv")
+		stdout, stderr, err := runTool(t, "", bench, append(base, "-t", "ping,set,get,incr",
+			"-n", fmt.Sprint(n), "-c", "20", "-P", pipeline, "--csv")...)
 		if err != nil || strings.Contains(stdout+stderr, "rror") {
 			t.Fatalf("redis-benchmark -P %s: %v\nstdout: %s\nstderr: %s", pipeline, err, stdout, stderr)
 		}

@@ -39,13 +39,14 @@ const (
 	OpOpen // openat, for the reserve descriptor
 	OpWake // write(2) of 1 to an eventfd
 	OpIoctl
+	OpUnlink // unlinkat, for a Unix listener's socket file
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
 	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill",
 	"sendfile", "splice", "pipe2",
-	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write", "ioctl"}
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write", "ioctl", "unlinkat"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
@@ -451,4 +452,13 @@ func Unread(fd int) (int, error) {
 		return 0, errnoErr(e)
 	}
 	return int(n), nil
+}
+
+// Unlink wraps unlinkat(2) with AT_FDCWD (unlink(2) for a path relative to
+// the working directory): it removes a Unix listener's socket file.
+func Unlink(path string) error {
+	if _, err := enter(Call{Op: OpUnlink, FD: -1}); err != nil {
+		return err
+	}
+	return unix.Unlinkat(unix.AT_FDCWD, path, 0)
 }
