@@ -18,10 +18,12 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
+	"golang.org/x/sys/unix"
 )
 
 // testTimeout bounds every blocking step of a loopback test.
@@ -345,4 +347,25 @@ func (ch *child) log() string {
 		return "\nchild's stderr:\n" + s
 	}
 	return ""
+}
+
+// A sockopt is an integer socket option: level, name, value.
+type sockopt struct{ level, name, value int }
+
+// sockoptControl is a Control function, of the signature net's and
+// netcore's ListenConfig and Dialer share, that sets opts on the socket.
+func sockoptControl(opts ...sockopt) func(string, string, syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			for _, o := range opts {
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), o.level, o.name, o.value)
+				}
+			}
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
 }

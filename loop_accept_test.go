@@ -116,15 +116,7 @@ func TestLoopReusePortListener(t *testing.T) {
 	}
 	lp.Close()
 
-	nlc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	nlc := net.ListenConfig{Control: sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1})}
 	nl, err := nlc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

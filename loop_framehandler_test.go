@@ -212,9 +212,7 @@ func checkTooLargeAnswered(t *testing.T, tc tooLargeCase) {
 	addr := serveLoop(t, &netcore.Loop{Handler: h.LoopHandler()})
 	var c *netcore.Conn
 	if tc.late {
-		d := netcore.Dialer{Timeout: testTimeout, Control: func(fd int) error {
-			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-		}}
+		d := netcore.Dialer{Timeout: testTimeout, Control: sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 4096})}
 		var err error
 		if c, err = d.Dial("tcp4", addr); err != nil {
 			t.Fatal(err)

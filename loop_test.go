@@ -380,14 +380,8 @@ func TestLoopBackPressure(t *testing.T) {
 		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20}
 	// Small socket buffers at both ends (accepted sockets inherit the
 	// listener's), so that the kernel holds little before the stall.
-	lc := netcore.ListenConfig{Control: func(fd int) error {
-		for _, opt := range []int{unix.SO_RCVBUF, unix.SO_SNDBUF} {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 64<<10); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
+	lc := netcore.ListenConfig{Control: sockoptControl(
+		sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})}
 	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

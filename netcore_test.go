@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -610,31 +611,89 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// Control has net's signature: code written for net.ListenConfig.Control
+// and net.Dialer.Control runs unchanged, and gets what Go's net passes
+// (the network with its family, the address, a RawConn on the socket
+// before bind or connect).
 func TestDialerAndListenConfigControl(t *testing.T) {
 	t.Parallel()
-	var lfd, dfd int = -1, -1
-	lc := netcore.ListenConfig{Control: func(fd int) error { lfd = fd; return nil }}
-	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	type call struct {
+		Network, Address string
+		FDOK, ReadOK     bool
 	}
-	defer l.Close()
-	d := netcore.Dialer{Control: func(fd int) error { dfd = fd; return nil }}
-	c, err := d.Dial("tcp4", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	record := func(got *[]call) func(string, string, syscall.RawConn) error {
+		return func(network, address string, c syscall.RawConn) error {
+			var fd int = -1
+			if err := c.Control(func(s uintptr) { fd = int(s) }); err != nil {
+				return err
+			}
+			rerr := c.Read(func(uintptr) bool { return true })
+			*got = append(*got, call{network, address, fd > 2, rerr == nil})
+			return nil
+		}
 	}
-	c.Close()
-	if lfd < 0 || dfd < 0 {
-		t.Errorf("Control not called: listener fd %d, dialer fd %d", lfd, dfd)
+	for _, tc := range []struct{ network, address string }{
+		{"tcp4", "127.0.0.1:0"},
+		{"tcp6", "[::1]:0"},
+		{"unix", "@netcore-control-" + strconv.Itoa(os.Getpid())},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			var netL, ncL, netD, ncD []call
+			nl, err := (&net.ListenConfig{Control: record(&netL)}).Listen(context.Background(), tc.network, tc.address)
+			if err != nil {
+				if tc.network == "tcp6" {
+					t.Skipf("no IPv6 here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			defer nl.Close()
+			address := tc.address
+			if tc.network == "unix" {
+				address += "-netcore" // net's listener has the first name
+			}
+			l, err := (&netcore.ListenConfig{Control: record(&ncL)}).Listen(context.Background(), tc.network, address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if c, err := (&net.Dialer{Control: record(&netD)}).Dial(tc.network, nl.Addr().String()); err != nil {
+				t.Fatal(err)
+			} else {
+				c.Close()
+			}
+			if c, err := (&netcore.Dialer{Control: record(&ncD)}).Dial(tc.network, l.Addr().String()); err != nil {
+				t.Fatal(err)
+			} else {
+				c.Close()
+			}
+			// The addresses differ (two listeners); the rest must not.
+			norm := func(cs []call) []call {
+				for i := range cs {
+					cs[i].Address = ""
+				}
+				return cs
+			}
+			if len(ncL) != 1 || ncL[0].Address != address {
+				t.Errorf("netcore ListenConfig.Control calls: %+v, want one with address %q", ncL, address)
+			}
+			if len(ncD) != 1 || ncD[0].Address != l.Addr().String() {
+				t.Errorf("netcore Dialer.Control calls: %+v, want one with the destination %q", ncD, l.Addr())
+			}
+			if diff := cmp.Diff(norm(netL), norm(ncL)); diff != "" {
+				t.Errorf("ListenConfig.Control: net and netcore differ (-net +netcore):\n%s", diff)
+			}
+			if diff := cmp.Diff(norm(netD), norm(ncD)); diff != "" {
+				t.Errorf("Dialer.Control: net and netcore differ (-net +netcore):\n%s", diff)
+			}
+		})
 	}
+	l := listen(t, "tcp4", "127.0.0.1:0")
 	boom := errors.New("boom")
-	d = netcore.Dialer{Control: func(int) error { return boom }}
-	if _, err := d.Dial("tcp4", l.Addr().String()); !errors.Is(err, boom) {
+	fail := func(string, string, syscall.RawConn) error { return boom }
+	if _, err := (&netcore.Dialer{Control: fail}).Dial("tcp4", l.Addr().String()); !errors.Is(err, boom) {
 		t.Errorf("Dial with a failing Control = %v, want it to wrap %v", err, boom)
 	}
-	lc = netcore.ListenConfig{Control: func(int) error { return boom }}
-	if _, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0"); !errors.Is(err, boom) {
+	if _, err := (&netcore.ListenConfig{Control: fail}).Listen(context.Background(), "tcp4", "127.0.0.1:0"); !errors.Is(err, boom) {
 		t.Errorf("Listen with a failing Control = %v, want it to wrap %v", err, boom)
 	}
 }

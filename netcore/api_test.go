@@ -92,9 +92,9 @@ var (
 
 	// The option types, field by field, as the README writes them.
 	_ = netcore.ListenConfig{Backlog: 128, ReusePort: true, V6Only: true, Device: "lo", KeepMapped: true,
-		Nagle: true, Control: func(fd int) error { return nil }, Blocking: true}
+		Nagle: true, Control: func(string, string, syscall.RawConn) error { return nil }, Blocking: true}
 	_ = netcore.Dialer{Timeout: time.Second, LocalAddr: netcore.Sockaddr{}, Device: "lo",
-		KeepAlive: time.Second, Nagle: true, Control: func(fd int) error { return nil }, Blocking: true}
+		KeepAlive: time.Second, Nagle: true, Control: func(string, string, syscall.RawConn) error { return nil }, Blocking: true}
 	_ = netcore.Server{Addr: ":0", Handler: nil, TLSConfig: &tls.Config{}, MaxConns: 1,
 		IdleTimeout: time.Second, Logger: slog.Default()}
 )

@@ -1,6 +1,9 @@
 package netcore
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // This file holds the option types of Listen and Dial, on every platform, so
 // that code written against them compiles everywhere; their methods are in
@@ -52,9 +55,12 @@ type ListenConfig struct {
 	// does, so small writes go out at once.
 	Nagle bool
 	// Control, if not nil, is called with the new socket before bind(2),
-	// after netcore's own options: for options netcore does not wrap. An
-	// error aborts Listen.
-	Control func(fd int) error
+	// after netcore's own options: for options netcore does not wrap. It
+	// has the signature of net.ListenConfig.Control, so code written for
+	// that runs unchanged: network is "tcp4", "tcp6" or "unix", address
+	// the address about to be bound, and c.Control runs a function with
+	// the descriptor (c cannot Read or Write yet). An error aborts Listen.
+	Control func(network, address string, c syscall.RawConn) error
 	// Blocking selects the fast path for the listener and every connection
 	// it accepts: Accept, Read and Write block in the kernel on their own
 	// thread instead of parking on Go's runtime poller. The kernel then
@@ -95,9 +101,10 @@ type Dialer struct {
 	// TCP_NODELAY, as Go's net does.
 	Nagle bool
 	// Control, if not nil, is called with the new socket before
-	// bind/connect, after netcore's own options. An error aborts that
-	// address.
-	Control func(fd int) error
+	// bind/connect, after netcore's own options, with the signature of
+	// net.Dialer.Control (see ListenConfig.Control): address is the
+	// destination. An error aborts that address.
+	Control func(network, address string, c syscall.RawConn) error
 	// Blocking selects the fast path (see ListenConfig.Blocking): Read and
 	// Write block in the kernel on their own thread. The connect itself is
 	// still non-blocking, so a context can cancel it.

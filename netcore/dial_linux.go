@@ -116,7 +116,7 @@ func (d *Dialer) dialOne(ctx context.Context, network string, sa Sockaddr) (_ *C
 		}
 	}()
 	t := transportOf(sa)
-	if err := d.setup(fd.private(), t); err != nil {
+	if err := d.setup(fd.private(), t, sa); err != nil {
 		return nil, err
 	}
 	if err := connect(ctx, fd, sa); err != nil {
@@ -155,17 +155,15 @@ var errSelfConnect = errors.New("the connection reached its own socket: nothing 
 
 // setup applies the options that go before connect(2), and binds the
 // source address.
-func (d *Dialer) setup(s int, t transport) error {
+func (d *Dialer) setup(s int, t transport, sa Sockaddr) error {
 	if err := t.connOptions(s, d.Nagle, d.KeepAlive); err != nil {
 		return err
 	}
 	if err := t.ipOptions(s, d.Device, false); err != nil {
 		return err
 	}
-	if d.Control != nil {
-		if err := d.Control(s); err != nil {
-			return err
-		}
+	if err := runControl(d.Control, s, sa); err != nil {
+		return err
 	}
 	if !d.LocalAddr.IsValid() {
 		return nil

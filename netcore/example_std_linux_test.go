@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
@@ -58,9 +59,8 @@ func ExampleListenConfig() {
 	lc := netcore.ListenConfig{
 		Backlog:   128,
 		ReusePort: true,
-		Control: func(fd int) error {
-			sawSocket = fd > 2
-			return nil
+		Control: func(network, address string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { sawSocket = fd > 2 })
 		},
 	}
 	ctx := context.Background()

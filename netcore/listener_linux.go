@@ -125,10 +125,7 @@ func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
 	if err := t.ipOptions(s, lc.Device, lc.ReusePort); err != nil {
 		return err
 	}
-	if lc.Control != nil {
-		return lc.Control(s)
-	}
-	return nil
+	return runControl(lc.Control, s, sa)
 }
 
 var somaxconn = sync.OnceValue(func() int {
