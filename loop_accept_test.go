@@ -228,3 +228,32 @@ func TestLoopAcceptPrefersFirstIdleLoop(t *testing.T) {
 		t.Errorf("the long request's answer: %v", err)
 	}
 }
+
+// SpinWait: a loop that has served events polls for more for that long
+// before it sleeps, and an idle loop does not poll; without SpinWait a
+// served request costs one epoll_wait.
+func TestLoopSpinWait(t *testing.T) {
+	checkLeaks(t)
+	// Windows in which the count of epoll_wait calls (every loop of the
+	// process) is read; other tests' loops add a few at most.
+	count := func(d time.Duration) uint64 {
+		w0 := sys.Count(sys.OpEpollWait)
+		time.Sleep(d) // a measurement window
+		return sys.Count(sys.OpEpollWait) - w0
+	}
+	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Loops: 1, SpinWait: 50 * time.Millisecond}))
+	loopRoundTrip(t, c, "spin")
+	if n := count(20 * time.Millisecond); n < 100 {
+		t.Errorf("%d epoll_wait calls in the 20 ms after a request with SpinWait 50 ms, want the loop polling (100 or more)", n)
+	}
+	// 50 ms after the request the spin has ended, and nothing comes.
+	count(40 * time.Millisecond)
+	if n := count(100 * time.Millisecond); n > 20 {
+		t.Errorf("%d epoll_wait calls in 100 ms of an idle loop with SpinWait, want it asleep", n)
+	}
+	c = dialLoop(t, serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Loops: 1}))
+	loopRoundTrip(t, c, "sleep")
+	if n := count(100 * time.Millisecond); n > 20 {
+		t.Errorf("%d epoll_wait calls in 100 ms after a request without SpinWait, want the loop asleep", n)
+	}
+}

@@ -837,6 +837,7 @@ func TestLoopBadConfig(t *testing.T) {
 		{&netcore.Loop{Handler: loopEcho(nil), OutputHighWater: 2 << 20, MaxOutput: 1 << 20}, "OutputHighWater (2097152) is above MaxOutput (1048576)"},
 		{&netcore.Loop{Handler: loopEcho(nil), IdleTimeout: -time.Second}, "IdleTimeout is -1s"},
 		{&netcore.Loop{Handler: loopEcho(nil), Loops: -2}, "Loops is -2"},
+		{&netcore.Loop{Handler: loopEcho(nil), SpinWait: -time.Millisecond}, "SpinWait is -1ms"},
 	} {
 		l := listen(t, "tcp4", "127.0.0.1:0")
 		err := tc.lp.Serve(l)

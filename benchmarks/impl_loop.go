@@ -5,6 +5,7 @@ package benchmarks
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
 )
@@ -22,19 +23,30 @@ type loopServer struct {
 
 // StartLoop starts an echo server on netcore's Loop on addr, with the
 // Loop's defaults: every loop watches the one listening socket.
-func StartLoop(addr string) (Server, error) { return startLoop(addr, false) }
+func StartLoop(addr string) (Server, error) { return startLoop(addr, false, 0) }
 
 // StartLoopReusePort is StartLoop with Loop.ReusePort: a listening socket
 // per loop, in one SO_REUSEPORT group.
-func StartLoopReusePort(addr string) (Server, error) { return startLoop(addr, true) }
+func StartLoopReusePort(addr string) (Server, error) {
+	return startLoop(addr, true, 0)
+}
 
-func startLoop(addr string, reusePort bool) (Server, error) {
+// StartLoopSpin is StartLoop with Loop.SpinWait 50 us: a loop that has
+// just served events polls for more before it sleeps.
+func StartLoopSpin(addr string) (Server, error) {
+	return startLoop(addr, false, 50*time.Microsecond)
+}
+
+// startLoop serves the echo handler with Loop.ReusePort and SpinWait as
+// given.
+func startLoop(addr string, reusePort bool, spin time.Duration) (Server, error) {
 	lc := netcore.ListenConfig{ReusePort: reusePort}
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &loopServer{l: l, lp: &netcore.Loop{Handler: loopEcho{}, ReusePort: reusePort}, served: make(chan error, 1)}
+	lp := &netcore.Loop{Handler: loopEcho{}, ReusePort: reusePort, SpinWait: spin}
+	s := &loopServer{l: l, lp: lp, served: make(chan error, 1)}
 	go func() { s.served <- s.lp.Serve(l) }()
 	return s, nil
 }

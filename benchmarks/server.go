@@ -50,6 +50,7 @@ var Impls = []Impl{
 	{Name: "netcore", Start: StartNetcore},
 	{Name: "loop", Start: StartLoop},
 	{Name: "loop-reuseport", Start: StartLoopReusePort},
+	{Name: "loop-spin", Start: StartLoopSpin},
 	{Name: "gnet", Start: StartGnet},
 }
 

@@ -374,6 +374,7 @@ type eventLoop struct {
 	lingerQ   []lingerFD // lingering sockets, by deadline
 	nlinger   int
 	tid       atomic.Int32 // the loop's thread
+	spinning  bool         // SpinWait: the last wait found events, poll before the next
 	acceptQ   []*acceptor  // listeners with connections left to accept
 	aspare    []*acceptor
 
@@ -430,6 +431,26 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
+// wait is the loop's epoll_wait, with a timeout of msec (from
+// msecUntil), starting at now. With Loop.SpinWait, a loop that has just
+// served events first polls for more, for up to that long.
+func (l *eventLoop) wait(msec int, now int64) (int, error) {
+	if l.spinning && msec != 0 {
+		for end := now + int64(l.lim.spin); ; {
+			n, err := sys.EpollWait(l.epfd, l.events, 0)
+			if n != 0 || err != nil {
+				return n, err
+			}
+			if l.clock() >= end {
+				break
+			}
+		}
+	}
+	n, err := sys.EpollWait(l.epfd, l.events, msec)
+	l.spinning = n > 0 && l.lim.spin > 0
+	return n, err
+}
+
 // loadWindow is the shortest window over which a loop measures its load.
 const loadWindow = int64(10 * time.Millisecond)
 
@@ -477,7 +498,7 @@ func (l *eventLoop) run() {
 	for {
 		waitFrom := l.clock()
 		l.awake.Store(0)
-		n, err := sys.EpollWait(l.epfd, l.events, l.msecUntil(l.deadline(), waitFrom))
+		n, err := l.wait(l.msecUntil(l.deadline(), waitFrom), waitFrom)
 		if err != nil {
 			if again(err, false) {
 				continue

@@ -10,7 +10,8 @@
 #
 # TARGETS names the servers: "redis" (redis-server, no persistence) and the
 # example's modes ("loop": netcore.Loop, event loops, one per GOMAXPROCS, its
-# default; "loop1": the same with -loops 1; "server": netcore.Server, a
+# default; "loop1": the same with -loops 1; "loop-spin": the default with
+# -spin-wait 50us (Loop.SpinWait); "server": netcore.Server, a
 # goroutine per connection; "server-blocking": the same on netcore's
 # blocking fast path). Each runs in
 # its own process, started once; every run goes to each target in turn, so a
@@ -93,11 +94,12 @@ for target in $TARGETS; do
 		waitline "$log" "Ready to accept connections" "${pid[$target]}"
 		port[$target]=$p
 		;;
-	loop | loop1 | server | server-blocking)
+	loop | loop1 | loop-spin | server | server-blocking)
 		args=(-addr 127.0.0.1:0)
 		case $target in
 		loop) args+=(-mode loop) ;;
 		loop1) args+=(-mode loop -loops 1) ;;
+		loop-spin) args+=(-mode loop -spin-wait 50us) ;;
 		server) args+=(-mode server) ;;
 		server-blocking) args+=(-mode server -blocking) ;;
 		esac

@@ -37,6 +37,7 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 	lp := &netcore.Loop{
 		Handler:         &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
 		Loops:           cfg.loops,
+		SpinWait:        cfg.spinWait,
 		MaxInput:        cfg.maxQuery,
 		OutputHighWater: netcore.DefaultOutputHighWater,
 		MaxOutput:       netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,

@@ -51,10 +51,11 @@ const DefaultMaxQuery = 1 << 30
 
 // config is what every mode needs besides the address.
 type config struct {
-	maxBulk  int  // longest bulk string accepted
-	maxQuery int  // largest incomplete command buffered for one connection
-	blocking bool // netcore's blocking fast path (Server mode)
-	loops    int  // event loops (Loop mode); 0 means GOMAXPROCS
+	maxBulk  int           // longest bulk string accepted
+	maxQuery int           // largest incomplete command buffered for one connection
+	blocking bool          // netcore's blocking fast path (Server mode)
+	loops    int           // event loops (Loop mode); 0 means GOMAXPROCS
+	spinWait time.Duration // Loop mode: Loop.SpinWait
 	// unixSocket, if set, is a Unix socket path to listen on as well
 	// (redis-server's unixsocket): besides addr, or alone if addr is "".
 	unixSocket string
@@ -85,6 +86,7 @@ func main() {
 	unixSocket := flag.String("unixsocket", "", "Unix socket path to listen on too, as redis-server's unixsocket (\"@name\": the abstract namespace); a stale socket file there is replaced")
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
+	spinWait := flag.Duration("spin-wait", 0, "loop mode: how long a loop polls for new requests before it sleeps (netcore.Loop.SpinWait; 0: never)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
 	maxQuery := flag.Int("max-query", DefaultMaxQuery, "largest incomplete command buffered for one client, in bytes")
 	blocking := flag.Bool("blocking", false, "server mode: use netcore's blocking fast path (a thread per blocked connection)")
@@ -96,6 +98,10 @@ func main() {
 	}
 	if *loops < 0 {
 		fmt.Fprintf(os.Stderr, "resp: -loops %d must be 0 (GOMAXPROCS) or more\n", *loops)
+		os.Exit(2)
+	}
+	if *spinWait < 0 {
+		fmt.Fprintf(os.Stderr, "resp: -spin-wait %v must be 0 (never) or more\n", *spinWait)
 		os.Exit(2)
 	}
 	if *addr == "" && *unixSocket == "" {
@@ -111,6 +117,7 @@ func main() {
 		maxQuery:   *maxQuery,
 		blocking:   *blocking,
 		loops:      *loops,
+		spinWait:   *spinWait,
 		unixSocket: *unixSocket,
 		logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
