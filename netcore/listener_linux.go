@@ -99,9 +99,9 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 	if err := fd.ready(true); err != nil {
 		return nil, err
 	}
-	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped, flags: fd.acceptFlags()}
+	l := &Listener{fd: fd, addr: bound, network: network, unmap: !lc.KeepMapped}
 	l.unlink.Store(sa.isUnixPath())
-	l.ac.init(dirRead, "accept4", true, l)
+	l.ac.init(fd.acceptFlags())
 	return l, nil
 }
 
@@ -151,16 +151,11 @@ type Listener struct {
 	addr    Sockaddr
 	network string
 	unmap   bool
-	flags   int         // accept4's, for the mode
 	unlink  atomic.Bool // Close removes the socket file (see SetUnlinkOnClose)
 
-	// Accept holds mu for the whole call; the op, bound at Listen, leaves
-	// its result in these fields.
-	mu    sync.Mutex
-	ac    op
-	sabuf sockaddrBuf
-	nfd   int
-	peer  Sockaddr
+	// Accept holds mu for the whole call, which runs ac.
+	mu sync.Mutex
+	ac acceptOp
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -194,14 +189,14 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 func (l *Listener) accept() (*Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.nfd = -1
-	if err := l.fd.run(&l.ac); err != nil {
-		if l.nfd >= 0 {
-			closeFD(l.nfd) // accepted as Close began
+	l.ac.nfd = -1
+	if err := l.fd.run(&l.ac.op); err != nil {
+		if l.ac.nfd >= 0 {
+			closeFD(l.ac.nfd) // accepted as Close began
 		}
 		return nil, err
 	}
-	s, peer := l.nfd, l.peer
+	s, peer := l.ac.nfd, l.ac.peer
 	fd, err := l.fd.accepted(s)
 	if err != nil {
 		return nil, err
@@ -217,25 +212,6 @@ func (l *Listener) accept() (*Conn, error) {
 		c.laddr = l.addr
 	}
 	return c, nil
-}
-
-// attempt is one accept4(2).
-func (l *Listener) attempt(_ *op, s int) (bool, error) {
-	nfd, n, err := sys.Accept4(s, l.sabuf[:], l.flags)
-	if err != nil {
-		return false, err
-	}
-	peer, err := decodeSockaddr(l.sabuf[:n])
-	if err != nil {
-		// A peer whose address netcore cannot hold (a Unix socket bound
-		// to a path that fills sun_path, or starts with "@"): dropped,
-		// as a connection reset in the queue is, and the next one
-		// taken. Failing Accept would stop a Server.
-		closeFD(nfd)
-		return false, nil
-	}
-	l.nfd, l.peer = nfd, peer
-	return true, nil
 }
 
 // Close stops listening. A blocked Accept returns an error matching

@@ -145,7 +145,7 @@ func loopListener(l net.Listener) (syscall.RawConn, Sockaddr, error) {
 			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not a stream socket", l)
 			return
 		}
-		if addr, serr = localSockaddr(s); serr != nil {
+		if addr, serr = sockname(s, false); serr != nil {
 			serr = fmt.Errorf("netcore: Loop.Serve: a %T whose socket is not TCP over IPv4 or IPv6, nor a Unix socket (%v)", l, serr)
 		}
 	})
@@ -364,19 +364,17 @@ type eventLoop struct {
 	seq     uint32
 	accs    []*acceptor // by the index in their epoll data; nil slots are free
 	naccs   int
-	dirty   []*LoopConn  // connections with output to flush at the end of this iteration
-	now     int64        // nanoseconds on the Loop's clock at the last wake-up
-	timers  []*LoopTimer // a binary heap by due time
-	resumes []*LoopConn  // paused connections whose output drained with input left
-	rspare  []*LoopConn
+	dirty   []*LoopConn         // connections with output to flush at the end of this iteration
+	now     int64               // nanoseconds on the Loop's clock at the last wake-up
+	timers  []*LoopTimer        // a binary heap by due time
+	resumes nextPass[*LoopConn] // paused connections whose output drained with input left
 
 	lingering []int64    // by descriptor: the lingering deadline, 0 if not lingering
 	lingerQ   []lingerFD // lingering sockets, by deadline
 	nlinger   int
-	tid       atomic.Int32 // the loop's thread
-	spinning  bool         // SpinWait: the last wait found events, poll before the next
-	acceptQ   []*acceptor  // listeners with connections left to accept
-	aspare    []*acceptor
+	tid       atomic.Int32        // the loop's thread
+	spinning  bool                // SpinWait: the last wait found events, poll before the next
+	acceptQ   nextPass[*acceptor] // listeners with connections left to accept
 
 	// The loop's load: the share of the current window (at least
 	// loadWindow long) spent outside epoll_wait so far, and that of the
@@ -517,14 +515,14 @@ func (l *eventLoop) run() {
 		for i := range n {
 			l.dispatch(&l.events[i])
 		}
-		if len(l.acceptQ) > 0 {
+		if len(l.acceptQ.items) > 0 {
 			l.acceptQueued()
 		}
 		l.runTimers()
 		l.expireLingers(l.forcing)
 		l.rearmListeners()
 		l.flush()
-		if len(l.resumes) > 0 {
+		if len(l.resumes.items) > 0 {
 			l.resume()
 			l.flush()
 		}
@@ -545,7 +543,7 @@ func (l *eventLoop) run() {
 // never, and now while connections wait to be offered their input again
 // or to be accepted.
 func (l *eventLoop) deadline() int64 {
-	if len(l.resumes) > 0 || len(l.acceptQ) > 0 {
+	if len(l.resumes.items) > 0 || len(l.acceptQ.items) > 0 {
 		return 0
 	}
 	deadline := l.lingerDeadline()
@@ -723,10 +721,8 @@ func (l *eventLoop) closeIdle() {
 // below the low watermark while input was left: a handler that stopped
 // taking requests at OutputFull goes on where it stopped.
 func (l *eventLoop) resume() {
-	rs := l.resumes
-	l.resumes = l.rspare[:0]
-	for i, c := range rs {
-		rs[i] = nil
+	rs := l.resumes.take()
+	for _, c := range rs {
 		c.resumeQueued = false
 		if c.closed || c.paused || c.flushClose || c.in.Len() == 0 {
 			continue
@@ -736,7 +732,27 @@ func (l *eventLoop) resume() {
 			l.after(c)
 		}
 	}
-	l.rspare = rs[:0]
+	l.resumes.done(rs)
+}
+
+// A nextPass is a list of items a loop handles in its next iteration. The
+// list taken and the one filled meanwhile swap their backing arrays, so
+// that neither allocates once grown.
+type nextPass[T any] struct{ items, spare []T }
+
+func (p *nextPass[T]) add(x T) { p.items = append(p.items, x) }
+
+// take returns the items so far and starts a new list; done gives the
+// taken slice back once handled.
+func (p *nextPass[T]) take() []T {
+	q := p.items
+	p.items = p.spare[:0]
+	return q
+}
+
+func (p *nextPass[T]) done(q []T) {
+	clear(q)
+	p.spare = q[:0]
 }
 
 func (l *eventLoop) closeAll() {
@@ -860,7 +876,7 @@ func (l *eventLoop) fail(c *LoopConn, err error) {
 func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	if !local.IsValid() {
 		// A wildcard listener: the connection's own address says which.
-		if sa, err := localSockaddr(fd); err == nil {
+		if sa, err := sockname(fd, false); err == nil {
 			local = sa.Unmap()
 		}
 	}
@@ -996,7 +1012,7 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 		c.paused = false
 		if c.in.Len() > 0 && !c.resumeQueued {
 			c.resumeQueued = true
-			l.resumes = append(l.resumes, c)
+			l.resumes.add(c)
 		}
 	}
 	l.rearm(c)

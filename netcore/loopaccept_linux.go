@@ -397,22 +397,20 @@ func (l *eventLoop) accept(a *acceptor, steer bool) {
 func (l *eventLoop) acceptLater(a *acceptor) {
 	if !a.queued {
 		a.queued = true
-		l.acceptQ = append(l.acceptQ, a)
+		l.acceptQ.add(a)
 	}
 }
 
 // acceptQueued accepts on the listeners left with connections waiting.
 func (l *eventLoop) acceptQueued() {
-	q := l.acceptQ
-	l.acceptQ = l.aspare[:0]
-	for i, a := range q {
-		q[i] = nil
+	q := l.acceptQ.take()
+	for _, a := range q {
 		a.queued = false
 		if !a.ended && a.watched {
 			l.accept(a, false)
 		}
 	}
-	l.aspare = q[:0]
+	l.acceptQ.done(q)
 }
 
 // acceptLimit handles accept4 failing for lack of descriptors (EMFILE,
@@ -461,17 +459,4 @@ func (l *eventLoop) logLimit(a *acceptor, msg string, args ...any) {
 		a.nextLog = l.now + int64(a.backoff)
 		l.lp.logger().Warn(msg, args...)
 	}
-}
-
-// The loop's own small helper, so that it depends on the descriptor layer
-// only for closeFD (fd_linux.go); the rest goes through the seam.
-
-// localSockaddr wraps getsockname(2).
-func localSockaddr(fd int) (Sockaddr, error) {
-	var buf sockaddrBuf
-	n, err := sys.Getsockname(fd, buf[:])
-	if err != nil {
-		return Sockaddr{}, os.NewSyscallError("getsockname", err)
-	}
-	return decodeSockaddr(buf[:n])
 }

@@ -22,9 +22,7 @@ import (
 //	writevOp    writev(2) of bufs                       Writev
 //	sendfileOp  sendfile(2) from the file src           ReadFrom a file
 //	spliceOp    splice(2) between the socket and pipe   ReadFrom/WriteTo another Conn
-//
-// A Listener's accept4(2) is an op whose attempter is the Listener
-// (listener_linux.go).
+//	acceptOp    accept4(2), decoding the peer's address Listener.Accept
 
 // An op is the state the retry loop keeps for one operation value: its
 // direction (whose deadline bounds it), the call's name for errors, the
@@ -110,6 +108,39 @@ func (p *progress) advance(n int) (bool, error) {
 	p.done += int64(n)
 	p.left -= int64(n)
 	return p.left == 0, nil
+}
+
+// acceptOp is one accept4(2) with the mode's flags: nfd and peer are the
+// connection it took.
+type acceptOp struct {
+	op
+	flags int
+	sabuf sockaddrBuf
+	nfd   int
+	peer  Sockaddr
+}
+
+func (a *acceptOp) init(flags int) {
+	a.flags = flags
+	a.op.init(dirRead, "accept4", true, a)
+}
+
+func (a *acceptOp) attempt(_ *op, s int) (bool, error) {
+	nfd, n, err := sys.Accept4(s, a.sabuf[:], a.flags)
+	if err != nil {
+		return false, err
+	}
+	peer, err := decodeSockaddr(a.sabuf[:n])
+	if err != nil {
+		// A peer whose address netcore cannot hold (a Unix socket bound
+		// to a path that fills sun_path, or starts with "@"): dropped,
+		// as a connection reset in the queue is, and the next one
+		// taken. Failing Accept would stop a Server.
+		closeFD(nfd)
+		return false, nil
+	}
+	a.nfd, a.peer = nfd, peer
+	return true, nil
 }
 
 // readOp is one read(2) into buf; n is what it read, 0 at EOF.
