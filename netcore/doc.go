@@ -53,7 +53,9 @@
 //     finds them.
 //   - Event loop: Loop serves many connections on a few goroutines, each
 //     locked to its thread and waiting in its own epoll instance, instead of
-//     a goroutine per connection. A LoopHandler is called on the loop with
+//     a goroutine per connection. Each loop accepts the connections it
+//     serves: on the one listening socket, where a light load stays on the
+//     first loops, or with ReusePort on a socket of its own. A LoopHandler is called on the loop with
 //     each connection's buffered input (LoopConn.Peek, Next, Discard) and
 //     answers with Write; output is bounded by watermarks (OutputFull tells
 //     a handler to stop taking requests; the loop offers the rest of the
