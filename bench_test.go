@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -116,7 +117,7 @@ var serverWorkloads = map[string]func(c net.Conn){
 	// echo: 64-byte messages echoed back, one goroutine per connection.
 	"echo": func(c net.Conn) {
 		go func() {
-			echo(c, 64)
+			testkit.Echo(c, 64)
 			c.Close()
 		}()
 	},
@@ -200,7 +201,7 @@ type serverStats struct {
 // A benchServer is a running child process serving one workload with one
 // implementation.
 type benchServer struct {
-	*child
+	*testkit.Child
 
 	// conns are client connections a benchmark keeps open across its
 	// runs; they are closed before the server stops.
@@ -211,17 +212,17 @@ type benchServer struct {
 // implementation named impl and waits for its address.
 func startBenchServer(b *testing.B, impl, workload string) *benchServer {
 	b.Helper()
-	return &benchServer{child: startChild(b, "TestBenchServer", benchServerEnv+"="+impl+"/"+workload)}
+	return &benchServer{Child: testkit.StartChild(b, "TestBenchServer", benchServerEnv+"="+impl+"/"+workload)}
 }
 
 // stats asks the child for its counters.
 func (srv *benchServer) stats(b *testing.B) serverStats {
 	b.Helper()
-	l := srv.ask(b, "stats")
+	l := srv.Ask(b, "stats")
 	var cpu int64
 	var st serverStats
 	if _, err := fmt.Sscan(l, &cpu, &st.syscalls, &st.allocs); err != nil {
-		b.Fatalf("the server's counters %q: %v%s", l, err, srv.log())
+		b.Fatalf("the server's counters %q: %v%s", l, err, srv.Log())
 	}
 	st.cpu = time.Duration(cpu)
 	return st
@@ -241,24 +242,24 @@ type meter struct {
 }
 
 // addr is the server's address.
-func (m *meter) addr() string { return m.srv.addr }
+func (m *meter) addr() string { return m.srv.Addr }
 
 // fatalf fails the benchmark, with the server's stderr appended.
 func (m *meter) fatalf(format string, args ...any) {
 	m.b.Helper()
-	m.b.Fatalf(format+"%s", append(args, m.srv.log())...)
+	m.b.Fatalf(format+"%s", append(args, m.srv.Log())...)
 }
 
 func (m *meter) start() {
 	m.srvStats = m.srv.stats(m.b)
-	m.cliCPU, m.cliCalls = cpuTime(m.b), sys.Total()
+	m.cliCPU, m.cliCalls = testkit.CPUTime(m.b), sys.Total()
 	m.started = true
 	m.b.ResetTimer()
 }
 
 func (m *meter) stop() {
 	m.b.StopTimer()
-	cliCPU, cliCalls := cpuTime(m.b), sys.Total()
+	cliCPU, cliCalls := testkit.CPUTime(m.b), sys.Total()
 	st := m.srv.stats(m.b)
 	m.stopped = true
 	n := float64(m.b.N)
@@ -293,8 +294,8 @@ func runStack(b *testing.B, s stack, workload string, body func(b *testing.B, s 
 			for _, c := range srv.conns {
 				c.Close()
 			}
-			if err := srv.stop(); err != nil {
-				b.Errorf("the server: %v%s", err, srv.log())
+			if err := srv.Stop(); err != nil {
+				b.Errorf("the server: %v%s", err, srv.Log())
 			}
 		}
 	}()
@@ -309,15 +310,6 @@ func runStack(b *testing.B, s stack, workload string, body func(b *testing.B, s 
 			b.Fatal("benchmark body did not call both start and stop")
 		}
 	})
-}
-
-// cpuTime is this process's user plus system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAccept measures sequential connection set-up and tear-down: the
@@ -408,15 +400,15 @@ func BenchmarkPingPongInProcess(b *testing.B) {
 			b.ReportAllocs()
 			client, server, cleanup := connPair(b, s)
 			defer cleanup()
-			go echo(server, 64)
+			go testkit.Echo(server, 64)
 			var calls uint64
 			var cpu time.Duration
 			pingPong(b, client, func() {
-				calls, cpu = sys.Total(), cpuTime(b)
+				calls, cpu = sys.Total(), testkit.CPUTime(b)
 				b.ResetTimer()
 			}, func() {
 				b.StopTimer()
-				b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(testkit.CPUTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 				if s.counted {
 					b.ReportMetric(float64(sys.Total()-calls)/float64(b.N), "syscalls/op")
 				}
@@ -441,7 +433,7 @@ func connPair(b *testing.B, s stack) (client, server net.Conn, cleanup func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	server = waitFor(b, accepted, "accept")
+	server = testkit.WaitFor(b, accepted, "accept")
 	if server == nil {
 		b.Fatal("accept failed")
 	}
@@ -449,19 +441,6 @@ func connPair(b *testing.B, s stack) (client, server net.Conn, cleanup func()) {
 		client.Close()
 		server.Close()
 		l.Close()
-	}
-}
-
-// echo copies fixed-size messages back until the connection ends.
-func echo(c net.Conn, size int) {
-	buf := make([]byte, size)
-	for {
-		if _, err := io.ReadFull(c, buf); err != nil {
-			return
-		}
-		if _, err := c.Write(buf); err != nil {
-			return
-		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -171,7 +172,7 @@ func runClient(t *testing.T, ctx context.Context, bin string, args ...string) (s
 }
 
 func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -185,7 +186,7 @@ func TestDemoPrograms(t *testing.T) {
 		{"source address", "127.0.0.1:0", "hello", "127.0.0.2"},
 		{"IPv6", "[::1]:0", "hello", ""},
 		{"unix", "UNIX", "hello", ""},
-		{"abstract", abstractName(), "hello", ""},
+		{"abstract", testkit.AbstractName(), "hello", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -197,7 +198,7 @@ func TestDemoPrograms(t *testing.T) {
 				}
 			}
 			if tt.listen == "UNIX" {
-				tt.listen = unixPath(t)
+				tt.listen = testkit.UnixPath(t)
 			}
 			ctx := testContext(t)
 			srv := startServer(t, ctx, serverBin, "-addr", tt.listen)
@@ -400,7 +401,7 @@ func TestDemoFramed(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		req := []byte("\x02\x00\x00\x00ok\x88\x13\x00\x00") // "ok", then a header claiming 5000 bytes
 		if _, err := c.Write(req); err != nil {
 			t.Fatal(err)

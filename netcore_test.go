@@ -15,30 +15,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
-
-// echoOnce accepts one connection on l and echoes it until EOF, then
-// half-closes; the error (nil on success) arrives on the returned channel.
-func echoOnce(l *netcore.Listener) <-chan error {
-	errc := make(chan error, 1)
-	go func() {
-		c, err := l.AcceptConn()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
-		if _, err := io.Copy(c, c); err != nil {
-			errc <- err
-			return
-		}
-		errc <- c.CloseWrite()
-	}()
-	return errc
-}
 
 func TestEchoByteExact(t *testing.T) {
 	t.Parallel()
@@ -53,8 +33,8 @@ func TestEchoByteExact(t *testing.T) {
 		for _, size := range sizes {
 			t.Run(nt.name+"/"+strconv.Itoa(size), func(t *testing.T) {
 				t.Parallel()
-				l := listen(t, nt.listenNet, nt.listenAddr)
-				errc := echoOnce(l)
+				l := testkit.Listen(t, nt.listenNet, nt.listenAddr)
+				errc := testkit.EchoOnce(l)
 				addr := net.JoinHostPort(nt.dialHost, strconv.Itoa(int(l.Sockaddr().Port())))
 				c, err := netcore.Dial(nt.dialNet, addr)
 				if err != nil {
@@ -64,9 +44,9 @@ func TestEchoByteExact(t *testing.T) {
 					t.Fatalf("Dial(%q, %q): %v", nt.dialNet, addr, err)
 				}
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(testkit.Timeout))
 
-				checkEcho(t, c, size)
+				testkit.CheckEcho(t, c, size)
 				if err := <-errc; err != nil {
 					t.Fatalf("echo server: %v", err)
 				}
@@ -83,7 +63,7 @@ func TestAddressesAgree(t *testing.T) {
 	} {
 		t.Run(tt.network, func(t *testing.T) {
 			t.Parallel()
-			client, server, _ := modePair(t, false, tt.network, tt.address)
+			client, server, _ := testkit.ModePair(t, false, tt.network, tt.address)
 			if got, want := server.RemoteSockaddr(), client.LocalSockaddr(); got != want {
 				t.Errorf("server sees the peer as %v, client's local address is %v", got, want)
 			}
@@ -136,7 +116,7 @@ func TestDualStackPeers(t *testing.T) {
 				t.Fatalf("Dial over IPv4 to a dual-stack listener: %v", err)
 			}
 			defer c.Close()
-			l.SetDeadline(time.Now().Add(testTimeout))
+			l.SetDeadline(time.Now().Add(testkit.Timeout))
 			s, err := l.AcceptConn()
 			if err != nil {
 				t.Fatal(err)
@@ -178,10 +158,10 @@ func TestV6OnlyRefusesIPv4(t *testing.T) {
 
 func TestSourceAddress(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	for _, src := range []string{"127.0.0.2:0", "127.0.0.1:0"} {
 		t.Run(src, func(t *testing.T) {
-			d := netcore.Dialer{LocalAddr: netcore.MustParseSockaddr(src), Timeout: testTimeout}
+			d := netcore.Dialer{LocalAddr: netcore.MustParseSockaddr(src), Timeout: testkit.Timeout}
 			accepted := make(chan *netcore.Conn, 1)
 			go func() {
 				s, err := l.AcceptConn()
@@ -202,7 +182,7 @@ func TestSourceAddress(t *testing.T) {
 			var s *netcore.Conn
 			select {
 			case s = <-accepted:
-			case <-time.After(testTimeout):
+			case <-time.After(testkit.Timeout):
 				t.Fatal("no connection accepted")
 			}
 			if s == nil {
@@ -221,12 +201,12 @@ func TestSourceAddress(t *testing.T) {
 
 func TestSourceAddressWithPort(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	// Learn a free port by binding one, then use it as the source.
-	probe := listen(t, "tcp4", "127.0.0.1:0")
+	probe := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	port := probe.Sockaddr().Port()
 	probe.Close()
-	d := netcore.Dialer{LocalAddr: netcore.SockaddrFrom4([4]byte{127, 0, 0, 1}, port), Timeout: testTimeout}
+	d := netcore.Dialer{LocalAddr: netcore.SockaddrFrom4([4]byte{127, 0, 0, 1}, port), Timeout: testkit.Timeout}
 	c, err := d.Dial("tcp4", l.Addr().String())
 	if err != nil {
 		t.Fatalf("Dial from %v: %v", d.LocalAddr, err)
@@ -248,8 +228,8 @@ func TestDevice(t *testing.T) {
 		t.Fatalf("Listen with Device lo: %v", err)
 	}
 	defer l.Close()
-	errc := echoOnce(l)
-	d := netcore.Dialer{Device: "lo", Timeout: testTimeout}
+	errc := testkit.EchoOnce(l)
+	d := netcore.Dialer{Device: "lo", Timeout: testkit.Timeout}
 	c, err := d.Dial("tcp4", l.Addr().String())
 	if err != nil {
 		t.Fatalf("Dial with Device lo: %v", err)
@@ -261,7 +241,7 @@ func TestDevice(t *testing.T) {
 	if err != nil || dev != "lo" {
 		t.Errorf("SO_BINDTODEVICE = %q, %v; want lo", dev, err)
 	}
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	c.Write([]byte("ping"))
 	c.CloseWrite()
 	if got, err := io.ReadAll(c); err != nil || string(got) != "ping" {
@@ -291,13 +271,13 @@ func TestReuseAddrAfterTimeWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l.SetDeadline(time.Now().Add(testTimeout))
+	l.SetDeadline(time.Now().Add(testkit.Timeout))
 	s, err := l.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close() // the server closes first: its side goes to TIME_WAIT
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("client Read after the server closed = %v, want EOF", err)
 	}
@@ -370,14 +350,14 @@ func TestListenBadInput(t *testing.T) {
 
 func TestDialLocalhostName(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
-	errc := echoOnce(l)
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+	errc := testkit.EchoOnce(l)
 	c, err := netcore.Dial("tcp", "localhost:"+strconv.Itoa(int(l.Sockaddr().Port())))
 	if err != nil {
 		t.Fatalf("Dial(localhost): %v", err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	c.Write([]byte("hi"))
 	c.CloseWrite()
 	if got, err := io.ReadAll(c); err != nil || string(got) != "hi" {
@@ -415,7 +395,7 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
 	addr := fullListener(t)
 	for _, blocking := range []bool{false, true} {
-		t.Run(modeName(blocking), func(t *testing.T) {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
 			d := netcore.Dialer{Timeout: 100 * time.Millisecond, Blocking: blocking}
 			c, err := d.Dial("tcp4", addr)
@@ -442,7 +422,7 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 				done <- err
 			}()
 			cancel()
-			if err := waitFor(t, done, "the cancelled dial returning"); !errors.Is(err, context.Canceled) {
+			if err := testkit.WaitFor(t, done, "the cancelled dial returning"); !errors.Is(err, context.Canceled) {
 				t.Errorf("cancelled DialContext: %v, want context.Canceled", err)
 			}
 		})
@@ -451,10 +431,10 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			n, err := client.Read(make([]byte, 1))
 			if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -490,7 +470,7 @@ func TestDeadlines(t *testing.T) {
 				t.Errorf("Read with a past deadline = %v, want os.ErrDeadlineExceeded", err)
 			}
 
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			l.SetDeadline(time.Now().Add(20 * time.Millisecond))
 			if c, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
 				if c != nil {
@@ -504,7 +484,7 @@ func TestDeadlines(t *testing.T) {
 
 func TestClosedConn(t *testing.T) {
 	t.Parallel()
-	client, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
+	client, _, _ := testkit.ModePair(t, false, "tcp4", "127.0.0.1:0")
 	if err := client.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -523,7 +503,7 @@ func TestClosedConn(t *testing.T) {
 			t.Errorf("%s after Close = %v, want net.ErrClosed", name, err)
 		}
 	}
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	l.Close()
 	if err := l.Close(); err != nil {
 		t.Errorf("second Listener.Close = %v, want nil", err)
@@ -535,7 +515,7 @@ func TestClosedConn(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	t.Parallel()
-	client, server, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
+	client, server, _ := testkit.ModePair(t, false, "tcp4", "127.0.0.1:0")
 	if err := client.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +551,7 @@ func getsockopt(t *testing.T, c *netcore.Conn, level, name int) int {
 
 func TestOptions(t *testing.T) {
 	t.Parallel()
-	client, server, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
+	client, server, _ := testkit.ModePair(t, false, "tcp4", "127.0.0.1:0")
 	for name, c := range map[string]*netcore.Conn{"client": client, "server": server} {
 		if getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_NODELAY) == 0 {
 			t.Errorf("%s: TCP_NODELAY is off by default, want on (as in Go's net)", name)
@@ -687,7 +667,7 @@ func TestDialerAndListenConfigControl(t *testing.T) {
 			}
 		})
 	}
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	boom := errors.New("boom")
 	fail := func(string, string, syscall.RawConn) error { return boom }
 	if _, err := (&netcore.Dialer{Control: fail}).Dial("tcp4", l.Addr().String()); !errors.Is(err, boom) {
@@ -700,7 +680,7 @@ func TestDialerAndListenConfigControl(t *testing.T) {
 
 func TestRefusedErrorShape(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
 	_, err := netcore.Dial("tcp4", addr)
@@ -718,12 +698,12 @@ func TestRefusedErrorShape(t *testing.T) {
 // is non-blocking (the poller's), in the fast path blocking.
 func TestSocketFlags(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
-			l := listenMode(t, blocking)
-			for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
+			l := testkit.ListenMode(t, blocking)
+			for name, rc := range map[string]syscall.RawConn{"client": testkit.MustRaw(t, client), "server": testkit.MustRaw(t, server), "listener": testkit.MustRaw(t, l)} {
 				var fdFlags, flFlags int
 				var err1, err2 error
 				rc.Control(func(fd uintptr) {
@@ -737,7 +717,7 @@ func TestSocketFlags(t *testing.T) {
 					t.Errorf("%s: FD_CLOEXEC is off", name)
 				}
 				if nonblock := flFlags&unix.O_NONBLOCK != 0; nonblock == blocking {
-					t.Errorf("%s: O_NONBLOCK = %v in %s mode", name, nonblock, modeName(blocking))
+					t.Errorf("%s: O_NONBLOCK = %v in %s mode", name, nonblock, testkit.ModeName(blocking))
 				}
 			}
 		})
@@ -748,8 +728,8 @@ func TestSocketFlags(t *testing.T) {
 // socket (SO_KEEPALIVE with its period, IP_BIND_ADDRESS_NO_PORT).
 func TestDialerOptions(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
-	d := netcore.Dialer{KeepAlive: 7 * time.Second, LocalAddr: netcore.MustParseSockaddr("127.0.0.1:0"), Timeout: testTimeout}
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+	d := netcore.Dialer{KeepAlive: 7 * time.Second, LocalAddr: netcore.MustParseSockaddr("127.0.0.1:0"), Timeout: testkit.Timeout}
 	c, err := d.Dial("tcp4", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -774,8 +754,8 @@ func TestDialerOptions(t *testing.T) {
 // TestSteadyStateAllocations: once a connection is set up, Read and Write
 // allocate nothing, in either mode.
 func TestSteadyStateAllocations(t *testing.T) {
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		msg, buf := make([]byte, 64), make([]byte, 64)
 		roundTrip := func() {
 			if _, err := client.Write(msg); err != nil {
@@ -787,7 +767,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 		}
 		roundTrip() // the first call binds the callbacks
 		if n := testing.AllocsPerRun(200, roundTrip); n != 0 {
-			t.Errorf("%s: a Write and a Read allocate %v times, want 0", modeName(blocking), n)
+			t.Errorf("%s: a Write and a Read allocate %v times, want 0", testkit.ModeName(blocking), n)
 		}
 	}
 }

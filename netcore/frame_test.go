@@ -28,6 +28,7 @@ var frameOrders = []struct {
 	{"native", binary.NativeEndian},
 }
 
+// mustCodec is NewFrameCodec for codecs the test knows to be valid.
 func mustCodec(t testing.TB, header int, order binary.ByteOrder, max int) netcore.FrameCodec {
 	t.Helper()
 	c, err := netcore.NewFrameCodec(header, order, max)
@@ -551,6 +552,8 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 	return r.r.Read(p[:min(len(p), r.n)])
 }
 
+// firstDiff is the index of the first byte where a and b differ, or the
+// length of the shorter when one is a prefix of the other.
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {

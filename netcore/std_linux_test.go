@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // The standard library on netcore, used the way a program uses it:
@@ -29,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -38,7 +37,7 @@ import (
 func TestHTTPOverNetcore(t *testing.T) {
 	t.Parallel()
 	const size = 10 << 20
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, err := io.Copy(h, r.Body)
@@ -54,15 +53,15 @@ func TestHTTPOverNetcore(t *testing.T) {
 	go func() { served <- hs.Serve(l) }()
 
 	var dials atomic.Int64
-	d := &netcore.Dialer{Timeout: testTimeout}
+	d := &netcore.Dialer{Timeout: testkit.Timeout}
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
 		return d.DialNetConn(ctx, network, addr)
 	}}
-	client := &http.Client{Transport: tr, Timeout: testTimeout}
+	client := &http.Client{Transport: tr, Timeout: testkit.Timeout}
 	url := "http://" + l.Addr().String() + "/upload"
 	for i := range 3 {
-		body := randomBytes(size)
+		body := testkit.RandomBytes(size)
 		sum := sha256.Sum256(body)
 		var reused bool
 		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
@@ -102,12 +101,12 @@ func TestHTTPOverNetcore(t *testing.T) {
 		t.Errorf("%d dials for 3 requests, want 1 (keep-alive)", n)
 	}
 	tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := hs.Shutdown(ctx); err != nil {
 		t.Errorf("http.Server.Shutdown = %v", err)
 	}
-	if err := waitFor(t, served, "http.Server.Serve returning"); !errors.Is(err, http.ErrServerClosed) {
+	if err := testkit.WaitFor(t, served, "http.Server.Serve returning"); !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("http.Server.Serve = %v, want http.ErrServerClosed", err)
 	}
 }
@@ -116,7 +115,7 @@ func TestHTTPOverNetcore(t *testing.T) {
 // net.Conn holding a nil *Conn, and an error naming the address.
 func TestDialNetConnNilOnError(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close() // nobody listens there now
 	var d netcore.Dialer
@@ -215,8 +214,8 @@ func tlsEchoHandler(errs chan<- error) netcore.Handler {
 // the echo, byte for byte, and that c is TLS 1.3.
 func tlsExchange(t *testing.T, c *tls.Conn, size int) {
 	t.Helper()
-	c.SetDeadline(time.Now().Add(testTimeout))
-	msg := randomBytes(size)
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
+	msg := testkit.RandomBytes(size)
 	hdr := big.NewInt(int64(size)).FillBytes(make([]byte, 8))
 	errc := make(chan error, 1)
 	go func() {
@@ -227,7 +226,7 @@ func tlsExchange(t *testing.T, c *tls.Conn, size int) {
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatalf("reading the echo: %v", err)
 	}
-	if err := waitFor(t, errc, "the write"); err != nil {
+	if err := testkit.WaitFor(t, errc, "the write"); err != nil {
 		t.Fatalf("writing the request: %v", err)
 	}
 	if !bytes.Equal(got, msg) {
@@ -248,12 +247,12 @@ func TestTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	serverConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	clientConf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
-	d := &netcore.Dialer{Timeout: testTimeout}
+	d := &netcore.Dialer{Timeout: testkit.Timeout}
 
 	serveNetcore := func(t *testing.T, useField bool) (addr string, shutdown func()) {
 		errs := make(chan error, 4)
 		srv := &netcore.Server{Handler: tlsEchoHandler(errs), Logger: slog.New(slog.DiscardHandler)}
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		var nl net.Listener = l
 		if useField {
 			srv.TLSConfig = serverConf
@@ -263,12 +262,12 @@ func TestTLS(t *testing.T) {
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(nl) }()
 		return l.Addr().String(), func() {
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {
 				t.Errorf("Shutdown with an idle TLS client = %v, want nil", err)
 			}
-			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve = %v, want ErrServerClosed", err)
 			}
 			close(errs)
@@ -296,7 +295,7 @@ func TestTLS(t *testing.T) {
 	t.Run("crypto/tls client, netcore Server on tls.NewListener", func(t *testing.T) {
 		t.Parallel()
 		addr, shutdown := serveNetcore(t, false)
-		td := &tls.Dialer{NetDialer: &net.Dialer{Timeout: testTimeout}, Config: clientConf}
+		td := &tls.Dialer{NetDialer: &net.Dialer{Timeout: testkit.Timeout}, Config: clientConf}
 		nc, err := td.DialContext(context.Background(), "tcp4", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -359,24 +358,24 @@ func TestTLSIdleTimeout(t *testing.T) {
 			readErr <- err
 		}),
 	}
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	d := &netcore.Dialer{Timeout: testTimeout}
+	d := &netcore.Dialer{Timeout: testkit.Timeout}
 	c, err := d.DialTLSContext(context.Background(), "tcp4", l.Addr().String(), &tls.Config{RootCAs: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := waitFor(t, readErr, "the handler's Read timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := testkit.WaitFor(t, readErr, "the handler's Read timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("handler Read under TLS from a quiet client = %v, want os.ErrDeadlineExceeded", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v", err)
 	}
-	if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+	if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // FrameHandler's promises, one test each: no allocation per frame, Serve's
@@ -19,19 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
-
-// mustCodec is NewFrameCodec for codecs the test knows to be valid.
-func mustCodec(t testing.TB, header int, order binary.ByteOrder, max int) netcore.FrameCodec {
-	t.Helper()
-	c, err := netcore.NewFrameCodec(header, order, max)
-	if err != nil {
-		t.Fatalf("NewFrameCodec(%d, %v, %d): %v", header, order, max, err)
-	}
-	return c
-}
 
 // frameOf encodes payload as one frame of codec's format with
 // encoding/binary (not the codec), for the client's side.
@@ -81,7 +70,7 @@ func TestFrameHandlerNoAllocsPerFrame(t *testing.T) {
 		if _, err := c.Write(batch); err != nil {
 			t.Fatalf("writing %d frames: %v", frames, err)
 		}
-		if err := waitFor(t, read, "the echo of a batch"); err != nil {
+		if err := testkit.WaitFor(t, read, "the echo of a batch"); err != nil {
 			t.Fatalf("reading the echo of %d frames: %v", frames, err)
 		}
 		if !bytes.Equal(got, batch) {
@@ -129,11 +118,11 @@ func TestFrameHandlerServeRefuses(t *testing.T) {
 		{"zero Codec", &netcore.FrameHandler{OnFrame: echo}, 0, []string{"Codec"}, netcore.ErrZeroFrameCodec},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := listen(t, "tcp4", "127.0.0.1:0")
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 			lp := &netcore.Loop{Handler: tc.h.LoopHandler(), MaxInput: tc.max, Logger: quietLogger()}
 			served := make(chan error, 1)
 			go func() { served <- lp.Serve(l) }()
-			err := waitFor(t, served, "Serve's refusal")
+			err := testkit.WaitFor(t, served, "Serve's refusal")
 			if err == nil {
 				t.Fatal("Serve = nil, want an error")
 			}
@@ -212,13 +201,13 @@ func checkTooLargeAnswered(t *testing.T, tc tooLargeCase) {
 	addr := serveLoop(t, &netcore.Loop{Handler: h.LoopHandler()})
 	var c *netcore.Conn
 	if tc.late {
-		d := netcore.Dialer{Timeout: testTimeout, Control: sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 4096})}
+		d := netcore.Dialer{Timeout: testkit.Timeout, Control: sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 4096})}
 		var err error
 		if c, err = d.Dial("tcp4", addr); err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 	} else {
 		c = dialLoop(t, addr)
 	}
@@ -232,7 +221,7 @@ func checkTooLargeAnswered(t *testing.T, tc tooLargeCase) {
 	// Written from a goroutine: the server stops reading at the bad
 	// header, and a large write may never complete.
 	go c.Write(req)
-	err := waitFor(t, frameErrs, "OnFrameError")
+	err := testkit.WaitFor(t, frameErrs, "OnFrameError")
 	var tl *netcore.FrameTooLargeError
 	if !errors.As(err, &tl) || tl.Length != 5000 || tl.Max != 4096 || !errors.Is(err, netcore.ErrFrameTooLarge) {
 		t.Fatalf("OnFrameError got %v, want a FrameTooLargeError for 5000 over 4096", err)
@@ -240,7 +229,7 @@ func checkTooLargeAnswered(t *testing.T, tc tooLargeCase) {
 	want := append(bytes.Clone(first), frameOf(bookCodec, answer(err))...)
 	var closeErr error
 	if tc.late {
-		closeErr = waitFor(t, closed, "OnClose")
+		closeErr = testkit.WaitFor(t, closed, "OnClose")
 	}
 	got, rerr := io.ReadAll(c)
 	if !bytes.Equal(got, want) {
@@ -251,7 +240,7 @@ func checkTooLargeAnswered(t *testing.T, tc tooLargeCase) {
 		t.Errorf("after %d of %d bytes the client's read failed with %v, want EOF", len(got), len(want), rerr)
 	}
 	if !tc.late {
-		closeErr = waitFor(t, closed, "OnClose")
+		closeErr = testkit.WaitFor(t, closed, "OnClose")
 	}
 	if closeErr != nil && closeErr != io.EOF {
 		t.Errorf("the server closed with %v", closeErr)
@@ -301,7 +290,7 @@ func TestLoopFrameEndTooLarge(t *testing.T) {
 	}}
 	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h.LoopHandler()}))
 	c.Write(frameOf(codec, []byte("big")))
-	r := waitFor(t, reports, "the handler's report")
+	r := testkit.WaitFor(t, reports, "the handler's report")
 	if r.beginErr != nil || r.other != nil {
 		t.Fatalf("BeginFrame = %v; the frames around it: %v", r.beginErr, r.other)
 	}
@@ -333,9 +322,9 @@ func TestFrameHandlerPipelineLargeReplies(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			address := "127.0.0.1:0"
 			if network == "unix" {
-				address = unixPath(t)
+				address = testkit.UnixPath(t)
 			}
-			testFrameHandlerPipelineLargeReplies(t, listen(t, network, address))
+			testFrameHandlerPipelineLargeReplies(t, testkit.Listen(t, network, address))
 		})
 	}
 }
@@ -424,7 +413,7 @@ func TestLoopFrameWithConcurrentSend(t *testing.T) {
 					if err != nil {
 						panic(err)
 					}
-				case <-time.After(testTimeout):
+				case <-time.After(testkit.Timeout):
 					panic(via + " did not return")
 				}
 				c.Write([]byte("built in place"))

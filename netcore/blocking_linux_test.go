@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -12,13 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
 
-type sysRawConn = interface{ Control(func(uintptr)) error }
-
-func fdIsBlocking(t *testing.T, rc sysRawConn) bool {
+func fdIsBlocking(t *testing.T, rc syscall.RawConn) bool {
 	t.Helper()
 	var flags int
 	var err error
@@ -35,36 +32,25 @@ func TestBlockingEcho(t *testing.T) {
 		for _, size := range []int{1, 64 << 10, 16 << 20} {
 			t.Run(nt.network+"/"+strconv.Itoa(size), func(t *testing.T) {
 				t.Parallel()
-				client, server, l := modePair(t, true, nt.network, nt.address)
-				for name, rc := range map[string]sysRawConn{"client": mustRaw(t, client), "server": mustRaw(t, server), "listener": mustRaw(t, l)} {
+				client, server, l := testkit.ModePair(t, true, nt.network, nt.address)
+				for name, rc := range map[string]syscall.RawConn{"client": testkit.MustRaw(t, client), "server": testkit.MustRaw(t, server), "listener": testkit.MustRaw(t, l)} {
 					if !fdIsBlocking(t, rc) {
 						t.Errorf("%s socket has O_NONBLOCK in blocking mode", name)
 					}
 				}
-				client.SetDeadline(time.Now().Add(testTimeout))
-				server.SetDeadline(time.Now().Add(testTimeout))
+				client.SetDeadline(time.Now().Add(testkit.Timeout))
+				server.SetDeadline(time.Now().Add(testkit.Timeout))
 				go func() {
 					io.Copy(server, server)
 					server.CloseWrite()
 				}()
-				checkEcho(t, client, size)
+				testkit.CheckEcho(t, client, size)
 				if server.RemoteSockaddr() != client.LocalSockaddr() {
 					t.Errorf("server sees %v, client is %v", server.RemoteSockaddr(), client.LocalSockaddr())
 				}
 			})
 		}
 	}
-}
-
-func mustRaw(t *testing.T, v interface {
-	SyscallConn() (syscall.RawConn, error)
-}) sysRawConn {
-	t.Helper()
-	rc, err := v.SyscallConn()
-	if err != nil {
-		t.Fatalf("SyscallConn: %v", err)
-	}
-	return rc
 }
 
 // The default mode and the fast path talk to each other: the mode is a
@@ -77,13 +63,13 @@ func TestBlockingInteropWithDefaultMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	errc := echoOnce(l)
+	errc := testkit.EchoOnce(l)
 	c, err := netcore.Dial("tcp4", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	c.Write([]byte("mixed"))
 	c.CloseWrite()
 	if got, err := io.ReadAll(c); err != nil || string(got) != "mixed" {
@@ -101,7 +87,7 @@ func TestBlockingInteropWithDefaultMode(t *testing.T) {
 // fires.
 func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
 	t.Parallel()
-	client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client, server, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 	client.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 	got := make(chan error, 1)
 	started := make(chan struct{})
@@ -117,7 +103,7 @@ func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
 	<-started
 	// Extend the deadline while the Read may already be blocked, then send
 	// after the original deadline: the Read must still succeed.
-	client.SetReadDeadline(time.Now().Add(testTimeout))
+	client.SetReadDeadline(time.Now().Add(testkit.Timeout))
 	<-time.After(100 * time.Millisecond) // past the original deadline: the behaviour under test
 	server.Write([]byte("late"))
 	select {
@@ -125,13 +111,13 @@ func TestBlockingDeadlineChangeDuringCall(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Read with its deadline extended during the call: %v", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("Read did not return")
 	}
 }
 
 // expectClosedAfterClose runs call (which blocks), closes c, and checks
-// call returns net.ErrClosed within testTimeout.
+// call returns net.ErrClosed within testkit.Timeout.
 func expectClosedAfterClose(t *testing.T, c io.Closer, call func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
@@ -151,7 +137,7 @@ func expectClosedAfterClose(t *testing.T, c io.Closer, call func() error) {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Errorf("blocked call after Close = %v, want net.ErrClosed", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("Close did not wake the blocked call")
 	}
 }
@@ -167,7 +153,7 @@ func TestBlockingNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	d := netcore.Dialer{Blocking: true, Timeout: testTimeout}
+	d := netcore.Dialer{Blocking: true, Timeout: testkit.Timeout}
 	for i := range 200 {
 		c, err := d.Dial("tcp4", l.Addr().String())
 		if err != nil {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // A model of one Loop connection's output order. Every way a reply can be
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"pgregory.net/rapid"
 )
@@ -161,8 +160,8 @@ func (m *loopModel) wait(t *rapid.T, what string) {
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-	case <-time.After(testTimeout):
-		t.Fatalf("%s did not come within %v", what, testTimeout)
+	case <-time.After(testkit.Timeout):
+		t.Fatalf("%s did not come within %v", what, testkit.Timeout)
 	}
 }
 
@@ -305,14 +304,6 @@ func (m *loopModel) finish(t *rapid.T) {
 	m.Check(t)
 }
 
-func firstDiff(a, b []byte) int {
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	return i
-}
-
 // brief quotes the start of p.
 func brief(p []byte) string {
 	if len(p) > 48 {
@@ -333,12 +324,12 @@ func TestLoopOrderModel(t *testing.T) {
 					t.Fatalf("Dial: %v", err)
 				}
 				defer client.Close()
-				client.SetDeadline(time.Now().Add(testTimeout))
+				client.SetDeadline(time.Now().Add(testkit.Timeout))
 				var lc *netcore.LoopConn
 				select {
 				case lc = <-opened:
-				case <-time.After(testTimeout):
-					t.Fatalf("OnOpen did not come within %v", testTimeout)
+				case <-time.After(testkit.Timeout):
+					t.Fatalf("OnOpen did not come within %v", testkit.Timeout)
 				}
 				st := &modelConn{done: make(chan error, 1), errs: make(chan error, 1)}
 				if err := lc.Execute(func(c *netcore.LoopConn) { c.SetUserData(st) }); err != nil {

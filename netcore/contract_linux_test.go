@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // The net.Conn contract in both I/O modes: what code written for Go's net
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/net/nettest"
 	"golang.org/x/sys/unix"
@@ -32,8 +31,8 @@ import (
 // modes, on TCP and on Unix sockets.
 func TestNettestConn(t *testing.T) {
 	for _, network := range []string{"tcp4", "unix"} {
-		for _, blocking := range modes {
-			t.Run(network+"/"+modeName(blocking), func(t *testing.T) {
+		for _, blocking := range testkit.Modes {
+			t.Run(network+"/"+testkit.ModeName(blocking), func(t *testing.T) {
 				testNettestConn(t, network, blocking)
 			})
 		}
@@ -43,7 +42,7 @@ func TestNettestConn(t *testing.T) {
 func testNettestConn(t *testing.T, network string, blocking bool) {
 	address := "127.0.0.1:0"
 	if network == "unix" {
-		address = unixPath(t) // one path: nettest listens once at a time
+		address = testkit.UnixPath(t) // one path: nettest listens once at a time
 	}
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		l, err := (&netcore.ListenConfig{Blocking: blocking}).Listen(context.Background(), network, address)
@@ -59,12 +58,12 @@ func testNettestConn(t *testing.T, network string, blocking bool) {
 			}
 			accepted <- c
 		}()
-		d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+		d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 		c1, err = d.Dial(network, l.Addr().String())
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		c2 = waitFor(t, accepted, "Accept")
+		c2 = testkit.WaitFor(t, accepted, "Accept")
 		if c2 == nil {
 			c1.Close()
 			return nil, nil, nil, errors.New("accept failed")
@@ -98,42 +97,42 @@ func blockedIn(t *testing.T, v interface {
 // goroutine wakes a Read, Write or Accept already blocked (with no
 // deadline of its own) with os.ErrDeadlineExceeded, in both modes.
 func TestDeadlineWakesBlockedCall(t *testing.T) {
-	for _, blocking := range modes {
+	for _, blocking := range testkit.Modes {
 		for i, past := range []time.Time{time.Now(), aLongTimeAgo} {
-			name := modeName(blocking) + []string{"/now", "/1500"}[i]
+			name := testkit.ModeName(blocking) + []string{"/now", "/1500"}[i]
 			t.Run(name+"/Read", func(t *testing.T) {
-				_, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+				_, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 				server.SetReadDeadline(time.Time{})
 				entered := blockedIn(t, server, sys.OpRead)
 				done := make(chan error, 1)
 				go func() { _, err := server.Read(make([]byte, 10)); done <- err }()
-				waitFor(t, entered, "the Read")
+				testkit.WaitFor(t, entered, "the Read")
 				server.SetReadDeadline(past)
-				if err := waitFor(t, done, "the Read's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
+				if err := testkit.WaitFor(t, done, "the Read's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatalf("blocked Read after SetReadDeadline(%v) = %v, want os.ErrDeadlineExceeded", past, err)
 				}
 			})
 			t.Run(name+"/Write", func(t *testing.T) {
-				client, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+				client, _, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 				client.SetWriteDeadline(time.Time{})
 				client.SetWriteBuffer(4096)
 				entered := blockedIn(t, client, sys.OpWrite)
 				done := make(chan error, 1)
 				go func() { _, err := client.Write(make([]byte, 64<<20)); done <- err }() // more than the peer's buffers hold
-				waitFor(t, entered, "the Write")
+				testkit.WaitFor(t, entered, "the Write")
 				client.SetWriteDeadline(past)
-				if err := waitFor(t, done, "the Write's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
+				if err := testkit.WaitFor(t, done, "the Write's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatalf("blocked Write after SetWriteDeadline(%v) = %v, want os.ErrDeadlineExceeded", past, err)
 				}
 			})
 			t.Run(name+"/Accept", func(t *testing.T) {
-				l := listenMode(t, blocking)
+				l := testkit.ListenMode(t, blocking)
 				entered := blockedIn(t, l, sys.OpAccept)
 				done := make(chan error, 1)
 				go func() { _, err := l.Accept(); done <- err }()
-				waitFor(t, entered, "the Accept")
+				testkit.WaitFor(t, entered, "the Accept")
 				l.SetDeadline(past)
-				if err := waitFor(t, done, "the Accept's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
+				if err := testkit.WaitFor(t, done, "the Accept's wake-up"); !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Fatalf("blocked Accept after SetDeadline(%v) = %v, want os.ErrDeadlineExceeded", past, err)
 				}
 			})
@@ -148,10 +147,10 @@ var aLongTimeAgo = time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)
 // all, the year 1500 is long past.
 func TestDeadlineExtremes(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			server.SetReadDeadline(aLongTimeAgo)
 			if _, err := server.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Errorf("Read with a deadline in 1500 = %v, want os.ErrDeadlineExceeded", err)
@@ -174,14 +173,14 @@ func TestDeadlineExtremes(t *testing.T) {
 // the timeout, as Go's net does; Read of nothing returns at once.
 func TestZeroWriteAfterDeadline(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, _, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		client.SetDeadline(aLongTimeAgo)
 		if n, err := client.Write(nil); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("%s: Write(nil) after the deadline = %d, %v, want 0, os.ErrDeadlineExceeded", modeName(blocking), n, err)
+			t.Errorf("%s: Write(nil) after the deadline = %d, %v, want 0, os.ErrDeadlineExceeded", testkit.ModeName(blocking), n, err)
 		}
 		if n, err := client.Read(nil); n != 0 || err != nil {
-			t.Errorf("%s: Read(nil) after the deadline = %d, %v, want 0, nil", modeName(blocking), n, err)
+			t.Errorf("%s: Read(nil) after the deadline = %d, %v, want 0, nil", testkit.ModeName(blocking), n, err)
 		}
 	}
 }
@@ -190,10 +189,10 @@ func TestZeroWriteAfterDeadline(t *testing.T) {
 // the listener's SO_RCVTIMEO (set for an Accept deadline) into the
 // accepted socket; a Read without a deadline must not inherit it.
 func TestAcceptedConnDropsListenerTimeout(t *testing.T) {
-	l := listenMode(t, true)
-	l.SetDeadline(time.Now().Add(testTimeout / 2))
+	l := testkit.ListenMode(t, true)
+	l.SetDeadline(time.Now().Add(testkit.Timeout / 2))
 	go func() {
-		d := netcore.Dialer{Blocking: true, Timeout: testTimeout}
+		d := netcore.Dialer{Blocking: true, Timeout: testkit.Timeout}
 		if c, err := d.Dial("tcp4", l.Addr().String()); err == nil {
 			t.Cleanup(func() { c.Close() })
 		}
@@ -203,21 +202,21 @@ func TestAcceptedConnDropsListenerTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	rc := mustRaw(t, server)
+	rc := testkit.MustRaw(t, server)
 	entered := blockedIn(t, server, sys.OpRead)
 	done := make(chan error, 1)
 	go func() { _, err := server.Read(make([]byte, 1)); done <- err }()
-	waitFor(t, entered, "the Read")
+	testkit.WaitFor(t, entered, "the Read")
 	var tv *unix.Timeval
 	rc.Control(func(fd uintptr) { tv, err = unix.GetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := time.Duration(tv.Nano()); got < time.Hour {
-		t.Errorf("SO_RCVTIMEO during a Read without a deadline = %v, want no short timeout (the listener's was %v)", got, testTimeout/2)
+		t.Errorf("SO_RCVTIMEO during a Read without a deadline = %v, want no short timeout (the listener's was %v)", got, testkit.Timeout/2)
 	}
 	server.Close()
-	if err := waitFor(t, done, "the Read's end at Close"); !errors.Is(err, net.ErrClosed) {
+	if err := testkit.WaitFor(t, done, "the Read's end at Close"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Read at Close = %v, want net.ErrClosed", err)
 	}
 }
@@ -226,18 +225,18 @@ func TestAcceptedConnDropsListenerTimeout(t *testing.T) {
 // shut the connection down first: with SO_LINGER 0 the peer sees a reset,
 // as with Go's net, and a descriptor dup'ed from the socket stays usable.
 func TestCloseInFlightPeerSeesReset(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking)+"/linger0", func(t *testing.T) {
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking)+"/linger0", func(t *testing.T) {
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			if err := server.SetLinger(0); err != nil {
 				t.Fatal(err)
 			}
 			entered := blockedIn(t, server, sys.OpRead)
 			done := make(chan error, 1)
 			go func() { _, err := server.Read(make([]byte, 1)); done <- err }()
-			waitFor(t, entered, "the Read")
+			testkit.WaitFor(t, entered, "the Read")
 			server.Close()
-			if err := waitFor(t, done, "the Read's end"); !errors.Is(err, net.ErrClosed) {
+			if err := testkit.WaitFor(t, done, "the Read's end"); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Read at Close = %v, want net.ErrClosed", err)
 			}
 			_, err := client.Read(make([]byte, 1))
@@ -245,11 +244,11 @@ func TestCloseInFlightPeerSeesReset(t *testing.T) {
 				t.Errorf("peer's Read after Close with linger 0 = %v, want ECONNRESET (what Go's net makes the peer see)", err)
 			}
 		})
-		t.Run(modeName(blocking)+"/dup", func(t *testing.T) {
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+		t.Run(testkit.ModeName(blocking)+"/dup", func(t *testing.T) {
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			var dup int
 			var err error
-			mustRaw(t, server).Control(func(fd uintptr) { dup, err = unix.Dup(int(fd)) })
+			testkit.MustRaw(t, server).Control(func(fd uintptr) { dup, err = unix.Dup(int(fd)) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,9 +256,9 @@ func TestCloseInFlightPeerSeesReset(t *testing.T) {
 			entered := blockedIn(t, server, sys.OpRead)
 			done := make(chan error, 1)
 			go func() { _, err := server.Read(make([]byte, 1)); done <- err }()
-			waitFor(t, entered, "the Read")
+			testkit.WaitFor(t, entered, "the Read")
 			server.Close()
-			waitFor(t, done, "the Read's end")
+			testkit.WaitFor(t, done, "the Read's end")
 			if _, err := unix.Write(dup, []byte("still here")); err != nil {
 				t.Fatalf("write on a dup of the closed socket: %v, want the connection alive", err)
 			}
@@ -274,12 +273,12 @@ func TestCloseInFlightPeerSeesReset(t *testing.T) {
 // TestDroppedConnIsClosed: a Conn dropped without Close has its
 // descriptor closed when it is collected, in both modes, as with Go's net.
 func TestDroppedConnIsClosed(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
-			l := listenMode(t, blocking)
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
+			l := testkit.ListenMode(t, blocking)
 			base := openFDs(t)
 			func() {
-				d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+				d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 				if _, err := d.Dial("tcp4", l.Addr().String()); err != nil {
 					t.Fatal(err)
 				}
@@ -287,10 +286,10 @@ func TestDroppedConnIsClosed(t *testing.T) {
 			if openFDs(t) <= base {
 				t.Fatal("the dialed socket does not show in /proc/self/fd")
 			}
-			deadline := time.Now().Add(testTimeout)
+			deadline := time.Now().Add(testkit.Timeout)
 			for openFDs(t) > base {
 				if time.Now().After(deadline) {
-					t.Fatalf("a dropped %s Conn still holds its descriptor after GC: %d open, baseline %d", modeName(blocking), openFDs(t), base)
+					t.Fatalf("a dropped %s Conn still holds its descriptor after GC: %d open, baseline %d", testkit.ModeName(blocking), openFDs(t), base)
 				}
 				runtime.GC()
 				time.Sleep(time.Millisecond) // lets the cleanup goroutine run; the loop polls a count
@@ -304,13 +303,13 @@ func TestDroppedConnIsClosed(t *testing.T) {
 // connection accepted on a wildcard listener whose address nobody asked.
 func TestLocalAddrAfterClose(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "tcp4", "0.0.0.0:0")
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "tcp4", "0.0.0.0:0")
 		want := client.RemoteAddr().String()
 		server.Close()
 		a, ok := server.LocalAddr().(*net.TCPAddr)
 		if !ok || a == nil || a.String() != want {
-			t.Errorf("%s: LocalAddr after Close = %#v, want %s", modeName(blocking), server.LocalAddr(), want)
+			t.Errorf("%s: LocalAddr after Close = %#v, want %s", testkit.ModeName(blocking), server.LocalAddr(), want)
 		}
 	}
 }
@@ -319,8 +318,8 @@ func TestLocalAddrAfterClose(t *testing.T) {
 // net.ErrClosed, as a net.Conn's does.
 func TestRawConnAfterClose(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, _, l := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, _, l := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		for name, c := range map[string]interface {
 			SyscallConn() (syscall.RawConn, error)
 			Close() error
@@ -331,10 +330,10 @@ func TestRawConnAfterClose(t *testing.T) {
 			}
 			c.Close()
 			if err := rc.Control(func(uintptr) {}); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("%s %s: RawConn.Control after Close = %v, want net.ErrClosed", modeName(blocking), name, err)
+				t.Errorf("%s %s: RawConn.Control after Close = %v, want net.ErrClosed", testkit.ModeName(blocking), name, err)
 			}
 			if _, err := c.SyscallConn(); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("%s %s: SyscallConn after Close = %v, want net.ErrClosed", modeName(blocking), name, err)
+				t.Errorf("%s %s: SyscallConn after Close = %v, want net.ErrClosed", testkit.ModeName(blocking), name, err)
 			}
 		}
 	}
@@ -347,13 +346,13 @@ func TestRawConnAfterClose(t *testing.T) {
 // blocked: the handler here returns only once the background read is
 // surely under way.
 func TestHTTPShutdownBlocking(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) { testHTTPShutdown(t, blocking) })
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) { testHTTPShutdown(t, blocking) })
 	}
 }
 
 func testHTTPShutdown(t *testing.T, blocking bool) {
-	l := listenMode(t, blocking)
+	l := testkit.ListenMode(t, blocking)
 	// The background read is the only 1-byte read(2) the server makes:
 	// count those per descriptor.
 	var oneByteReads [1 << 16]atomic.Int32
@@ -378,7 +377,7 @@ func testHTTPShutdown(t *testing.T, blocking bool) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := r.Context().Value(connKey{}).(*connState)
 			i := st.requests.Add(1)
-			deadline := time.Now().Add(testTimeout / 2)
+			deadline := time.Now().Add(testkit.Timeout / 2)
 			for oneByteReads[st.fd].Load() < i && time.Now().Before(deadline) {
 				runtime.Gosched() // polls a counter: this request's background read starting
 			}
@@ -387,8 +386,8 @@ func testHTTPShutdown(t *testing.T, blocking bool) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
-	client := &http.Client{Timeout: testTimeout, Transport: &http.Transport{
+	d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
+	client := &http.Client{Timeout: testkit.Timeout, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, network, addr)
 		},
@@ -396,21 +395,21 @@ func testHTTPShutdown(t *testing.T, blocking bool) {
 	for range 3 {
 		resp, err := client.Get("http://" + l.Addr().String() + "/")
 		if err != nil {
-			t.Fatalf("%s: GET: %v", modeName(blocking), err)
+			t.Fatalf("%s: GET: %v", testkit.ModeName(blocking), err)
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || string(body) != "hello" {
-			t.Fatalf("%s: body %q, %v", modeName(blocking), body, err)
+			t.Fatalf("%s: body %q, %v", testkit.ModeName(blocking), body, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("%s: http.Server.Shutdown = %v, want nil well before its context ends", modeName(blocking), err)
+		t.Errorf("%s: http.Server.Shutdown = %v, want nil well before its context ends", testkit.ModeName(blocking), err)
 	}
 	cancel()
-	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, http.ErrServerClosed) {
-		t.Errorf("%s: Serve = %v, want http.ErrServerClosed", modeName(blocking), err)
+	if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("%s: Serve = %v, want http.ErrServerClosed", testkit.ModeName(blocking), err)
 	}
 	client.CloseIdleConnections()
 }
@@ -421,7 +420,7 @@ func testHTTPShutdown(t *testing.T, blocking bool) {
 // own goroutine: with one P, another goroutine runs meanwhile. (The bounds
 // are about what Close waits for, with wide slack, not about speed.)
 func TestLingerCloseBlocksLikeASyscall(t *testing.T) {
-	client, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client, _, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 	client.SetWriteBuffer(4096)
 	// Fill the send path until a write times out having moved nothing:
 	// the peer reads nothing, and every buffer on the way is full. (A
@@ -456,7 +455,7 @@ func TestLingerCloseBlocksLikeASyscall(t *testing.T) {
 	if took < linger*9/10 {
 		t.Errorf("Close with SO_LINGER %v and unsent data returned after %v: the linger was cut short", linger, took)
 	}
-	if at := waitFor(t, ran, "the other goroutine").Sub(start); at > linger/2 {
+	if at := testkit.WaitFor(t, ran, "the other goroutine").Sub(start); at > linger/2 {
 		t.Errorf("another goroutine first ran %v into a %v lingering Close: Close held the only P", at, took)
 	}
 }
@@ -467,18 +466,18 @@ func TestLingerCloseBlocksLikeASyscall(t *testing.T) {
 // port 0; a network netcore does not speak is named as such.
 func TestErrorsAsGoNet(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, _, l := modePair(t, blocking, "tcp", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, _, l := testkit.ModePair(t, blocking, "tcp", "127.0.0.1:0")
 		client.Close()
 		_, err := client.Read(make([]byte, 1))
 		var oe *net.OpError
 		if !errors.As(err, &oe) || oe.Net != "tcp" || oe.Source == nil || oe.Addr == nil ||
 			oe.Source.String() != client.LocalAddr().String() || oe.Addr.String() != l.Addr().String() {
-			t.Errorf("%s: Read after Close = %#v, want a *net.OpError on \"tcp\" naming %v and %v", modeName(blocking), err, client.LocalAddr(), l.Addr())
+			t.Errorf("%s: Read after Close = %#v, want a *net.OpError on \"tcp\" naming %v and %v", testkit.ModeName(blocking), err, client.LocalAddr(), l.Addr())
 		}
 	}
 
-	wild := listen(t, "tcp4", "0.0.0.0:0")
+	wild := testkit.Listen(t, "tcp4", "0.0.0.0:0")
 	c, err := netcore.Dial("tcp4", wild.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -513,7 +512,7 @@ func TestKeepAliveAsGoNet(t *testing.T) {
 	opts := func(c *netcore.Conn) (on, idle, intvl int) {
 		t.Helper()
 		var err error
-		mustRaw(t, c).Control(func(fd uintptr) {
+		testkit.MustRaw(t, c).Control(func(fd uintptr) {
 			s := int(fd)
 			on, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
 			if err == nil {
@@ -544,7 +543,7 @@ func TestKeepAliveAsGoNet(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		d := netcore.Dialer{KeepAlive: tt.keepAlive, Timeout: testTimeout}
+		d := netcore.Dialer{KeepAlive: tt.keepAlive, Timeout: testkit.Timeout}
 		client, err := d.Dial("tcp4", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)

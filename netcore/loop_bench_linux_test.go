@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -10,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -45,11 +44,11 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 		defer lp.Close()
 		addr = l.Addr().String()
 	default:
-		s := stacks[0]
+		listen := func() (net.Listener, error) { return net.Listen("tcp4", "127.0.0.1:0") }
 		if impl == "netcore" {
-			s = stacks[1]
+			listen = func() (net.Listener, error) { return netcore.Listen("tcp4", "127.0.0.1:0") }
 		}
-		l, err := s.listen()
+		l, err := listen()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,7 +65,7 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 				go func() {
 					defer wg.Done()
 					defer c.Close()
-					echo(c, 64)
+					testkit.Echo(c, 64)
 				}()
 			}
 		}()
@@ -95,7 +94,7 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	calls0, waits0, ctls0 := sys.Total(), sys.Count(sys.OpEpollWait), sys.Count(sys.OpEpollCtl)
-	cpu0 := cpuTime(b)
+	cpu0 := testkit.CPUTime(b)
 	b.ResetTimer()
 	for i, c := range clients {
 		n := b.N / conns
@@ -126,7 +125,7 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 	}
 	ops := float64(b.N)
 	b.ReportMetric(ops/b.Elapsed().Seconds(), "rt/s")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/ops, "cpu-ns/op")
+	b.ReportMetric(float64(testkit.CPUTime(b)-cpu0)/ops, "cpu-ns/op")
 	if impl != "net" {
 		b.ReportMetric(float64(sys.Total()-calls0)/ops, "syscalls/op")
 	}

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -26,6 +24,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -100,10 +99,10 @@ func TestDialNeverConnectsToItself(t *testing.T) {
 // client, in both modes.
 func TestServerHandshakeTimeout(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
-		t.Run(modeName(blocking), func(t *testing.T) {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			checkLeaks(t)
 			cert, pool := selfSigned(t)
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			errs := make(chan error, 4)
 			srv := &netcore.Server{
 				Handler:          tlsEchoHandler(errs),
@@ -113,14 +112,14 @@ func TestServerHandshakeTimeout(t *testing.T) {
 				MaxConns:         1,
 				Logger:           logTo(&logs),
 			}
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(l) }()
 			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 				defer cancel()
 				srv.Shutdown(ctx)
-				waitFor(t, served, "Serve's return")
+				testkit.WaitFor(t, served, "Serve's return")
 			}()
 
 			// The trickler: a real ClientHello, captured, sent a byte at
@@ -147,7 +146,7 @@ func TestServerHandshakeTimeout(t *testing.T) {
 			}
 			defer tc.Close()
 			tlsExchange(t, tc, 1000)
-			if err := waitFor(t, ended, "the trickler's end"); err == nil || strings.Contains(err.Error(), "whole ClientHello") {
+			if err := testkit.WaitFor(t, ended, "the trickler's end"); err == nil || strings.Contains(err.Error(), "whole ClientHello") {
 				t.Fatalf("the trickler: %v, want its connection closed", err)
 			}
 			if d := time.Since(start); d > 3*time.Second {
@@ -174,7 +173,7 @@ func clientHello(t *testing.T) []byte {
 	defer b.Close()
 	go tls.Client(a, &tls.Config{ServerName: "127.0.0.1", InsecureSkipVerify: true}).Handshake()
 	buf := make([]byte, 4096)
-	b.SetReadDeadline(time.Now().Add(testTimeout))
+	b.SetReadDeadline(time.Now().Add(testkit.Timeout))
 	n, err := b.Read(buf)
 	if err != nil {
 		t.Fatal(err)
@@ -210,12 +209,12 @@ func TestReadFromErrorOp(t *testing.T) {
 			return c.(*net.TCPConn)
 		},
 		"netcore": func(t *testing.T) io.ReaderFrom {
-			c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0")
+			c, _, _ := testkit.ModePair(t, false, "tcp4", "127.0.0.1:0")
 			c.Close()
 			return c
 		},
 		"netcore-blocking": func(t *testing.T) io.ReaderFrom {
-			c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+			c, _, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 			c.Close()
 			return c
 		},
@@ -290,7 +289,7 @@ func sendRefused(t *testing.T, c *netcore.Conn, req, reply []byte, wantResets bo
 		wrote <- err
 	}()
 	got, rerr := io.ReadAll(c)
-	werr := waitFor(t, wrote, "the client's writes")
+	werr := testkit.WaitFor(t, wrote, "the client's writes")
 	whole := bytes.Equal(got, reply)
 	t.Logf("read %d of %d reply bytes; read error %v, write error %v", len(got), len(reply), rerr, werr)
 	if !wantResets && (!whole || rerr != nil || werr != nil) {
@@ -316,7 +315,7 @@ func TestLoopLingerTimeout(t *testing.T) {
 	// While it lingers, writes are taken (and discarded); once it is
 	// closed, they are answered with a reset.
 	var err error
-	for err == nil && time.Since(start) < testTimeout {
+	for err == nil && time.Since(start) < testkit.Timeout {
 		_, err = c.Write(make([]byte, 1024))
 		time.Sleep(5 * time.Millisecond) // pacing the probe writes, not synchronisation
 	}
@@ -405,9 +404,9 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 			if testing.Short() {
 				t.Skip("400 connections to a child process")
 			}
-			ch := startChild(t, "TestBlockingServerChild", blockingChildEnv+"="+mode)
-			t.Cleanup(func() { ch.stop() })
-			addr, logs := ch.addr, ch.logs
+			ch := testkit.StartChild(t, "TestBlockingServerChild", blockingChildEnv+"="+mode)
+			t.Cleanup(func() { ch.Stop() })
+			addr := ch.Addr
 			conns := make([]net.Conn, 0, clients)
 			defer func() {
 				for _, c := range conns {
@@ -417,19 +416,19 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 			for i := range clients {
 				c, err := net.Dial("tcp4", addr)
 				if err != nil {
-					t.Fatalf("client %d: %v (child's stderr: %s)", i, err, logs.String())
+					t.Fatalf("client %d: %v (child's stderr: %s)", i, err, ch.Stderr())
 				}
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(testkit.Timeout))
 				conns = append(conns, c)
 				msg := fmt.Sprintf("client %d\n", i)
 				c.Write([]byte(msg))
 				got := make([]byte, len(msg))
 				if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
-					t.Fatalf("client %d: echo %q, %v (child's stderr: %s)", i, got, err, logs.String())
+					t.Fatalf("client %d: echo %q, %v (child's stderr: %s)", i, got, err, ch.Stderr())
 				}
 			}
 			// Every client idle now, its handler blocked in Read.
-			stats := ch.ask(t, "stats")
+			stats := ch.Ask(t, "stats")
 			t.Logf("%s with %d idle clients", stats, clients)
 			var inUse, budget, fellBack, nthreads int
 			if _, err := fmt.Sscanf(stats, "inuse=%d budget=%d fellback=%d threads=%d", &inUse, &budget, &fellBack, &nthreads); err != nil {
@@ -442,8 +441,8 @@ func TestBlockingServerThreadBudget(t *testing.T) {
 				if budget != 225 || inUse > budget || fellBack < clients-budget {
 					t.Errorf("budget %d (want 225), %d blocking sockets open, %d fell back (want at least %d)", budget, inUse, fellBack, clients-budget)
 				}
-				if !strings.Contains(logs.String(), "blocking-mode budget is spent") {
-					t.Errorf("the fallback is not logged:\n%s", logs.String())
+				if !strings.Contains(ch.Stderr(), "blocking-mode budget is spent") {
+					t.Errorf("the fallback is not logged:\n%s", ch.Stderr())
 				}
 			}
 		})
@@ -461,7 +460,7 @@ func TestIgnoredSIGURGChild(t *testing.T) {
 		t.Skip("runs only as the child process of TestBlockingModeWithSIGURGIgnored")
 	}
 	signal.Ignore(unix.SIGURG)
-	client, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client, _, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 	client.SetReadDeadline(time.Time{})
 	done := make(chan error, 1)
 	go func() {
@@ -536,8 +535,8 @@ var clientConns = map[string]func(t *testing.T) net.Conn{
 		t.Cleanup(func() { c.Close() })
 		return c
 	},
-	"poller":   func(t *testing.T) net.Conn { c, _, _ := modePair(t, false, "tcp4", "127.0.0.1:0"); return c },
-	"blocking": func(t *testing.T) net.Conn { c, _, _ := modePair(t, true, "tcp4", "127.0.0.1:0"); return c },
+	"poller":   func(t *testing.T) net.Conn { c, _, _ := testkit.ModePair(t, false, "tcp4", "127.0.0.1:0"); return c },
+	"blocking": func(t *testing.T) net.Conn { c, _, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0"); return c },
 }
 
 // RawConn.Read and Write honour the connection's deadlines and Close in
@@ -567,7 +566,7 @@ func TestRawConnDeadlinesAndClose(t *testing.T) {
 			go func() { done <- rc.Read(never) }()
 			time.Sleep(20 * time.Millisecond) // let the Read wait (a Close before it is fine too)
 			c.Close()
-			if err := waitFor(t, done, "RawConn.Read after Close"); !errors.Is(err, net.ErrClosed) {
+			if err := testkit.WaitFor(t, done, "RawConn.Read after Close"); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("RawConn.Read woken by Close = %v, want net.ErrClosed", err)
 			}
 		})
@@ -584,21 +583,21 @@ func TestServerShutdownStuckHandlerNoLeak(t *testing.T) {
 		close(started)
 		<-release // a handler that ignores ctx and its connection's close
 	})}
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	c := dialLoop(t, l.Addr().String())
 	defer c.Close()
-	waitFor(t, started, "the handler")
+	testkit.WaitFor(t, started, "the handler")
 	before := runtime.NumGoroutine() // the test's, Serve's, the handler's
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown with a stuck handler = %v, want context.DeadlineExceeded", err)
 	}
-	waitFor(t, served, "Serve's return")
+	testkit.WaitFor(t, served, "Serve's return")
 	// Serve's goroutine ends; nothing of Shutdown's may be left.
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(testkit.Timeout)
 	for runtime.NumGoroutine() >= before && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // polling a count
 	}
@@ -631,12 +630,12 @@ func TestServerShutdownManyIdleBlocking(t *testing.T) {
 			}
 		}
 	})}
-	l := listenMode(t, true)
+	l := testkit.ListenMode(t, true)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	dialMany(t, l.Addr().String(), n, nil)
 	// Every handler is in Idle once the Server has taken every connection.
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(testkit.Timeout)
 	for time.Now().Before(deadline) {
 		if inUse, _, _ := netcore.BlockingBudgetStats(); inUse >= int64(n+1) {
 			break
@@ -644,13 +643,13 @@ func TestServerShutdownManyIdleBlocking(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling a count
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown with %d idle blocking-mode clients = %v after %v", n, err, time.Since(start))
 	}
 	t.Logf("Shutdown with %d idle blocking-mode clients took %v (%d threads)", n, time.Since(start), threads(t))
-	waitFor(t, served, "Serve's return")
+	testkit.WaitFor(t, served, "Serve's return")
 }
 
 // The Server's lingering close: a handler that refuses a request with a
@@ -667,21 +666,21 @@ func TestServerLingeringClose(t *testing.T) {
 			linger     time.Duration
 			wantResets bool
 		}{{"lingering", 0, false}, {"off", -1, true}} {
-			t.Run(modeName(blocking)+"/"+tc.name, func(t *testing.T) {
+			t.Run(testkit.ModeName(blocking)+"/"+tc.name, func(t *testing.T) {
 				checkLeaks(t)
 				srv := &netcore.Server{Logger: quietLogger(), LingerTimeout: tc.linger,
 					Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
 						c.Read(make([]byte, 16)) // the start of the request: refused
 						c.Write(reply)
 					})}
-				l := listenMode(t, blocking)
+				l := testkit.ListenMode(t, blocking)
 				served := make(chan error, 1)
 				go func() { served <- srv.Serve(l) }()
 				defer func() {
-					ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+					ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 					defer cancel()
 					srv.Shutdown(ctx)
-					waitFor(t, served, "Serve's return")
+					testkit.WaitFor(t, served, "Serve's return")
 				}()
 				c := dialLoop(t, l.Addr().String())
 				sendRefused(t, c, append([]byte("PUT /big\n"), body...), reply, tc.wantResets)
@@ -726,7 +725,7 @@ func TestBlockingDeadlineOnTime(t *testing.T) {
 func TestBlockingSteadyDeadlineNoSetsockopt(t *testing.T) {
 	for _, how := range []string{"set once", "moved per request"} {
 		t.Run(how, func(t *testing.T) {
-			client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 			buf := make([]byte, 8)
 			server.SetReadDeadline(time.Now().Add(30 * time.Second))
 			const rounds = 1000
@@ -798,12 +797,12 @@ func TestServerCloseManyBlockedHandlers(t *testing.T) {
 				reading.Add(1)
 				io.Copy(io.Discard, c) // blocked in Read, not in Idle
 			})}
-			l := listenMode(t, true)
+			l := testkit.ListenMode(t, true)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(l) }()
 			dialMany(t, l.Addr().String(), n, []byte{1})
 			// Every handler has read its byte and is going back to read.
-			for deadline := time.Now().Add(testTimeout); reading.Load() < int64(n) && time.Now().Before(deadline); {
+			for deadline := time.Now().Add(testkit.Timeout); reading.Load() < int64(n) && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond) // polling a count
 			}
 			start := time.Now()
@@ -816,10 +815,10 @@ func TestServerCloseManyBlockedHandlers(t *testing.T) {
 			}
 			took := time.Since(start)
 			t.Logf("%s with %d handlers blocked in Read took %v", how, n, took)
-			if took > testTimeout/2 {
+			if took > testkit.Timeout/2 {
 				t.Errorf("%s with %d handlers blocked in Read took %v", how, n, took)
 			}
-			waitFor(t, served, "Serve's return")
+			testkit.WaitFor(t, served, "Serve's return")
 		})
 	}
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -62,7 +61,7 @@ func TestLoopAcceptOnEveryLoop(t *testing.T) {
 			if reuse && (st.ConnsPerLoop[0] == 0 || st.ConnsPerLoop[1] == 0) {
 				t.Errorf("ConnsPerLoop = %v: with ReusePort both loops accept", st.ConnsPerLoop)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			defer cancel()
 			for _, c := range conns {
 				c.Close()
@@ -70,13 +69,13 @@ func TestLoopAcceptOnEveryLoop(t *testing.T) {
 			if err := lp.Shutdown(ctx); err != nil {
 				t.Fatalf("Shutdown: %v", err)
 			}
-			if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+			if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 				t.Errorf("Serve = %v, want ErrLoopClosed", err)
 			}
 			// No listening socket of the group is left: dialing the
 			// port, from many source ports, is refused every time.
 			for range 20 {
-				c, err := net.DialTimeout("tcp4", addr, testTimeout)
+				c, err := net.DialTimeout("tcp4", addr, testkit.Timeout)
 				if err == nil {
 					c.Close()
 					t.Fatalf("a dial to %s after Shutdown was accepted: a listening socket was left open", addr)
@@ -95,7 +94,7 @@ func TestLoopAcceptOnEveryLoop(t *testing.T) {
 // SO_REUSEPORT (set by net.ListenConfig's Control) works.
 func TestLoopReusePortListener(t *testing.T) {
 	checkLeaks(t)
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: true, Logger: quietLogger()}
 	err := lp.Serve(l)
 	if err == nil || !strings.Contains(err.Error(), "SO_REUSEPORT") || !strings.Contains(err.Error(), l.Addr().String()) {
@@ -128,7 +127,7 @@ func TestLoopReusePortListener(t *testing.T) {
 		loopRoundTrip(t, dialLoop(t, nl.Addr().String()), "through a sibling or the original")
 	}
 	lp.Close()
-	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+	if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("Serve = %v, want ErrLoopClosed", err)
 	}
 }
@@ -153,11 +152,11 @@ func TestLoopAcceptFailureStopsEveryLoop(t *testing.T) {
 			})
 			// Dial until a connection reaches an accept4 (kernel-side
 			// the dial succeeds from the backlog; the loop then fails).
-			c, err := net.DialTimeout("tcp4", l.Addr().String(), testTimeout)
+			c, err := net.DialTimeout("tcp4", l.Addr().String(), testkit.Timeout)
 			if err == nil {
 				defer c.Close()
 			}
-			err = waitFor(t, served, "Serve's return")
+			err = testkit.WaitFor(t, served, "Serve's return")
 			fail.Store(false)
 			if !errors.Is(err, unix.EINVAL) {
 				t.Fatalf("Serve = %v, want the accept error (EINVAL)", err)
@@ -213,7 +212,7 @@ func TestLoopAcceptPrefersFirstIdleLoop(t *testing.T) {
 	if _, err := first.Write([]byte("S")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, spinning, "the long request")
+	testkit.WaitFor(t, spinning, "the long request")
 	before = lp.Stats().ConnsPerLoop
 	const m = 10
 	for range m {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/frametest"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -199,13 +198,13 @@ func FuzzFrameHandlerChunks(f *testing.F) {
 		if lp == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		if err := lp.Shutdown(ctx); err != nil {
 			f.Errorf("Shutdown: %v", err)
 		}
 		for range addrs {
-			if err := waitFor(f, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+			if err := testkit.WaitFor(f, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 				f.Errorf("Serve = %v, want ErrLoopClosed", err)
 			}
 		}
@@ -231,7 +230,7 @@ func FuzzFrameHandlerChunks(f *testing.F) {
 			t.Fatalf("Dial: %v", err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		closed := make(chan error, 1)
 		closes.Store(c.LocalSockaddr().Port(), closed)
 		defer closes.Delete(c.LocalSockaddr().Port())
@@ -265,13 +264,13 @@ func FuzzFrameHandlerChunks(f *testing.F) {
 			t.Fatalf("%d-byte headers, max %d, %d-byte stream (too large at the end: %v): replies differ at byte %d of %d (got %d)\ngot  %s\nwant %s",
 				ff.header, ff.max, len(stream), tooLarge, k, len(want), len(got), brief(got[k:]), brief(want[min(k, len(want)):]))
 		}
-		if err := waitFor(t, werr, "the client's writes"); err != nil {
+		if err := testkit.WaitFor(t, werr, "the client's writes"); err != nil {
 			t.Fatalf("client: %v", err)
 		}
 		// The server closed because of the bad frame (nil: FrameHandler's
 		// Close) or the client's half-close (io.EOF); never a reset, a
 		// limit or a panic.
-		if err := waitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
+		if err := testkit.WaitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
 			t.Fatalf("the server closed the connection with %v, want nil or io.EOF", err)
 		}
 	})

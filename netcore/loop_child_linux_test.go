@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // Tests that need a Loop in a process of its own: a real RLIMIT_NOFILE
@@ -21,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -77,11 +76,11 @@ func TestLoopChild(t *testing.T) {
 			st := lp.Stats()
 			fmt.Printf("conns=%d rss=%d buffers=%d\n", st.Conns, rss(t), st.InputBytes+st.OutputBytes)
 		case "empty":
-			deadline := time.Now().Add(testTimeout)
+			deadline := time.Now().Add(testkit.Timeout)
 			for lp.Stats().Conns > 0 && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond) // polling a count
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			err := lp.Shutdown(ctx)
 			cancel()
 			if err == nil {
@@ -89,7 +88,7 @@ func TestLoopChild(t *testing.T) {
 					err = nil
 				}
 			}
-			for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); {
+			for deadline := time.Now().Add(testkit.Timeout); time.Now().Before(deadline); {
 				if openFDs(t) <= fds0 && runtime.NumGoroutine() <= gs0 {
 					break
 				}
@@ -136,10 +135,10 @@ func rss(t testing.TB) int64 {
 
 // startLoopChild starts TestLoopChild in mode; it is stopped when the test
 // ends.
-func startLoopChild(t *testing.T, mode string) *child {
+func startLoopChild(t *testing.T, mode string) *testkit.Child {
 	t.Helper()
-	ch := startChild(t, "TestLoopChild", loopChildEnv+"="+mode)
-	t.Cleanup(func() { ch.stop() })
+	ch := testkit.StartChild(t, "TestLoopChild", loopChildEnv+"="+mode)
+	t.Cleanup(func() { ch.Stop() })
 	return ch
 }
 
@@ -158,12 +157,12 @@ func TestLoopRealEMFILE(t *testing.T) {
 	}()
 	shed := false
 	for i := 0; i < 64 && !shed; i++ {
-		c, err := netcore.Dial("tcp4", ch.addr)
+		c, err := netcore.Dial("tcp4", ch.Addr)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		held = append(held, c)
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		c.Write([]byte("x"))
 		n, err := c.Read(make([]byte, 1))
 		switch {
@@ -172,21 +171,21 @@ func TestLoopRealEMFILE(t *testing.T) {
 		case err == io.EOF || errors.Is(err, unix.ECONNRESET):
 			shed = true // closed at once by the reserve trick
 		default:
-			t.Fatalf("connection %d: Read = %d, %v; want the echo or a prompt close (child log:\n%s)", i, n, err, ch.logs.String())
+			t.Fatalf("connection %d: Read = %d, %v; want the echo or a prompt close (child log:\n%s)", i, n, err, ch.Stderr())
 		}
 	}
 	if !shed {
-		t.Fatalf("no connection was shed after %d; child log:\n%s", len(held), ch.logs.String())
+		t.Fatalf("no connection was shed after %d; child log:\n%s", len(held), ch.Stderr())
 	}
 	// The child logs right after the close the client saw.
 	logged := func() bool {
-		log := ch.logs.String()
+		log := ch.Stderr()
 		return strings.Contains(log, "too many open files") && strings.Contains(log, "reserve descriptor")
 	}
-	for deadline := time.Now().Add(testTimeout); !logged() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(testkit.Timeout); !logged() && time.Now().Before(deadline); {
 		<-time.After(5 * time.Millisecond) // polling the child's log, bounded
 	}
-	if log := ch.logs.String(); !logged() {
+	if log := ch.Stderr(); !logged() {
 		t.Errorf("the child's log does not report the shed connection:\n%s", log)
 	}
 	for _, c := range held {
@@ -196,7 +195,7 @@ func TestLoopRealEMFILE(t *testing.T) {
 	// Descriptors free up as the loop sees the closes; a new client is
 	// served (one that comes too early is shed: try again).
 	for attempt := 0; ; attempt++ {
-		c := dialLoop(t, ch.addr)
+		c := dialLoop(t, ch.Addr)
 		c.Write([]byte("ping"))
 		buf := make([]byte, 4)
 		_, err := io.ReadFull(c, buf)
@@ -205,7 +204,7 @@ func TestLoopRealEMFILE(t *testing.T) {
 			break
 		}
 		if attempt == 100 {
-			t.Fatalf("no echo after the descriptors were freed: %q, %v; child log:\n%s", buf, err, ch.logs.String())
+			t.Fatalf("no echo after the descriptors were freed: %q, %v; child log:\n%s", buf, err, ch.Stderr())
 		}
 	}
 }
@@ -223,7 +222,7 @@ func TestLoop10000Conns(t *testing.T) {
 		t.Skipf("RLIMIT_NOFILE hard limit %d is too low for %d connections", hard, n)
 	}
 	ch := startLoopChild(t, "scale")
-	base := ch.ask(t, "stats")
+	base := ch.Ask(t, "stats")
 	conns := make([]*netcore.Conn, n)
 	defer func() {
 		for _, c := range conns {
@@ -241,13 +240,13 @@ func TestLoop10000Conns(t *testing.T) {
 			defer wg.Done()
 			buf := make([]byte, 8)
 			for i := w; i < n; i += workers {
-				c, err := netcore.Dial("tcp4", ch.addr)
+				c, err := netcore.Dial("tcp4", ch.Addr)
 				if err != nil {
 					errs <- fmt.Errorf("dial %d: %w", i, err)
 					return
 				}
 				conns[i] = c
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(testkit.Timeout))
 				msg := fmt.Appendf(buf[:0], "%08d", i)
 				if _, err := c.Write(msg); err != nil {
 					errs <- fmt.Errorf("conn %d: %w", i, err)
@@ -270,8 +269,8 @@ func TestLoop10000Conns(t *testing.T) {
 	fmt.Sscanf(base, "conns=%d rss=%d buffers=%d", &c0, &r0, &b0)
 	// The loop releases a buffer right after the write that the client
 	// may already have read: ask until that has happened (bounded).
-	for deadline := time.Now().Add(testTimeout); ; {
-		full := ch.ask(t, "stats")
+	for deadline := time.Now().Add(testkit.Timeout); ; {
+		full := ch.Ask(t, "stats")
 		fmt.Sscanf(full, "conns=%d rss=%d buffers=%d", &c1, &r1, &b1)
 		if b1 == 0 || time.Now().After(deadline) {
 			break
@@ -288,7 +287,7 @@ func TestLoop10000Conns(t *testing.T) {
 		c.Close()
 		conns[i] = nil
 	}
-	if got := ch.ask(t, "empty"); got != "ok" {
-		t.Errorf("the child after all closed: %s\n%s", got, ch.logs.String())
+	if got := ch.Ask(t, "empty"); got != "ok" {
+		t.Errorf("the child after all closed: %s\n%s", got, ch.Stderr())
 	}
 }

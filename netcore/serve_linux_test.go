@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +43,7 @@ func startServe(t *testing.T, srv *netcore.Server) (addr string, shutdown func(c
 		return shutErr
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		shutdown(ctx)
 	})
@@ -60,7 +59,7 @@ func roundTrip(addr, msg string) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	if _, err := c.Write([]byte(msg)); err != nil {
 		return "", err
 	}
@@ -97,7 +96,7 @@ func TestServerEchoManyClients(t *testing.T) {
 
 func TestServerRecoversHandlerPanic(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	addr, _ := startServe(t, &netcore.Server{
 		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 			buf := make([]byte, 5)
@@ -117,14 +116,14 @@ func TestServerRecoversHandlerPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer calm.Close()
-	calm.SetDeadline(time.Now().Add(testTimeout))
+	calm.SetDeadline(time.Now().Add(testkit.Timeout))
 
 	bad, err := netcore.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bad.Close()
-	bad.SetDeadline(time.Now().Add(testTimeout))
+	bad.SetDeadline(time.Now().Add(testkit.Timeout))
 	bad.Write([]byte("panic"))
 	if n, err := bad.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("the panicking handler's connection stayed open: read %d bytes", n)
@@ -173,7 +172,7 @@ func TestServerMaxConns(t *testing.T) {
 	for range 2 {
 		select {
 		case <-started:
-		case <-time.After(testTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("the first two handlers did not start")
 		}
 	}
@@ -185,7 +184,7 @@ func TestServerMaxConns(t *testing.T) {
 	release <- struct{}{} // one finishes
 	select {
 	case <-started:
-	case <-time.After(testTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("the third handler did not start after one finished")
 	}
 	close(release)
@@ -208,7 +207,7 @@ func TestServerIdleTimeout(t *testing.T) {
 				return
 			}
 			if mode[0] == 'o' { // "own deadline": longer than IdleTimeout
-				c.SetReadDeadline(time.Now().Add(testTimeout))
+				c.SetReadDeadline(time.Now().Add(testkit.Timeout))
 				deadlineSet <- struct{}{}
 			}
 			_, err := io.ReadFull(c, buf)
@@ -226,7 +225,7 @@ func TestServerIdleTimeout(t *testing.T) {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("handler Read on an idle client = %v, want os.ErrDeadlineExceeded", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("IdleTimeout did not end an idle Read")
 	}
 
@@ -236,7 +235,7 @@ func TestServerIdleTimeout(t *testing.T) {
 	}
 	defer busy.Close()
 	busy.Write([]byte("o"))
-	waitFor(t, deadlineSet, "the handler setting its deadline")
+	testkit.WaitFor(t, deadlineSet, "the handler setting its deadline")
 	<-time.After(150 * time.Millisecond) // three IdleTimeouts: the behaviour under test
 	busy.Write([]byte("data"))
 	select {
@@ -244,7 +243,7 @@ func TestServerIdleTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatalf("handler with its own deadline = %v, want the data (IdleTimeout must not apply)", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(testkit.Timeout):
 		t.Fatal("handler with its own deadline did not finish")
 	}
 }
@@ -265,7 +264,7 @@ func TestServerShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		waitFor(t, inHandler, "the handler starting")
+		testkit.WaitFor(t, inHandler, "the handler starting")
 		done := make(chan error, 1)
 		go func() { done <- shutdown(context.Background()) }()
 		select {
@@ -286,10 +285,10 @@ func TestServerShutdown(t *testing.T) {
 			if err != nil {
 				t.Errorf("Shutdown = %v, want nil", err)
 			}
-		case <-time.After(testTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("Shutdown did not return after the handler finished")
 		}
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		if b, err := io.ReadAll(c); err != nil || string(b) != "bye" {
 			t.Errorf("the handler's last words = %q, %v", b, err)
 		}
@@ -308,7 +307,7 @@ func TestServerShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		waitFor(t, started, "the handler starting")
+		testkit.WaitFor(t, started, "the handler starting")
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if err := shutdown(ctx); !errors.Is(err, context.Canceled) {
@@ -319,7 +318,7 @@ func TestServerShutdown(t *testing.T) {
 			if !errors.Is(err, net.ErrClosed) {
 				t.Errorf("the handler's Read after a forced shutdown = %v, want net.ErrClosed", err)
 			}
-		case <-time.After(testTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("the handler's Read was not woken")
 		}
 	})
@@ -332,7 +331,7 @@ func TestServerShutdown(t *testing.T) {
 			_, err := c.Read(make([]byte, 1))
 			readErr <- err
 		})}
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(l) }()
 		c, err := netcore.Dial("tcp4", l.Addr().String())
@@ -340,14 +339,14 @@ func TestServerShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		waitFor(t, started, "the handler starting")
+		testkit.WaitFor(t, started, "the handler starting")
 		go srv.Close()
 		select {
 		case err := <-served:
 			if !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve after Close = %v, want ErrServerClosed", err)
 			}
-		case <-time.After(testTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("Serve did not return after Close")
 		}
 		select {
@@ -355,7 +354,7 @@ func TestServerShutdown(t *testing.T) {
 			if !errors.Is(err, net.ErrClosed) {
 				t.Errorf("handler Read after Close = %v, want net.ErrClosed", err)
 			}
-		case <-time.After(testTimeout):
+		case <-time.After(testkit.Timeout):
 			t.Fatal("handler not woken by Close")
 		}
 	})
@@ -363,7 +362,7 @@ func TestServerShutdown(t *testing.T) {
 		t.Parallel()
 		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
 		srv.Shutdown(context.Background())
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		if err := srv.Serve(l); !errors.Is(err, netcore.ErrServerClosed) {
 			t.Errorf("Serve after Shutdown = %v, want ErrServerClosed", err)
 		}
@@ -379,7 +378,7 @@ func TestServerBadConfig(t *testing.T) {
 	if err := srv.ListenAndServe(); err == nil || !strings.Contains(err.Error(), "127.0.0.1:99999") {
 		t.Errorf("ListenAndServe with a bad Addr = %v, want an error naming it", err)
 	}
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	if err := (&netcore.Server{}).Serve(l); err == nil || !strings.Contains(err.Error(), "Handler") {
 		t.Errorf("Serve without a Handler = %v, want an error saying so", err)
 	}
@@ -389,8 +388,8 @@ func TestServerBadConfig(t *testing.T) {
 // checks every descriptor and goroutine is gone.
 func TestServerShutdownLeavesNothing(t *testing.T) {
 	checkLeaks(t)
-	for _, blocking := range modes {
-		l := listenMode(t, blocking)
+	for _, blocking := range testkit.Modes {
+		l := testkit.ListenMode(t, blocking)
 		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(l) }()
@@ -406,7 +405,7 @@ func TestServerShutdownLeavesNothing(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
@@ -421,9 +420,9 @@ func TestServerShutdownLeavesNothing(t *testing.T) {
 // in each mode; descriptors and goroutines are back to the baseline.
 func TestDialAcceptCloseCyclesLeakNothing(t *testing.T) {
 	checkLeaks(t)
-	for _, blocking := range modes {
-		l := listenMode(t, blocking)
-		d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+	for _, blocking := range testkit.Modes {
+		l := testkit.ListenMode(t, blocking)
+		d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 		for i := range 1000 {
 			c, err := d.Dial("tcp4", l.Addr().String())
 			if err != nil {
@@ -460,16 +459,16 @@ func TestServerMaxConnsPerServer(t *testing.T) {
 	var addrs []string
 	served := make(chan error, 2)
 	for range 2 {
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		addrs = append(addrs, l.Addr().String())
 		go func() { served <- srv.Serve(l) }()
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		srv.Shutdown(ctx)
 		for range 2 {
-			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve = %v, want ErrServerClosed", err)
 			}
 		}
@@ -481,14 +480,14 @@ func TestServerMaxConnsPerServer(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	waitFor(t, started, "the first handler starting")
+	testkit.WaitFor(t, started, "the first handler starting")
 	select {
 	case <-started:
 		t.Fatal("a second handler started on the other listener while one was running with MaxConns 1")
 	case <-time.After(50 * time.Millisecond): // the behaviour under test: nothing happens
 	}
 	release <- struct{}{}
-	waitFor(t, started, "the second handler starting after the first finished")
+	testkit.WaitFor(t, started, "the second handler starting after the first finished")
 	close(release)
 }
 
@@ -532,14 +531,14 @@ func idleLoop(requests chan<- string, proceed <-chan struct{}, ended chan<- erro
 // finish and answer, and returns nil well before its context expires.
 func TestServerShutdownIdleAndBusy(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
 			requests := make(chan string, 8)
 			proceed := make(chan struct{})
 			ended := make(chan error, 8)
 			srv := &netcore.Server{Handler: idleLoop(requests, proceed, ended), IdleTimeout: time.Minute}
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(l) }()
 
@@ -549,13 +548,13 @@ func TestServerShutdownIdleAndBusy(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { c.Close() })
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(testkit.Timeout))
 				return c
 			}
 			// Two idle clients: one served a request first, one never sent anything.
 			idle1, idle2, busy := dial(), dial(), dial()
 			io.WriteString(idle1, "ping\n")
-			if got := waitFor(t, requests, "idle1's request"); got != "ping\n" {
+			if got := testkit.WaitFor(t, requests, "idle1's request"); got != "ping\n" {
 				t.Fatalf("request = %q", got)
 			}
 			br1 := bufio.NewReader(idle1)
@@ -563,18 +562,18 @@ func TestServerShutdownIdleAndBusy(t *testing.T) {
 				t.Fatalf("idle1's answer = %q, %v", line, err)
 			}
 			io.WriteString(busy, "slow\n")
-			if got := waitFor(t, requests, "the slow request"); got != "slow\n" {
+			if got := testkit.WaitFor(t, requests, "the slow request"); got != "slow\n" {
 				t.Fatalf("request = %q", got)
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			defer cancel()
 			shut := make(chan error, 1)
 			go func() { shut <- srv.Shutdown(ctx) }()
 			// idle2's handler may still be on its way into Idle; either way
 			// it ends with ErrServerClosed, like idle1's.
 			for range 2 {
-				if err := waitFor(t, ended, "an idle handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+				if err := testkit.WaitFor(t, ended, "an idle handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
 					t.Fatalf("idle handler ended with %v, want ErrServerClosed", err)
 				}
 			}
@@ -592,13 +591,13 @@ func TestServerShutdownIdleAndBusy(t *testing.T) {
 			if line, err := bufio.NewReader(busy).ReadString('\n'); err != nil || line != "SLOW\n" {
 				t.Errorf("the busy client's answer = %q, %v, want \"SLOW\\n\"", line, err)
 			}
-			if err := waitFor(t, ended, "the busy handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, ended, "the busy handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("busy handler, back in Idle after Shutdown, ended with %v, want ErrServerClosed", err)
 			}
-			if err := waitFor(t, shut, "Shutdown returning"); err != nil {
+			if err := testkit.WaitFor(t, shut, "Shutdown returning"); err != nil {
 				t.Errorf("Shutdown = %v, want nil (every handler ended before the context)", err)
 			}
-			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve = %v, want ErrServerClosed", err)
 			}
 		})
@@ -650,7 +649,7 @@ func (l timeoutListener) Accept() (net.Conn, error) {
 // not the end of Serve; once the deadline is lifted, clients are served.
 func TestServerRetriesListenerTimeout(t *testing.T) {
 	t.Parallel()
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	if err := l.SetDeadline(time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +657,7 @@ func TestServerRetriesListenerTimeout(t *testing.T) {
 	srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler), Logger: slog.New(slog.DiscardHandler)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(tl) }()
-	if err := waitFor(t, tl.errs, "Accept timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := testkit.WaitFor(t, tl.errs, "Accept timing out"); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Accept with a past deadline = %v, want os.ErrDeadlineExceeded", err)
 	}
 	select {
@@ -672,12 +671,12 @@ func TestServerRetriesListenerTimeout(t *testing.T) {
 	if got, err := roundTrip(l.Addr().String(), "after the timeout"); err != nil || got != "after the timeout" {
 		t.Errorf("round trip after the deadline was lifted = %q, %v", got, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v", err)
 	}
-	if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+	if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
 }
@@ -686,7 +685,7 @@ func TestServerBoundAddr(t *testing.T) {
 	t.Parallel()
 	t.Run("ListenAndServe on port 0", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		srv := &netcore.Server{Addr: "127.0.0.1:0", Handler: netcore.HandlerFunc(echoHandler)}
 		served := make(chan error, 1)
@@ -708,13 +707,13 @@ func TestServerBoundAddr(t *testing.T) {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown = %v", err)
 		}
-		if err := waitFor(t, served, "ListenAndServe returning"); !errors.Is(err, netcore.ErrServerClosed) {
+		if err := testkit.WaitFor(t, served, "ListenAndServe returning"); !errors.Is(err, netcore.ErrServerClosed) {
 			t.Errorf("ListenAndServe = %v, want ErrServerClosed", err)
 		}
 	})
 	t.Run("bad Addr", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		srv := &netcore.Server{Addr: "127.0.0.1:99999", Handler: netcore.HandlerFunc(echoHandler)}
 		go srv.ListenAndServe()
@@ -724,7 +723,7 @@ func TestServerBoundAddr(t *testing.T) {
 	})
 	t.Run("closed before listening", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
 		got := make(chan error, 1)
@@ -733,13 +732,13 @@ func TestServerBoundAddr(t *testing.T) {
 			got <- err
 		}()
 		srv.Close()
-		if err := waitFor(t, got, "BoundAddr returning"); !errors.Is(err, netcore.ErrServerClosed) {
+		if err := testkit.WaitFor(t, got, "BoundAddr returning"); !errors.Is(err, netcore.ErrServerClosed) {
 			t.Errorf("BoundAddr on a closed Server = %v, want ErrServerClosed", err)
 		}
 	})
 	t.Run("context", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		srv := &netcore.Server{Handler: netcore.HandlerFunc(echoHandler)}
 		done, cancelDone := context.WithCancel(ctx)
@@ -756,7 +755,7 @@ func TestServerBoundAddr(t *testing.T) {
 func TestServerShutdownIdleLeavesNothing(t *testing.T) {
 	checkLeaks(t)
 	cert, pool := selfSigned(t)
-	for _, blocking := range modes {
+	for _, blocking := range testkit.Modes {
 		for _, useTLS := range []bool{false, true} {
 			requests := make(chan string, 20)
 			ended := make(chan error, 20)
@@ -764,14 +763,14 @@ func TestServerShutdownIdleLeavesNothing(t *testing.T) {
 			if useTLS {
 				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 			}
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(l) }()
 			var conns []net.Conn
 			for range 20 {
 				var c net.Conn
 				var err error
-				d := &netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+				d := &netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 				if useTLS {
 					c, err = d.DialTLSContext(context.Background(), "tcp4", l.Addr().String(), &tls.Config{RootCAs: pool})
 				} else {
@@ -780,25 +779,25 @@ func TestServerShutdownIdleLeavesNothing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c.SetDeadline(time.Now().Add(testTimeout))
+				c.SetDeadline(time.Now().Add(testkit.Timeout))
 				io.WriteString(c, "hi\n")
 				if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "HI\n" {
 					t.Fatalf("blocking=%v tls=%v: answer = %q, %v", blocking, useTLS, line, err)
 				}
-				waitFor(t, requests, "the request")
+				testkit.WaitFor(t, requests, "the request")
 				conns = append(conns, c)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			if err := srv.Shutdown(ctx); err != nil {
 				t.Errorf("blocking=%v tls=%v: Shutdown with 20 idle clients = %v, want nil", blocking, useTLS, err)
 			}
 			cancel()
 			for range 20 {
-				if err := waitFor(t, ended, "a handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
+				if err := testkit.WaitFor(t, ended, "a handler ending"); !errors.Is(err, netcore.ErrServerClosed) {
 					t.Errorf("blocking=%v tls=%v: handler ended with %v, want ErrServerClosed", blocking, useTLS, err)
 				}
 			}
-			if err := waitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, served, "Serve returning"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve = %v", err)
 			}
 			for _, c := range conns {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
@@ -73,7 +72,7 @@ func loopEcho(closed chan error) *loopFuncs {
 // quietLogger discards; logTo writes into b.
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func logTo(b *syncBuffer) *slog.Logger {
+func logTo(b *testkit.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -82,7 +81,7 @@ func logTo(b *syncBuffer) *slog.Logger {
 // ErrLoopClosed.
 func serveLoop(t *testing.T, lp *netcore.Loop) string {
 	t.Helper()
-	return serveLoopOn(t, lp, listen(t, "tcp4", "127.0.0.1:0"))
+	return serveLoopOn(t, lp, testkit.Listen(t, "tcp4", "127.0.0.1:0"))
 }
 
 // serveLoopOn is serveLoop on a listener of the caller's.
@@ -94,12 +93,12 @@ func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 	served := make(chan error, 1)
 	go func() { served <- lp.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
 		if err := lp.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("Serve = %v, want ErrLoopClosed", err)
 		}
 	})
@@ -108,7 +107,7 @@ func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 
 // dialLoop dials addr (a Unix socket if it is a path or an abstract
 // name); the connection is closed when the test ends and
-// bounded by a deadline of testTimeout.
+// bounded by a deadline of testkit.Timeout.
 func dialLoop(t testing.TB, addr string) *netcore.Conn {
 	t.Helper()
 	network := "tcp4"
@@ -120,7 +119,7 @@ func dialLoop(t testing.TB, addr string) *netcore.Conn {
 		t.Fatalf("Dial(%q): %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	return c
 }
 
@@ -145,7 +144,7 @@ func TestLoopEcho(t *testing.T) {
 	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Loops: 2})
 	for _, size := range []int{1, 100, 64 << 10, 1 << 20, 8 << 20} {
 		c := dialLoop(t, addr)
-		checkEcho(t, c, size)
+		testkit.CheckEcho(t, c, size)
 		c.Close()
 	}
 }
@@ -162,8 +161,8 @@ func TestLoopEchoManyClients(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(testTimeout))
-			want := randomBytes(1000 + 997*i)
+			c.SetDeadline(time.Now().Add(testkit.Timeout))
+			want := testkit.RandomBytes(1000 + 997*i)
 			got := make([]byte, len(want))
 			go c.Write(want)
 			if _, err := io.ReadFull(c, got); err != nil {
@@ -178,7 +177,7 @@ func TestLoopEchoManyClients(t *testing.T) {
 		}()
 	}
 	for range 50 {
-		if err := waitFor(t, errs, "a client"); err != nil {
+		if err := testkit.WaitFor(t, errs, "a client"); err != nil {
 			t.Error(err)
 		}
 	}
@@ -216,7 +215,7 @@ func (m *loopEchoMachine) read() {
 }
 
 func (m *loopEchoMachine) Write(t *rapid.T) {
-	p := randomBytes(rapid.IntRange(1, 16<<10).Draw(t, "chunk"))
+	p := testkit.RandomBytes(rapid.IntRange(1, 16<<10).Draw(t, "chunk"))
 	if _, err := m.c.Write(p); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -242,8 +241,8 @@ func (m *loopEchoMachine) finish(t *rapid.T) {
 		if err != nil {
 			t.Fatalf("reading the echo: %v", err)
 		}
-	case <-time.After(testTimeout):
-		t.Fatalf("no EOF within %v", testTimeout)
+	case <-time.After(testkit.Timeout):
+		t.Fatalf("no EOF within %v", testkit.Timeout)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -281,7 +280,7 @@ func TestLoopEchoStateMachine(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		plans.Store(c.LocalSockaddr().Port(), &consumer{plan: plan})
 		m := &loopEchoMachine{c: c, done: make(chan error, 1)}
 		go m.read()
@@ -393,7 +392,7 @@ func TestLoopBackPressure(t *testing.T) {
 	// Write until a write stalls: the server has stopped reading and
 	// every buffer on the way is full.
 	var sent bytes.Buffer
-	chunk := randomBytes(64 << 10)
+	chunk := testkit.RandomBytes(64 << 10)
 	var waits uint64 // epoll_wait calls during the last stall
 	for stalls := 0; stalls < 3; {
 		hog.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -411,7 +410,7 @@ func TestLoopBackPressure(t *testing.T) {
 			t.Fatalf("sent %d bytes without the server pushing back", sent.Len())
 		}
 	}
-	hog.SetWriteDeadline(time.Now().Add(testTimeout))
+	hog.SetWriteDeadline(time.Now().Add(testkit.Timeout))
 	st := lp.Stats()
 	t.Logf("stalled after %d bytes; server holds %d input and %d output bytes", sent.Len(), st.InputBytes, st.OutputBytes)
 	if st.InputBytes > int64(lp.MaxInput) || st.OutputBytes > int64(lp.MaxOutput) {
@@ -447,7 +446,7 @@ func TestLoopOutputLimit(t *testing.T) {
 		t.Run(via, func(t *testing.T) {
 			const limit = 1 << 20
 			closed := make(chan error, 1)
-			big := randomBytes(256 << 10)
+			big := testkit.RandomBytes(256 << 10)
 			sendErr := make(chan error, 1)
 			h := &loopFuncs{closed: closed, data: func(c *netcore.LoopConn) {
 				c.Discard(c.Buffered())
@@ -468,17 +467,17 @@ func TestLoopOutputLimit(t *testing.T) {
 					}
 				}()
 			}}
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, MaxOutput: limit, Logger: logTo(&logs)})
 			c := dialLoop(t, addr)
 			c.Write([]byte("go")) // and never read
-			err := waitFor(t, closed, "the connection's close")
+			err := testkit.WaitFor(t, closed, "the connection's close")
 			var le *netcore.LimitError
 			if !errors.As(err, &le) || !errors.Is(err, netcore.ErrOutputLimit) || le.Limit != "MaxOutput" || le.Value != limit {
 				t.Fatalf("closed with %v, want a LimitError for MaxOutput %d", err, limit)
 			}
 			if via == "Send" {
-				if err := waitFor(t, sendErr, "Send's error"); !errors.Is(err, netcore.ErrOutputLimit) && !errors.Is(err, net.ErrClosed) {
+				if err := testkit.WaitFor(t, sendErr, "Send's error"); !errors.Is(err, netcore.ErrOutputLimit) && !errors.Is(err, net.ErrClosed) {
 					t.Errorf("Send = %v, want ErrOutputLimit or net.ErrClosed", err)
 				}
 			}
@@ -498,8 +497,8 @@ func TestLoopInputLimit(t *testing.T) {
 	closed := make(chan error, 1)
 	addr := serveLoop(t, &netcore.Loop{Handler: &loopFuncs{closed: closed}, MaxInput: 1000})
 	c := dialLoop(t, addr)
-	c.Write(randomBytes(5000))
-	err := waitFor(t, closed, "the close")
+	c.Write(testkit.RandomBytes(5000))
+	err := testkit.WaitFor(t, closed, "the close")
 	if !errors.Is(err, netcore.ErrInputLimit) || !strings.Contains(err.Error(), "MaxInput (1000 bytes)") {
 		t.Fatalf("closed with %v, want ErrInputLimit naming MaxInput (1000 bytes)", err)
 	}
@@ -540,10 +539,10 @@ func TestLoopHalfClose(t *testing.T) {
 	}
 	c.Write([]byte("still talking"))
 	c.CloseWrite()
-	if s := waitFor(t, got, "OnEOF"); s != "still talking" {
+	if s := testkit.WaitFor(t, got, "OnEOF"); s != "still talking" {
 		t.Errorf("the server read %q after its CloseWrite, want %q", s, "still talking")
 	}
-	if err := waitFor(t, closed, "the close"); err != io.EOF {
+	if err := testkit.WaitFor(t, closed, "the close"); err != io.EOF {
 		t.Errorf("closed with %v, want io.EOF", err)
 	}
 
@@ -578,7 +577,7 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 	}}
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
 	client := dialLoop(t, addr)
-	lc := waitFor(t, conns, "OnOpen")
+	lc := testkit.WaitFor(t, conns, "OnOpen")
 	const senders, each = 8, 500
 	var wg sync.WaitGroup
 	for s := range senders {
@@ -599,7 +598,7 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 	wg.Wait()
 	// The echo was written before Close: a Write after Close fails, as
 	// on a net.Conn.
-	waitFor(t, echoedOnLoop, "the echo")
+	testkit.WaitFor(t, echoedOnLoop, "the echo")
 	lc.Close()
 	lc.Close()
 	if err := lc.Send([]byte("late")); !errors.Is(err, net.ErrClosed) {
@@ -636,7 +635,7 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 	if !echoed {
 		t.Errorf("the echo never came back")
 	}
-	if err := waitFor(t, closed, "OnClose"); err != nil {
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil {
 		t.Errorf("OnClose after Close = %v, want nil", err)
 	}
 }
@@ -650,7 +649,7 @@ func TestLoopConcurrentCloseRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 32 {
 		c := dialLoop(t, addr)
-		lc := waitFor(t, conns, "OnOpen")
+		lc := testkit.WaitFor(t, conns, "OnOpen")
 		for g := range 3 {
 			wg.Add(1)
 			go func() {
@@ -668,7 +667,7 @@ func TestLoopConcurrentCloseRace(t *testing.T) {
 	}
 	wg.Wait()
 	for range 32 {
-		if err := waitFor(t, closed, "OnClose"); err != nil {
+		if err := testkit.WaitFor(t, closed, "OnClose"); err != nil {
 			t.Errorf("OnClose = %v, want nil", err)
 		}
 	}
@@ -687,7 +686,7 @@ func TestLoopIdleTimeout(t *testing.T) {
 	for i := 0; time.Since(start) < 2*idle; i++ {
 		loopRoundTrip(t, busy, fmt.Sprintf("%d", i))
 	}
-	err := waitFor(t, closed, "the idle close")
+	err := testkit.WaitFor(t, closed, "the idle close")
 	var le *netcore.LimitError
 	if !errors.As(err, &le) || !errors.Is(err, netcore.ErrIdleTimeout) || le.Value != int64(idle) {
 		t.Fatalf("closed with %v, want a LimitError for IdleTimeout %v", err, idle)
@@ -707,13 +706,13 @@ func TestLoopHandlerPanic(t *testing.T) {
 		}
 		echoAll(c)
 	}}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Logger: logTo(&logs)})
 	good := dialLoop(t, addr)
 	bad := dialLoop(t, addr)
 	loopRoundTrip(t, good, "hello")
 	bad.Write([]byte("panic"))
-	if err := waitFor(t, closed, "the close"); !errors.Is(err, netcore.ErrHandlerPanic) || !strings.Contains(err.Error(), "handler bug") {
+	if err := testkit.WaitFor(t, closed, "the close"); !errors.Is(err, netcore.ErrHandlerPanic) || !strings.Contains(err.Error(), "handler bug") {
 		t.Fatalf("closed with %v, want ErrHandlerPanic with the value", err)
 	}
 	if _, err := io.ReadAll(bad); err != nil && !errors.Is(err, errConnReset) {
@@ -737,7 +736,7 @@ func TestLoopShutdown(t *testing.T) {
 			}
 		}}
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger()}
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
 		go func() { served <- lp.Serve(l) }()
 		idle := dialLoop(t, l.Addr().String())
@@ -750,7 +749,7 @@ func TestLoopShutdown(t *testing.T) {
 		if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("idle connection's Read after Shutdown = %v, want io.EOF", err)
 		}
-		if err := waitFor(t, closed, "the idle close"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, closed, "the idle close"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("idle closed with %v", err)
 		}
 		busy.Write([]byte("5678"))
@@ -758,13 +757,13 @@ func TestLoopShutdown(t *testing.T) {
 		if err != nil || string(got) != "12345678" {
 			t.Fatalf("busy got %q, %v; want its answer, then EOF", got, err)
 		}
-		if err := waitFor(t, done, "Shutdown"); err != nil {
+		if err := testkit.WaitFor(t, done, "Shutdown"); err != nil {
 			t.Errorf("Shutdown = %v", err)
 		}
-		if err := waitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("Serve = %v, want ErrLoopClosed", err)
 		}
-		if err := lp.Serve(listen(t, "tcp4", "127.0.0.1:0")); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := lp.Serve(testkit.Listen(t, "tcp4", "127.0.0.1:0")); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("Serve after Shutdown = %v, want ErrLoopClosed", err)
 		}
 	})
@@ -779,13 +778,13 @@ func TestLoopShutdown(t *testing.T) {
 		}}
 		// No pause: more output than the kernel's buffers take piles up.
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger(), OutputHighWater: 64 << 20, MaxOutput: 64 << 20}
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
 		go func() { served <- lp.Serve(l) }()
 		c := dialLoop(t, l.Addr().String())
 		c.Write([]byte(strings.Repeat("more", 12)))
 		// Wait until the server is stuck with output.
-		deadline := time.Now().Add(testTimeout)
+		deadline := time.Now().Add(testkit.Timeout)
 		for lp.Stats().OutputBytes == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond) // polling a count
 		}
@@ -794,7 +793,7 @@ func TestLoopShutdown(t *testing.T) {
 		if err := lp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Shutdown = %v, want context.DeadlineExceeded", err)
 		}
-		if err := waitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("Serve = %v, want ErrLoopClosed", err)
 		}
 		if st := lp.Stats(); st.Conns != 0 || st.OutputBytes != 0 {
@@ -804,7 +803,7 @@ func TestLoopShutdown(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		closed := make(chan error, 1)
 		lp := &netcore.Loop{Handler: loopEcho(closed), Logger: quietLogger()}
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
 		go func() { served <- lp.Serve(l) }()
 		c := dialLoop(t, l.Addr().String())
@@ -813,10 +812,10 @@ func TestLoopShutdown(t *testing.T) {
 		if err := lp.Close(); err != nil {
 			t.Errorf("second Close = %v", err)
 		}
-		if err := waitFor(t, closed, "OnClose"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, closed, "OnClose"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("OnClose = %v, want ErrLoopClosed", err)
 		}
-		if err := waitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
+		if err := testkit.WaitFor(t, served, "Serve"); !errors.Is(err, netcore.ErrLoopClosed) {
 			t.Errorf("Serve = %v, want ErrLoopClosed", err)
 		}
 		if _, err := netcore.Dial("tcp4", l.Addr().String()); err == nil {
@@ -839,7 +838,7 @@ func TestLoopBadConfig(t *testing.T) {
 		{&netcore.Loop{Handler: loopEcho(nil), Loops: -2}, "Loops is -2"},
 		{&netcore.Loop{Handler: loopEcho(nil), SpinWait: -time.Millisecond}, "SpinWait is -1ms"},
 	} {
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		err := tc.lp.Serve(l)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Serve = %v, want an error containing %q", err, tc.want)
@@ -864,7 +863,7 @@ func TestLoopAddresses(t *testing.T) {
 		{"tcp", ":0", "127.0.0.1"},
 		{"tcp6", "[::1]:0", "::1"},
 	} {
-		l := listen(t, tc.network, tc.listen)
+		l := testkit.Listen(t, tc.network, tc.listen)
 		addr := serveLoopOn(t, &netcore.Loop{Handler: h}, l)
 		port := l.Sockaddr().Port()
 		c, err := netcore.Dial("tcp", net.JoinHostPort(tc.dial, strconv.Itoa(int(port))))
@@ -872,9 +871,9 @@ func TestLoopAddresses(t *testing.T) {
 			t.Fatalf("Dial %s port %d (listening on %s): %v", tc.dial, port, addr, err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		loopRoundTrip(t, c, "hi")
-		e := waitFor(t, seen, "OnOpen")
+		e := testkit.WaitFor(t, seen, "OnOpen")
 		if e.local != c.RemoteSockaddr() || e.remote != c.LocalSockaddr() {
 			t.Errorf("%s: the handler sees local %v remote %v; the client sees local %v remote %v",
 				tc.listen, e.local, e.remote, c.LocalSockaddr(), c.RemoteSockaddr())

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -15,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -51,15 +50,15 @@ func readAllAsync(c io.Reader) <-chan []byte {
 // sendfile(2), moves the file byte for byte from its current offset
 // (advancing it), and honours an io.LimitedReader, in both modes.
 func TestReadFromFileSendfile(t *testing.T) {
-	want := randomBytes(3<<20 + 123)
+	want := testkit.RandomBytes(3<<20 + 123)
 	path := filepath.Join(t.TempDir(), "data")
 	if err := os.WriteFile(path, want, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			calls := countCalls(t, sys.OpSendfile, 100<<10) // short transfers too
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +77,7 @@ func TestReadFromFileSendfile(t *testing.T) {
 				t.Fatalf("io.Copy of the rest = %d, %v, want %d", n, err, len(want)-5-(1<<20))
 			}
 			client.CloseWrite()
-			if b := waitFor(t, got, "the peer's read"); !bytes.Equal(b, want[5:]) {
+			if b := testkit.WaitFor(t, got, "the peer's read"); !bytes.Equal(b, want[5:]) {
 				t.Fatalf("peer got %d bytes, want the file's %d from offset 5", len(b), len(want)-5)
 			}
 			if calls.Load() < 30 {
@@ -95,15 +94,15 @@ func TestReadFromConnSplice(t *testing.T) {
 	pair := func(t *testing.T, blocking bool, network string) (client, server *netcore.Conn) {
 		address := "127.0.0.1:0"
 		if network == "unix" {
-			address = unixPath(t)
+			address = testkit.UnixPath(t)
 		}
-		client, server, _ = modePair(t, blocking, network, address)
+		client, server, _ = testkit.ModePair(t, blocking, network, address)
 		return client, server
 	}
 	// A proxy between TCP and Unix sockets splices too, either way.
 	for _, nets := range [][2]string{{"tcp4", "tcp4"}, {"unix", "tcp4"}, {"tcp4", "unix"}} {
-		for _, blocking := range modes {
-			t.Run(nets[0]+"-to-"+nets[1]+"/"+modeName(blocking), func(t *testing.T) {
+		for _, blocking := range testkit.Modes {
+			t.Run(nets[0]+"-to-"+nets[1]+"/"+testkit.ModeName(blocking), func(t *testing.T) {
 				inClient, inServer := pair(t, blocking, nets[0])
 				outClient, outServer := pair(t, blocking, nets[1])
 				testReadFromConnSplice(t, inClient, inServer, outClient, outServer)
@@ -114,7 +113,7 @@ func TestReadFromConnSplice(t *testing.T) {
 
 func testReadFromConnSplice(t *testing.T, inClient, inServer, outClient, outServer *netcore.Conn) {
 	calls := countCalls(t, sys.OpSplice, 0)
-	want := randomBytes(2<<20 + 7)
+	want := testkit.RandomBytes(2<<20 + 7)
 	go func() {
 		inClient.Write(want)
 		inClient.CloseWrite()
@@ -125,7 +124,7 @@ func testReadFromConnSplice(t *testing.T, inClient, inServer, outClient, outServ
 		t.Fatalf("io.Copy Conn to Conn = %d, %v, want %d", n, err, len(want))
 	}
 	outServer.CloseWrite()
-	if b := waitFor(t, got, "the far end's read"); !bytes.Equal(b, want) {
+	if b := testkit.WaitFor(t, got, "the far end's read"); !bytes.Equal(b, want) {
 		t.Fatalf("far end got %d bytes, want %d exactly", len(b), len(want))
 	}
 	if calls.Load() == 0 {
@@ -143,7 +142,7 @@ func testReadFromConnSplice(t *testing.T, inClient, inServer, outClient, outServ
 		t.Fatalf("WriteTo = %d, %v", n, err)
 	}
 	inServer.CloseWrite()
-	if b := waitFor(t, back, "the reverse read"); !bytes.Equal(b, msg) {
+	if b := testkit.WaitFor(t, back, "the reverse read"); !bytes.Equal(b, msg) {
 		t.Fatalf("reverse copy got %q, want %q", b, msg)
 	}
 }
@@ -152,9 +151,9 @@ func testReadFromConnSplice(t *testing.T, inClient, inServer, outClient, outServ
 // bytes.Reader, a pipe) is copied through a buffer, byte for byte.
 func TestReadFromFallback(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
-		want := randomBytes(1<<20 + 3)
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
+		want := testkit.RandomBytes(1<<20 + 3)
 		got := readAllAsync(server)
 		pr, pw, err := os.Pipe()
 		if err != nil {
@@ -169,10 +168,10 @@ func TestReadFromFallback(t *testing.T) {
 		pr.Close()
 		client.CloseWrite()
 		if err1 != nil || err2 != nil || n1+n2 != int64(len(want)) {
-			t.Fatalf("%s: copies = %d, %v and %d, %v", modeName(blocking), n1, err1, n2, err2)
+			t.Fatalf("%s: copies = %d, %v and %d, %v", testkit.ModeName(blocking), n1, err1, n2, err2)
 		}
-		if b := waitFor(t, got, "the peer's read"); !bytes.Equal(b, want) {
-			t.Fatalf("%s: peer got %d bytes, want %d exactly", modeName(blocking), len(b), len(want))
+		if b := testkit.WaitFor(t, got, "the peer's read"); !bytes.Equal(b, want) {
+			t.Fatalf("%s: peer got %d bytes, want %d exactly", testkit.ModeName(blocking), len(b), len(want))
 		}
 		var buf bytes.Buffer
 		go func() {
@@ -180,7 +179,7 @@ func TestReadFromFallback(t *testing.T) {
 			server.CloseWrite()
 		}()
 		if n, err := client.WriteTo(&buf); err != nil || n != 11 || buf.String() != "to a buffer" {
-			t.Fatalf("%s: WriteTo a bytes.Buffer = %d, %v, %q", modeName(blocking), n, err, buf.String())
+			t.Fatalf("%s: WriteTo a bytes.Buffer = %d, %v, %q", testkit.ModeName(blocking), n, err, buf.String())
 		}
 	}
 }
@@ -189,14 +188,14 @@ func TestReadFromFallback(t *testing.T) {
 // short writes and past IOV_MAX buffers, without touching the caller's
 // slice, and reports a deadline like Write, in both modes.
 func TestWritev(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			calls := countCalls(t, sys.OpWritev, 3000) // short writes
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			var bufs [][]byte
 			var want []byte
 			for i := range 2500 {
-				b := randomBytes(i % 17) // some empty
+				b := testkit.RandomBytes(i % 17) // some empty
 				bufs = append(bufs, b)
 				want = append(want, b...)
 			}
@@ -208,7 +207,7 @@ func TestWritev(t *testing.T) {
 				t.Fatalf("Writev = %d, %v, want %d", n, err, len(want))
 			}
 			client.CloseWrite()
-			if b := waitFor(t, got, "the peer's read"); !bytes.Equal(b, want) {
+			if b := testkit.WaitFor(t, got, "the peer's read"); !bytes.Equal(b, want) {
 				t.Fatalf("peer got %d bytes, want %d in order", len(b), len(want))
 			}
 			if diff := cmp.Diff(saved, bufs); diff != "" {
@@ -233,9 +232,9 @@ func TestWritev(t *testing.T) {
 // in both modes: Writev of two buffers, and splice(2) from another Conn
 // through a reused io.LimitedReader.
 func TestWritevAllocations(t *testing.T) {
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
-		src, peer, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
+		src, peer, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		bufs := [][]byte{make([]byte, 8), make([]byte, 56)}
 		buf := make([]byte, 64)
 		lr := &io.LimitedReader{R: peer}
@@ -263,7 +262,7 @@ func TestWritevAllocations(t *testing.T) {
 			}
 			round()
 			if n := testing.AllocsPerRun(200, round); n != 0 {
-				t.Errorf("%s: %s allocates %v times, want 0", modeName(blocking), tt.name, n)
+				t.Errorf("%s: %s allocates %v times, want 0", testkit.ModeName(blocking), tt.name, n)
 			}
 		}
 	}

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -49,9 +48,9 @@ func TestEMFILEChild(t *testing.T) {
 // exiting or spinning, and serve a new client once connections close.
 func TestRealEMFILE(t *testing.T) {
 	t.Parallel()
-	ch := startChild(t, "TestEMFILEChild", emfileChildEnv+"=1")
-	t.Cleanup(func() { ch.stop() })
-	addr, logs := ch.addr, ch.logs
+	ch := testkit.StartChild(t, "TestEMFILEChild", emfileChildEnv+"=1")
+	t.Cleanup(func() { ch.Stop() })
+	addr := ch.Addr
 
 	// Hold connections open, each proven served by an echo, until the
 	// child's accept4 fails with EMFILE.
@@ -73,23 +72,23 @@ func TestRealEMFILE(t *testing.T) {
 		_, err = c.Read(make([]byte, 1))
 		c.SetDeadline(time.Time{})
 		if err != nil { // not accepted: the child must have hit its limit
-			deadline := time.Now().Add(testTimeout)
-			for !strings.Contains(logs.String(), "too many open files") && time.Now().Before(deadline) {
+			deadline := time.Now().Add(testkit.Timeout)
+			for !strings.Contains(ch.Stderr(), "too many open files") && time.Now().Before(deadline) {
 				<-time.After(10 * time.Millisecond) // polling the child's log, bounded
 			}
-			hitLimit = strings.Contains(logs.String(), "too many open files")
+			hitLimit = strings.Contains(ch.Stderr(), "too many open files")
 		}
 	}
 	if !hitLimit {
-		t.Fatalf("the child never reported EMFILE after %d connections; its log:\n%s", len(held), logs.String())
+		t.Fatalf("the child never reported EMFILE after %d connections; its log:\n%s", len(held), ch.Stderr())
 	}
 	select {
-	case <-ch.done:
-		t.Fatalf("the child exited under EMFILE: %v\n%s", ch.err, logs.String())
+	case <-ch.Done():
+		t.Fatalf("the child exited under EMFILE: %v\n%s", ch.Err(), ch.Stderr())
 	default:
 	}
-	if !strings.Contains(logs.String(), "backing off") {
-		t.Errorf("the child's log does not show the back-off:\n%s", logs.String())
+	if !strings.Contains(ch.Stderr(), "backing off") {
+		t.Errorf("the child's log does not show the back-off:\n%s", ch.Stderr())
 	}
 
 	// Free the descriptors; a new client is served.
@@ -102,10 +101,10 @@ func TestRealEMFILE(t *testing.T) {
 		t.Fatalf("dial after the flood: %v", err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(testTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	c.Write([]byte("ping"))
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
-		t.Fatalf("echo after descriptors freed = %q, %v; child log:\n%s", buf, err, logs.String())
+		t.Fatalf("echo after descriptors freed = %q, %v; child log:\n%s", buf, err, ch.Stderr())
 	}
 }

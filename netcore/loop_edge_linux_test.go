@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +39,7 @@ func TestLoopEOFWithQuietExecuteStillCloses(t *testing.T) {
 	c.Write([]byte("x"))
 	c.CloseWrite()
 	readEOFWithin(t, c, 2*time.Second)
-	if err := waitFor(t, closed, "OnClose"); !errors.Is(err, io.EOF) {
+	if err := testkit.WaitFor(t, closed, "OnClose"); !errors.Is(err, io.EOF) {
 		t.Fatalf("OnClose(%v), want io.EOF", err)
 	}
 }
@@ -72,7 +71,7 @@ func TestLoopCloseAfterEOFWhileHeld(t *testing.T) {
 	c := dialLoop(t, addr)
 	c.Write([]byte("x"))
 	c.CloseWrite()
-	sc := waitFor(t, eof, "OnEOF")
+	sc := testkit.WaitFor(t, eof, "OnEOF")
 	defer sc.Release()
 	sc.Close()
 	select {
@@ -100,9 +99,9 @@ func TestLoopCloseDoesNotWaitForLinger(t *testing.T) {
 	lp := &netcore.Loop{Handler: h, Loops: 1, LingerTimeout: 5 * time.Second}
 	addr := serveLoop(t, lp)
 	b := dialLoop(t, addr)
-	sb := waitFor(t, opened, "OnOpen of b")
+	sb := testkit.WaitFor(t, opened, "OnOpen of b")
 	a := dialLoop(t, addr)
-	waitFor(t, opened, "OnOpen of a")
+	testkit.WaitFor(t, opened, "OnOpen of a")
 	_ = b
 	a.Write([]byte("block"))
 	time.Sleep(50 * time.Millisecond) // the loop sleeps in a's OnData
@@ -158,12 +157,12 @@ func TestLoopServeAfterEpollWaitFailure(t *testing.T) {
 	})
 	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 1, Logger: quietLogger()}
 	served := make(chan error, 2)
-	go func() { served <- lp.Serve(listen(t, "tcp4", "127.0.0.1:0")) }()
-	if err := waitFor(t, served, "first Serve's return after the epoll_wait failure"); !errors.Is(err, netcore.ErrLoopClosed) {
+	go func() { served <- lp.Serve(testkit.Listen(t, "tcp4", "127.0.0.1:0")) }()
+	if err := testkit.WaitFor(t, served, "first Serve's return after the epoll_wait failure"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("Serve after epoll_wait failed = %v, want ErrLoopClosed", err)
 	}
-	go func() { served <- lp.Serve(listen(t, "tcp4", "127.0.0.1:0")) }()
-	if err := waitFor(t, served, "a later Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+	go func() { served <- lp.Serve(testkit.Listen(t, "tcp4", "127.0.0.1:0")) }()
+	if err := testkit.WaitFor(t, served, "a later Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("a later Serve = %v, want ErrLoopClosed", err)
 	}
 }
@@ -181,7 +180,7 @@ func TestLoopWriteAfterCloseWriteInsideWrite(t *testing.T) {
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
 	c := dialLoop(t, addr)
 	c.Write([]byte("x"))
-	if err := waitFor(t, werr, "OnData"); !errors.Is(err, net.ErrClosed) {
+	if err := testkit.WaitFor(t, werr, "OnData"); !errors.Is(err, net.ErrClosed) {
 		b, _ := io.ReadAll(c)
 		t.Fatalf("Write after CloseWrite (run inside it) = %v, want net.ErrClosed; the peer read %q before EOF", err, b)
 	}

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // Fault injection into the event loop through the syscall seam. Filters are
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -64,7 +63,7 @@ func TestLoopFaultsEINTRAndShortIO(t *testing.T) {
 		go func() { done <- echoErr(c, 256<<10) }()
 	}
 	for range 4 {
-		if err := waitFor(t, done, "a client"); err != nil {
+		if err := testkit.WaitFor(t, done, "a client"); err != nil {
 			t.Error(err)
 		}
 	}
@@ -79,7 +78,7 @@ func TestLoopFaultsEINTRAndShortIO(t *testing.T) {
 // hanging in the backlog), logs, and serves the next client.
 func TestLoopEMFILEReserveDescriptor(t *testing.T) {
 	checkLeaks(t)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	lp := &netcore.Loop{Handler: loopEcho(nil), Logger: logTo(&logs)}
 	addr := serveLoop(t, lp)
 	var once atomic.Bool
@@ -107,7 +106,7 @@ func TestLoopEMFILEReserveDescriptor(t *testing.T) {
 // again once accept4 works.
 func TestLoopEMFILEBackOff(t *testing.T) {
 	checkLeaks(t)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Logger: logTo(&logs)})
 	var emfile atomic.Bool
 	var accepts atomic.Int64
@@ -148,14 +147,14 @@ func TestLoopSetupFailures(t *testing.T) {
 			}
 			return nil
 		})
-		l := listen(t, "tcp4", "127.0.0.1:0")
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		err := (&netcore.Loop{Handler: loopEcho(nil), Loops: 2}).Serve(l)
 		restore()
 		if !errors.Is(err, unix.ENFILE) || !strings.Contains(err.Error(), op.String()) {
 			t.Errorf("Serve with %v failing = %v, want ENFILE naming %v", op, err, op)
 		}
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Loops: 1, Logger: logTo(&logs)})
 	loopRoundTrip(t, dialLoop(t, addr), "up")
 	var fail atomic.Bool
@@ -176,9 +175,9 @@ func TestLoopSetupFailures(t *testing.T) {
 	loopRoundTrip(t, dialLoop(t, addr), "still up")
 }
 
-// echoErr is checkEcho for a goroutine: it returns what went wrong.
+// echoErr is testkit.CheckEcho for a goroutine: it returns what went wrong.
 func echoErr(c *netcore.Conn, size int) error {
-	want := randomBytes(size)
+	want := testkit.RandomBytes(size)
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(want)

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // Fault injection through the syscall seam (internal/sys). A filter is
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -52,7 +51,7 @@ func fdOf(t *testing.T, v interface {
 // both arrive exactly.
 func exchange(t *testing.T, a, b *netcore.Conn, n int) {
 	t.Helper()
-	aw, bw := randomBytes(n), randomBytes(n)
+	aw, bw := testkit.RandomBytes(n), testkit.RandomBytes(n)
 	type result struct {
 		got []byte
 		err error
@@ -97,8 +96,8 @@ func exchange(t *testing.T, a, b *netcore.Conn, n int) {
 // connect with EINTR and cuts every read and write to a random length; 1
 // MiB each way must still arrive byte for byte, in both modes.
 func TestEINTRAndShortIOEverywhere(t *testing.T) {
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			var calls [sys.NumOps]atomic.Uint64
 			var mu sync.Mutex
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -121,7 +120,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 				}
 				return nil
 			})
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			accepted := make(chan *netcore.Conn, 1)
 			go func() {
 				s, err := l.AcceptConn()
@@ -130,7 +129,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 				}
 				accepted <- s
 			}()
-			d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+			d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 			c, err := d.Dial("tcp4", l.Addr().String())
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
@@ -141,8 +140,8 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 				t.FailNow()
 			}
 			defer s.Close()
-			c.SetDeadline(time.Now().Add(testTimeout))
-			s.SetDeadline(time.Now().Add(testTimeout))
+			c.SetDeadline(time.Now().Add(testkit.Timeout))
+			s.SetDeadline(time.Now().Add(testkit.Timeout))
 			exchange(t, c, s, 1<<20)
 			if eintrs.Load() < 4 || shorts.Load() < 4 {
 				t.Errorf("the filter injected %d EINTRs and %d short transfers: too few to prove anything", eintrs.Load(), shorts.Load())
@@ -154,7 +153,7 @@ func TestEINTRAndShortIOEverywhere(t *testing.T) {
 // TestSpuriousEAGAINBlocking: in blocking mode an EAGAIN without a
 // deadline (which a kernel timeout would mean) makes the call again.
 func TestSpuriousEAGAINBlocking(t *testing.T) {
-	client, server, _ := modePair(t, true, "tcp4", "127.0.0.1:0")
+	client, server, _ := testkit.ModePair(t, true, "tcp4", "127.0.0.1:0")
 	var n atomic.Int64
 	cfd, sfd := fdOf(t, client), fdOf(t, server)
 	setFilter(t, func(c *sys.Call) error {
@@ -172,8 +171,8 @@ func TestSpuriousEAGAINBlocking(t *testing.T) {
 // TestAcceptSkipsECONNABORTED: a connection reset while it waited in the
 // queue (ECONNABORTED) is skipped, and the next one is returned.
 func TestAcceptSkipsECONNABORTED(t *testing.T) {
-	for _, blocking := range modes {
-		l := listenMode(t, blocking)
+	for _, blocking := range testkit.Modes {
+		l := testkit.ListenMode(t, blocking)
 		lfd := fdOf(t, l)
 		var aborted atomic.Int64
 		setFilter(t, func(c *sys.Call) error {
@@ -187,7 +186,7 @@ func TestAcceptSkipsECONNABORTED(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		l.SetDeadline(time.Now().Add(testTimeout))
+		l.SetDeadline(time.Now().Add(testkit.Timeout))
 		s, err := l.AcceptConn()
 		if err != nil {
 			t.Fatalf("blocking=%v: Accept after ECONNABORTED = %v, want the next connection", blocking, err)
@@ -203,7 +202,7 @@ func TestAcceptSkipsECONNABORTED(t *testing.T) {
 }
 
 func TestAcceptEMFILEError(t *testing.T) {
-	l := listen(t, "tcp4", "127.0.0.1:0")
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	lfd := fdOf(t, l)
 	var once atomic.Bool
 	setFilter(t, func(c *sys.Call) error {
@@ -217,7 +216,7 @@ func TestAcceptEMFILEError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l.SetDeadline(time.Now().Add(testTimeout))
+	l.SetDeadline(time.Now().Add(testkit.Timeout))
 	_, err = l.AcceptConn()
 	var oe *net.OpError
 	var se *os.SyscallError
@@ -230,24 +229,6 @@ func TestAcceptEMFILEError(t *testing.T) {
 		t.Fatalf("Accept after EMFILE passed: %v", err)
 	}
 	s.Close()
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestServerBacksOffUnderEMFILE: while accept4 fails with EMFILE the
@@ -272,7 +253,7 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 		}
 		return nil
 	})
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	srv := &netcore.Server{
 		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { io.Copy(c, c) }),
 		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
@@ -295,14 +276,14 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 		t.Errorf("the Server's log does not report the back-off:\n%s", logs.String())
 	}
 	emfile.Store(false)
-	c.SetDeadline(time.Now().Add(testTimeout)) // covers the longest back-off
+	c.SetDeadline(time.Now().Add(testkit.Timeout)) // covers the longest back-off
 	c.Write([]byte("still here"))
 	buf := make([]byte, 10)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "still here" {
 		t.Fatalf("echo after EMFILE cleared = %q, %v", buf, err)
 	}
 	c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
@@ -315,9 +296,9 @@ func TestServerBacksOffUnderEMFILE(t *testing.T) {
 // TestSpuriousConnectWakeUp: getpeername says ENOTCONN after the socket
 // looked writable. Dial must wait again, not fail and not succeed early.
 func TestSpuriousConnectWakeUp(t *testing.T) {
-	for _, blocking := range modes {
-		l := listen(t, "tcp4", "127.0.0.1:0")
-		errc := echoOnce(l)
+	for _, blocking := range testkit.Modes {
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+		errc := testkit.EchoOnce(l)
 		var spurious atomic.Int64
 		setFilter(t, func(c *sys.Call) error {
 			if c.Op == sys.OpGetpeername && spurious.Add(1) == 1 {
@@ -325,7 +306,7 @@ func TestSpuriousConnectWakeUp(t *testing.T) {
 			}
 			return nil
 		})
-		d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+		d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 		c, err := d.Dial("tcp4", l.Addr().String())
 		if err != nil {
 			t.Fatalf("blocking=%v: Dial after a spurious wake-up: %v", blocking, err)
@@ -333,7 +314,7 @@ func TestSpuriousConnectWakeUp(t *testing.T) {
 		if spurious.Load() < 2 {
 			t.Errorf("blocking=%v: getpeername called %d times, want the spurious one and a real one", blocking, spurious.Load())
 		}
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		c.Write([]byte("ok"))
 		c.CloseWrite()
 		if got, err := io.ReadAll(c); err != nil || string(got) != "ok" {
@@ -351,10 +332,10 @@ func TestSpuriousConnectWakeUp(t *testing.T) {
 // is left open.
 func TestSetupFailuresLeakNothing(t *testing.T) {
 	checkLeaks(t)
-	target := listen(t, "tcp4", "127.0.0.1:0")
+	target := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 	addr := target.Addr().String()
 	for _, op := range []sys.Op{sys.OpSocket, sys.OpSetsockopt, sys.OpBind, sys.OpListen, sys.OpGetsockname, sys.OpConnect, sys.OpGetsockopt, sys.OpFcntl} {
-		for _, blocking := range modes {
+		for _, blocking := range testkit.Modes {
 			restore := sys.SetFilter(func(c *sys.Call) error {
 				if c.Op == op {
 					return unix.EACCES
@@ -367,7 +348,7 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 			} else if !errors.Is(err, unix.EACCES) {
 				t.Errorf("Listen with %v failing: %v, want EACCES", op, err)
 			}
-			d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+			d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 			c, err := d.Dial("tcp4", addr)
 			restore()
 			if err == nil {
@@ -386,8 +367,8 @@ func TestSetupFailuresLeakNothing(t *testing.T) {
 // writing returns EPIPE or ECONNRESET and the process lives on.
 func TestWriteToResetPeer(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		server.SetLinger(0)
 		server.Close()
 		var err error
@@ -406,8 +387,8 @@ func TestWriteToResetPeer(t *testing.T) {
 // inside connect's *os.SyscallError, and the socket is not leaked.
 func TestInjectedECONNREFUSED(t *testing.T) {
 	checkLeaks(t)
-	l := listen(t, "tcp4", "127.0.0.1:0")
-	for _, blocking := range modes {
+	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+	for _, blocking := range testkit.Modes {
 		var connects atomic.Int64
 		restore := sys.SetFilter(func(c *sys.Call) error {
 			if c.Op == sys.OpConnect && connects.Add(1) == 1 {
@@ -420,7 +401,7 @@ func TestInjectedECONNREFUSED(t *testing.T) {
 		restore()
 		var se *os.SyscallError
 		if !errors.Is(err, unix.ECONNREFUSED) || !errors.As(err, &se) || se.Syscall != "connect" {
-			t.Errorf("%s: Dial with connect refused = %v, want connect's ECONNREFUSED", modeName(blocking), err)
+			t.Errorf("%s: Dial with connect refused = %v, want connect's ECONNREFUSED", testkit.ModeName(blocking), err)
 		}
 	}
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -11,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"pgregory.net/rapid"
 )
@@ -35,10 +34,10 @@ const quietWait = 15 * time.Millisecond
 // when the model says.
 func TestConnStateMachine(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking), func(t *testing.T) {
 			t.Parallel()
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			rapid.Check(t, func(rt *rapid.T) {
 				client, server := connect(rt, l, blocking)
 				defer client.c.Close()
@@ -75,7 +74,7 @@ func TestConnStateMachine(t *testing.T) {
 					}
 				}
 				for name, e := range map[string]*end{"client": client, "server": server} {
-					e.c.SetReadDeadline(time.Now().Add(testTimeout))
+					e.c.SetReadDeadline(time.Now().Add(testkit.Timeout))
 					rest, err := io.ReadAll(e.c)
 					if err != nil || !bytes.Equal(rest, e.unread) {
 						rt.Fatalf("%s drained %d bytes (%v), model says %d", name, len(rest), err, len(e.unread))
@@ -92,7 +91,7 @@ func connect(rt *rapid.T, l *netcore.Listener, blocking bool) (client, server *e
 		s, _ := l.AcceptConn()
 		accepted <- s
 	}()
-	d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+	d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 	c, err := d.Dial("tcp4", l.Addr().String())
 	if err != nil {
 		rt.Fatalf("Dial: %v", err)
@@ -115,7 +114,7 @@ func modelWrite(rt *rapid.T, self, peer *end) {
 		rt.Skip("enough in flight")
 	}
 	data := rapid.SliceOfN(rapid.Byte(), 0, 16<<10).Draw(rt, "data")
-	self.c.SetWriteDeadline(time.Now().Add(testTimeout))
+	self.c.SetWriteDeadline(time.Now().Add(testkit.Timeout))
 	n, err := self.c.Write(data)
 	if n != len(data) || err != nil {
 		rt.Fatalf("Write(%d bytes) = %d, %v", len(data), n, err)
@@ -128,7 +127,7 @@ func modelRead(rt *rapid.T, self *end) {
 	buf := make([]byte, size)
 	switch {
 	case len(self.unread) > 0:
-		self.c.SetReadDeadline(time.Now().Add(testTimeout))
+		self.c.SetReadDeadline(time.Now().Add(testkit.Timeout))
 		n, err := self.c.Read(buf)
 		if err != nil || n == 0 {
 			rt.Fatalf("Read with %d bytes pending = %d, %v", len(self.unread), n, err)
@@ -138,7 +137,7 @@ func modelRead(rt *rapid.T, self *end) {
 		}
 		self.unread = self.unread[n:]
 	case self.peerWroteEOF:
-		self.c.SetReadDeadline(time.Now().Add(testTimeout))
+		self.c.SetReadDeadline(time.Now().Add(testkit.Timeout))
 		if n, err := self.c.Read(buf); n != 0 || err != io.EOF {
 			rt.Fatalf("Read after the peer's CloseWrite with nothing pending = %d, %v; want 0, EOF", n, err)
 		}
@@ -155,9 +154,9 @@ func modelRead(rt *rapid.T, self *end) {
 // say the connection was closed, and nothing panics.
 func TestConcurrentReadWriteClose(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
+	for _, blocking := range testkit.Modes {
 		for range 20 {
-			c, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			c, _, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			errs := make(chan error, 2)
 			go func() {
 				buf := make([]byte, 1024)
@@ -184,7 +183,7 @@ func TestConcurrentReadWriteClose(t *testing.T) {
 					if !errors.Is(err, net.ErrClosed) {
 						t.Fatalf("blocking=%v: call racing Close = %v, want net.ErrClosed", blocking, err)
 					}
-				case <-time.After(testTimeout):
+				case <-time.After(testkit.Timeout):
 					t.Fatalf("blocking=%v: a call racing Close did not return", blocking)
 				}
 			}
@@ -196,24 +195,24 @@ func TestConcurrentReadWriteClose(t *testing.T) {
 // in both modes, with net.ErrClosed.
 func TestCloseWakesBlockedCalls(t *testing.T) {
 	t.Parallel()
-	for _, blocking := range modes {
-		t.Run(modeName(blocking)+"/Read", func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run(testkit.ModeName(blocking)+"/Read", func(t *testing.T) {
 			t.Parallel()
-			client, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, _, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetDeadline(time.Time{})
 			expectClosedAfterClose(t, client, func() error { _, err := client.Read(make([]byte, 1)); return err })
 		})
-		t.Run(modeName(blocking)+"/Write", func(t *testing.T) {
+		t.Run(testkit.ModeName(blocking)+"/Write", func(t *testing.T) {
 			t.Parallel()
-			client, server, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+			client, server, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 			client.SetDeadline(time.Time{})
 			client.SetWriteBuffer(4096)
 			server.SetReadBuffer(4096)
 			expectClosedAfterClose(t, client, func() error { _, err := client.Write(make([]byte, 64<<20)); return err })
 		})
-		t.Run(modeName(blocking)+"/Accept", func(t *testing.T) {
+		t.Run(testkit.ModeName(blocking)+"/Accept", func(t *testing.T) {
 			t.Parallel()
-			l := listenMode(t, blocking)
+			l := testkit.ListenMode(t, blocking)
 			expectClosedAfterClose(t, l, func() error {
 				c, err := l.Accept()
 				if c != nil {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 // The Loop's contract, specified differentially: each scenario runs against
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -202,7 +201,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 	proceed := make(chan struct{}) // Shutdown is under way: answer now
 	servers := map[string]func(t *testing.T) server{
 		"server": func(t *testing.T) server {
-			l := listen(t, "tcp4", "127.0.0.1:0")
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 			srv := &netcore.Server{Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
 				buf := make([]byte, 64)
 				n, err := c.Read(buf)
@@ -232,7 +231,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 				}()
 			}}
 			lp := &netcore.Loop{Handler: h, Loops: 1, Logger: quietLogger()}
-			l := listen(t, "tcp4", "127.0.0.1:0")
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 			go lp.Serve(l)
 			return server{l.Addr().String(), lp.Shutdown}
 		},
@@ -245,7 +244,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 			s := servers[name](t)
 			busy := dialLoop(t, s.addr)
 			busy.Write([]byte("question"))
-			waitFor(t, started, "the worker")
+			testkit.WaitFor(t, started, "the worker")
 			var idle *netcore.Conn
 			if name == "loop" {
 				// An idle connection, which Shutdown closes at once. (The
@@ -258,7 +257,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- s.shutdown(ctx) }()
@@ -274,7 +273,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 			if err != nil || string(got) != "answer to question" {
 				t.Errorf("read to EOF = %q, %v; want %q", got, err, "answer to question")
 			}
-			if err := waitFor(t, done, "Shutdown"); err != nil {
+			if err := testkit.WaitFor(t, done, "Shutdown"); err != nil {
 				t.Errorf("Shutdown = %v, want nil", err)
 			}
 		})
@@ -376,7 +375,7 @@ func TestContractSendAfterCloseWrite(t *testing.T) {
 			if err != nil || string(got) != "bye" {
 				t.Fatalf("read to EOF = %q, %v; want %q", got, err, "bye")
 			}
-			r := waitFor(t, res, "the late writes")
+			r := testkit.WaitFor(t, res, "the late writes")
 			if r.send == nil || r.write == nil {
 				t.Fatalf("after CloseWrite: Send = %v, Write = %v; want errors", r.send, r.write)
 			}
@@ -400,7 +399,7 @@ func TestContractStopFromCallback(t *testing.T) {
 			closed := make(chan error, 1)
 			h := &loopFuncs{closed: closed, data: func(c *netcore.LoopConn) {
 				c.Write(c.Next(-1))
-				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 				defer cancel()
 				if how == "Shutdown" {
 					returned <- lp.Shutdown(ctx)
@@ -409,18 +408,18 @@ func TestContractStopFromCallback(t *testing.T) {
 				}
 			}}
 			lp = &netcore.Loop{Handler: h, Loops: 2, Logger: quietLogger()}
-			l := listen(t, "tcp4", "127.0.0.1:0")
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 			served := make(chan error, 1)
 			go func() { served <- lp.Serve(l) }()
 			c := dialLoop(t, l.Addr().String())
 			c.Write([]byte("stop"))
-			if err := waitFor(t, returned, how+" from the callback"); err != nil {
+			if err := testkit.WaitFor(t, returned, how+" from the callback"); err != nil {
 				t.Errorf("%s from a callback = %v, want nil", how, err)
 			}
-			if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+			if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 				t.Errorf("Serve = %v, want ErrLoopClosed", err)
 			}
-			waitFor(t, closed, "OnClose")
+			testkit.WaitFor(t, closed, "OnClose")
 			if how == "Shutdown" { // graceful: the echo went out first
 				if got, err := io.ReadAll(c); err != nil || string(got) != "stop" {
 					t.Errorf("read to EOF = %q, %v; want %q", got, err, "stop")
@@ -484,10 +483,10 @@ func TestLoopMaxOutputCountsSendAndWrite(t *testing.T) {
 			}}
 			c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h, MaxOutput: 64 << 10, OutputHighWater: 32 << 10}))
 			c.Write([]byte("go"))
-			if err := waitFor(t, errs, "the second buffer"); !errors.Is(err, netcore.ErrOutputLimit) {
+			if err := testkit.WaitFor(t, errs, "the second buffer"); !errors.Is(err, netcore.ErrOutputLimit) {
 				t.Errorf("the buffer that passes MaxOutput: %v, want ErrOutputLimit", err)
 			}
-			if err := waitFor(t, closed, "OnClose"); !errors.Is(err, netcore.ErrOutputLimit) {
+			if err := testkit.WaitFor(t, closed, "OnClose"); !errors.Is(err, netcore.ErrOutputLimit) {
 				t.Errorf("closed with %v, want ErrOutputLimit", err)
 			}
 		})
@@ -505,7 +504,7 @@ func TestLoopExecute(t *testing.T) {
 	h := &loopFuncs{open: func(c *netcore.LoopConn) { conns <- c }, closed: closed}
 	h.closeHook = func(c *netcore.LoopConn) { events = append(events, "OnClose") }
 	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h}))
-	lc := waitFor(t, conns, "OnOpen")
+	lc := testkit.WaitFor(t, conns, "OnOpen")
 	for i := range 100 {
 		lc.Send([]byte(fmt.Sprintf("s%d,", i)))
 		if err := lc.Execute(func(c *netcore.LoopConn) { c.Write([]byte(fmt.Sprintf("e%d,", i))) }); err != nil {
@@ -536,10 +535,10 @@ func TestLoopExecute(t *testing.T) {
 			ran <- fmt.Errorf("Execute before the Close ran failed: %v", err)
 		}
 	})
-	if err := waitFor(t, closed, "OnClose"); err != nil {
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil {
 		t.Errorf("OnClose = %v, want nil", err)
 	}
-	if err := waitFor(t, ran, "the late function"); !errors.Is(err, net.ErrClosed) {
+	if err := testkit.WaitFor(t, ran, "the late function"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write in a function run at close = %v, want net.ErrClosed", err)
 	}
 	if fmt.Sprint(events) != "[late function OnClose]" {
@@ -588,7 +587,7 @@ func TestLoopAfterFunc(t *testing.T) {
 	}
 	c2 := dialLoop(t, addr)
 	c2.Write([]byte("close"))
-	waitFor(t, closed, "OnClose")
+	testkit.WaitFor(t, closed, "OnClose")
 	// The loop goes on past the closed connection's timer: another
 	// timer, due later, fires, and nothing was reported before it.
 	c.Write([]byte("timers"))
@@ -627,7 +626,7 @@ func TestLoopSetDeadline(t *testing.T) {
 	for i := 0; time.Since(start) < 3*idle; i++ {
 		loopRoundTrip(t, busy, fmt.Sprint(i))
 	}
-	if err := waitFor(t, closed, "the deadline's close"); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := testkit.WaitFor(t, closed, "the deadline's close"); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("closed with %v, want os.ErrDeadlineExceeded", err)
 	}
 	if _, err := quiet.Read(make([]byte, 1)); err != io.EOF {
@@ -672,7 +671,7 @@ func TestLoopTimersCostAndSleep(t *testing.T) {
 	}}
 	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h, Loops: 1}))
 	c.Write([]byte("go"))
-	r := waitFor(t, done, "the timers")
+	r := testkit.WaitFor(t, done, "the timers")
 	perTimer := (float64(r[0]) - float64(r[1])) / timers
 	t.Logf("%.1f bytes of heap kept per timer", perTimer)
 	if perTimer > 64 {
@@ -726,7 +725,7 @@ func TestLoopServeNetListener(t *testing.T) {
 	}
 	refused("wrapped", wrappedListener{wl}, "netcore_test.wrappedListener gives no access to its socket")
 	// A *net.UnixListener is served too, beside the TCP one.
-	ul, err := net.Listen("unix", unixPath(t))
+	ul, err := net.Listen("unix", testkit.UnixPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,19 +736,19 @@ func TestLoopServeNetListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uc.Close()
-	uc.SetDeadline(time.Now().Add(testTimeout))
+	uc.SetDeadline(time.Now().Add(testkit.Timeout))
 	loopRoundTrip(t, uc, "over a *net.UnixListener")
 	uc.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	if err := lp.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
+	if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("Serve = %v, want ErrLoopClosed", err)
 	}
-	if err := waitFor(t, uServed, "Serve's return (unix)"); !errors.Is(err, netcore.ErrLoopClosed) {
+	if err := testkit.WaitFor(t, uServed, "Serve's return (unix)"); !errors.Is(err, netcore.ErrLoopClosed) {
 		t.Errorf("Serve(*net.UnixListener) = %v, want ErrLoopClosed", err)
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {

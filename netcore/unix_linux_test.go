@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
@@ -66,7 +65,7 @@ func connectUnix(t *testing.T, st unixStack, address string) unixAddrs {
 		t.Fatalf("%s: Dial(unix, %q): %v", st.name, l.Addr(), err)
 	}
 	defer c.Close()
-	s := waitFor(t, accepted, st.name+" Accept")
+	s := testkit.WaitFor(t, accepted, st.name+" Accept")
 	if s == nil {
 		t.Fatalf("%s: Accept failed", st.name)
 	}
@@ -102,9 +101,9 @@ func TestUnixAsGoNet(t *testing.T) {
 				address := ""
 				switch kind {
 				case "path":
-					address = unixPath(t)
+					address = testkit.UnixPath(t)
 				case "abstract":
-					address = abstractName()
+					address = testkit.AbstractName()
 				}
 				got := connectUnix(t, st, address)
 				if kind != "autobind" {
@@ -121,7 +120,7 @@ func TestUnixAsGoNet(t *testing.T) {
 	t.Run("unlink", func(t *testing.T) {
 		for _, st := range goAndNetcore {
 			for _, keep := range []bool{false, true} {
-				path := unixPath(t)
+				path := testkit.UnixPath(t)
 				l, err := st.listen(path)
 				if err != nil {
 					t.Fatal(err)
@@ -147,8 +146,8 @@ func TestUnixAsGoNet(t *testing.T) {
 	})
 	t.Run("errors", func(t *testing.T) {
 		long := "/tmp/" + strings.Repeat("x", 103) // 108 bytes: no room for the NUL
-		missing := unixPath(t)
-		inUse := listen(t, "unix", unixPath(t)).Addr().String()
+		missing := testkit.UnixPath(t)
+		inUse := testkit.Listen(t, "unix", testkit.UnixPath(t)).Addr().String()
 		cases := []struct {
 			name, op, address string
 			want              error
@@ -199,8 +198,8 @@ func replaceAll(a unixAddrs, old, new string) unixAddrs {
 // is gone, and so is the socket file.
 func TestUnixNoLeaks(t *testing.T) {
 	checkLeaks(t)
-	for _, blocking := range modes {
-		for _, address := range []string{unixPath(t), abstractName()} {
+	for _, blocking := range testkit.Modes {
+		for _, address := range []string{testkit.UnixPath(t), testkit.AbstractName()} {
 			lc := netcore.ListenConfig{Blocking: blocking}
 			l, err := lc.Listen(context.Background(), "unix", address)
 			if err != nil {
@@ -221,19 +220,19 @@ func TestUnixNoLeaks(t *testing.T) {
 					}()
 				}
 			}()
-			d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+			d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 			for range 20 {
 				c, err := d.Dial("unix", address)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkEcho(t, c, 64<<10)
+				testkit.CheckEcho(t, c, 64<<10)
 				c.Close()
 			}
 			l.Close()
-			waitFor(t, done, "the accept loop's end")
+			testkit.WaitFor(t, done, "the accept loop's end")
 			if _, err := os.Stat(address); address[0] == '/' && !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s: the socket file %s is still there after Close: %v", modeName(blocking), address, err)
+				t.Errorf("%s: the socket file %s is still there after Close: %v", testkit.ModeName(blocking), address, err)
 			}
 		}
 	}
@@ -245,10 +244,10 @@ func TestUnixNoLeaks(t *testing.T) {
 // Go's net) and leaks nothing either.
 func TestUnixSetupFailuresLeakNothing(t *testing.T) {
 	checkLeaks(t)
-	target := listen(t, "unix", abstractName())
+	target := testkit.Listen(t, "unix", testkit.AbstractName())
 	for _, op := range []sys.Op{sys.OpSocket, sys.OpBind, sys.OpListen, sys.OpGetsockname, sys.OpConnect, sys.OpGetsockopt, sys.OpFcntl} {
-		for _, blocking := range modes {
-			path := unixPath(t)
+		for _, blocking := range testkit.Modes {
+			path := testkit.UnixPath(t)
 			restore := sys.SetFilter(func(c *sys.Call) error {
 				if c.Op == op {
 					return unix.EACCES
@@ -257,28 +256,28 @@ func TestUnixSetupFailuresLeakNothing(t *testing.T) {
 			})
 			lc := netcore.ListenConfig{Blocking: blocking}
 			l, lerr := lc.Listen(context.Background(), "unix", path)
-			d := netcore.Dialer{Blocking: blocking, Timeout: testTimeout}
+			d := netcore.Dialer{Blocking: blocking, Timeout: testkit.Timeout}
 			c, derr := d.Dial("unix", target.Addr().String())
 			restore()
 			if lerr == nil {
 				l.Close()
 			} else {
 				if !errors.Is(lerr, unix.EACCES) || !strings.Contains(lerr.Error(), path) {
-					t.Errorf("%s: Listen with %v failing: %v, want EACCES naming %s", modeName(blocking), op, lerr, path)
+					t.Errorf("%s: Listen with %v failing: %v, want EACCES naming %s", testkit.ModeName(blocking), op, lerr, path)
 				}
 				if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("%s: Listen with %v failing left the socket file: %v", modeName(blocking), op, err)
+					t.Errorf("%s: Listen with %v failing left the socket file: %v", testkit.ModeName(blocking), op, err)
 				}
 			}
 			if derr == nil {
 				c.Close()
 			} else if !errors.Is(derr, unix.EACCES) {
-				t.Errorf("%s: Dial with %v failing: %v, want EACCES", modeName(blocking), op, derr)
+				t.Errorf("%s: Dial with %v failing: %v, want EACCES", testkit.ModeName(blocking), op, derr)
 			}
 		}
 	}
-	path := unixPath(t)
-	l := listen(t, "unix", path)
+	path := testkit.UnixPath(t)
+	l := testkit.Listen(t, "unix", path)
 	setFilter(t, func(c *sys.Call) error {
 		if c.Op == sys.OpUnlink {
 			return unix.EACCES
@@ -297,18 +296,18 @@ func TestUnixSetupFailuresLeakNothing(t *testing.T) {
 // none.
 func TestUnixPeerCred(t *testing.T) {
 	want := netcore.Ucred{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
-	for _, blocking := range modes {
-		client, server, _ := modePair(t, blocking, "unix", unixPath(t))
+	for _, blocking := range testkit.Modes {
+		client, server, _ := testkit.ModePair(t, blocking, "unix", testkit.UnixPath(t))
 		for _, c := range []*netcore.Conn{client, server} {
 			if got, err := c.PeerCred(); err != nil || got != want {
-				t.Errorf("%s: PeerCred() = %+v, %v; want %+v", modeName(blocking), got, err, want)
+				t.Errorf("%s: PeerCred() = %+v, %v; want %+v", testkit.ModeName(blocking), got, err, want)
 			}
 		}
 		client.Close()
 		if _, err := client.PeerCred(); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("PeerCred after Close = %v, want net.ErrClosed", err)
 		}
-		tcp, _, _ := modePair(t, blocking, "tcp4", "127.0.0.1:0")
+		tcp, _, _ := testkit.ModePair(t, blocking, "tcp4", "127.0.0.1:0")
 		if _, err := tcp.PeerCred(); err == nil || !strings.Contains(err.Error(), "unix") {
 			t.Errorf("PeerCred on TCP = %v, want an error saying it needs a unix socket", err)
 		}
@@ -321,13 +320,13 @@ func TestUnixPeerCred(t *testing.T) {
 		}
 		creds <- cred
 	}}}
-	addr := serveLoopOn(t, lp, listen(t, "unix", abstractName()))
+	addr := serveLoopOn(t, lp, testkit.Listen(t, "unix", testkit.AbstractName()))
 	c, err := netcore.Dial("unix", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := waitFor(t, creds, "OnOpen"); got != want {
+	if got := testkit.WaitFor(t, creds, "OnOpen"); got != want {
 		t.Errorf("LoopConn.PeerCred() = %+v, want %+v", got, want)
 	}
 }
@@ -350,7 +349,7 @@ func TestUnixServerAndLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(testTimeout))
+		c.SetDeadline(time.Now().Add(testkit.Timeout))
 		br := bufio.NewReader(c)
 		for _, line := range []string{"one\n", strings.Repeat("x", 100<<10) + "\n"} {
 			if _, err := c.Write([]byte(line)); err != nil {
@@ -361,10 +360,10 @@ func TestUnixServerAndLoop(t *testing.T) {
 			}
 		}
 	}
-	for _, blocking := range modes {
-		t.Run("Server/"+modeName(blocking), func(t *testing.T) {
+	for _, blocking := range testkit.Modes {
+		t.Run("Server/"+testkit.ModeName(blocking), func(t *testing.T) {
 			lc := netcore.ListenConfig{Blocking: blocking}
-			l, err := lc.Listen(context.Background(), "unix", unixPath(t))
+			l, err := lc.Listen(context.Background(), "unix", testkit.UnixPath(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +372,7 @@ func TestUnixServerAndLoop(t *testing.T) {
 			go func() { served <- srv.Serve(l) }()
 			check(t, l.Addr().String())
 			srv.Close()
-			if err := waitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrServerClosed) {
+			if err := testkit.WaitFor(t, served, "Serve's return"); !errors.Is(err, netcore.ErrServerClosed) {
 				t.Errorf("Serve = %v", err)
 			}
 		})
@@ -387,10 +386,10 @@ func TestUnixServerAndLoop(t *testing.T) {
 		}}}
 	}
 	t.Run("Loop/netcore", func(t *testing.T) {
-		check(t, serveLoopOn(t, loopEchoLines(), listen(t, "unix", unixPath(t))))
+		check(t, serveLoopOn(t, loopEchoLines(), testkit.Listen(t, "unix", testkit.UnixPath(t))))
 	})
 	t.Run("Loop/net.UnixListener", func(t *testing.T) {
-		path := unixPath(t)
+		path := testkit.UnixPath(t)
 		l, err := net.Listen("unix", path)
 		if err != nil {
 			t.Fatal(err)
@@ -404,12 +403,12 @@ func TestUnixServerAndLoop(t *testing.T) {
 // skips keep-alive there: Listen and Dial work and so do the Conn setters.
 func TestUnixOptionsSkipped(t *testing.T) {
 	lc := netcore.ListenConfig{KeepAlive: 1, Nagle: true, V6Only: true, ReusePort: true, Device: "lo"}
-	l, err := lc.Listen(context.Background(), "unix", abstractName())
+	l, err := lc.Listen(context.Background(), "unix", testkit.AbstractName())
 	if err != nil {
 		t.Fatalf("Listen with TCP options: %v", err)
 	}
 	defer l.Close()
-	d := netcore.Dialer{KeepAlive: 1, Device: "lo", Timeout: testTimeout}
+	d := netcore.Dialer{KeepAlive: 1, Device: "lo", Timeout: testkit.Timeout}
 	c, err := d.Dial("unix", l.Addr().String())
 	if err != nil {
 		t.Fatalf("Dial with TCP options: %v", err)
@@ -470,9 +469,9 @@ func TestUnixSockaddrAsKernel(t *testing.T) {
 // name it) is dropped at Accept, as a connection reset in the queue is,
 // and Accept goes on to the next client instead of failing, in both modes.
 func TestUnixAcceptSkipsUnrepresentablePeer(t *testing.T) {
-	for _, blocking := range modes {
+	for _, blocking := range testkit.Modes {
 		lc := netcore.ListenConfig{Blocking: blocking}
-		l, err := lc.Listen(context.Background(), "unix", abstractName())
+		l, err := lc.Listen(context.Background(), "unix", testkit.AbstractName())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -503,13 +502,13 @@ func TestUnixAcceptSkipsUnrepresentablePeer(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer good.Close()
-		l.SetDeadline(time.Now().Add(testTimeout))
+		l.SetDeadline(time.Now().Add(testkit.Timeout))
 		c, err := l.AcceptConn()
 		if err != nil {
-			t.Fatalf("%s: Accept after a client it cannot name = %v, want the next client", modeName(blocking), err)
+			t.Fatalf("%s: Accept after a client it cannot name = %v, want the next client", testkit.ModeName(blocking), err)
 		}
 		if got := c.RemoteSockaddr(); got != good.LocalSockaddr() {
-			t.Errorf("%s: accepted %v, want the second client %v", modeName(blocking), got, good.LocalSockaddr())
+			t.Errorf("%s: accepted %v, want the second client %v", testkit.ModeName(blocking), got, good.LocalSockaddr())
 		}
 		c.Close()
 	}

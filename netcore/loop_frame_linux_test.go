@@ -1,5 +1,3 @@
-//go:build linux
-
 package netcore_test
 
 import (
@@ -10,6 +8,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 )
 
@@ -96,7 +95,7 @@ func TestFramesOnLoop(t *testing.T) {
 
 	c := dialLoop(t, addr)
 	c.Write(binary.LittleEndian.AppendUint32(nil, 5000))
-	err := waitFor(t, bad, "the server's frame error")
+	err := testkit.WaitFor(t, bad, "the server's frame error")
 	var tooLarge *netcore.FrameTooLargeError
 	if !errors.As(err, &tooLarge) || tooLarge.Length != 5000 || tooLarge.Max != 4096 {
 		t.Fatalf("a 5000-byte length = %v, want a FrameTooLargeError naming 5000 and 4096", err)
