@@ -595,6 +595,40 @@ func TestOptions(t *testing.T) {
 // and net.Dialer.Control runs unchanged, and gets what Go's net passes
 // (the network with its family, the address, a RawConn on the socket
 // before bind or connect).
+// The address Control gets on a wildcard or empty host is spelled as Go's
+// net spells it.
+func TestListenConfigControlAddress(t *testing.T) {
+	t.Parallel()
+	type call struct{ Network, Address string }
+	record := func(got *[]call) func(string, string, syscall.RawConn) error {
+		return func(network, address string, _ syscall.RawConn) error {
+			*got = append(*got, call{network, address})
+			return nil
+		}
+	}
+	for _, tc := range []struct{ network, address string }{
+		{"tcp", ":0"}, {"tcp", "0.0.0.0:0"}, {"tcp", "[::]:0"}, {"tcp", "127.0.0.1:0"},
+		{"tcp4", ":0"}, {"tcp4", "0.0.0.0:0"}, {"tcp6", ":0"}, {"unix", ""},
+	} {
+		var netL, ncL []call
+		nl, err := (&net.ListenConfig{Control: record(&netL)}).Listen(context.Background(), tc.network, tc.address)
+		if err != nil {
+			t.Logf("net cannot listen on %s %q here: %v", tc.network, tc.address, err)
+			continue
+		}
+		nl.Close()
+		l, err := (&netcore.ListenConfig{Control: record(&ncL)}).Listen(context.Background(), tc.network, tc.address)
+		if err != nil {
+			t.Errorf("Listen(%q, %q): %v (net's works)", tc.network, tc.address, err)
+			continue
+		}
+		l.Close()
+		if diff := cmp.Diff(netL, ncL); diff != "" {
+			t.Errorf("Listen(%q, %q): Control's arguments differ (-net +netcore):\n%s", tc.network, tc.address, diff)
+		}
+	}
+}
+
 func TestDialerAndListenConfigControl(t *testing.T) {
 	t.Parallel()
 	type call struct {

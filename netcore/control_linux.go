@@ -2,6 +2,8 @@ package netcore
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -27,8 +29,9 @@ func (c *setupConn) once(f func(fd uintptr) bool) error {
 
 // runControl calls a Control function of Go's shape with socket s about
 // to be bound to (or connected to) sa: network is "tcp4", "tcp6" or
-// "unix", as Go's net passes them, and address is sa's text.
-func runControl(control func(network, address string, c syscall.RawConn) error, s int, sa Sockaddr) error {
+// "unix", as Go's net passes them, and address is ctl (see
+// controlAddress).
+func runControl(control func(network, address string, c syscall.RawConn) error, s int, sa Sockaddr, ctl string) error {
 	if control == nil {
 		return nil
 	}
@@ -39,5 +42,24 @@ func runControl(control func(network, address string, c syscall.RawConn) error, 
 	case sa.Is4():
 		network = "tcp4"
 	}
-	return control(network, sa.String(), &setupConn{fd: s})
+	return control(network, ctl, &setupConn{fd: s})
+}
+
+// controlAddress is the address a listener's Control gets, spelled as Go's
+// net spells it: ":port" for an empty host, "0.0.0.0:port" for a wildcard
+// host on "tcp" (Go's dual-stack socket), "" for a Unix socket the kernel
+// names (autobind), and the resolved address otherwise.
+func controlAddress(network, address string, sa Sockaddr) string {
+	switch {
+	case sa.IsUnix():
+		if address == "" {
+			return ""
+		}
+		return sa.String()
+	case strings.HasPrefix(address, ":"):
+		return ":" + strconv.Itoa(int(sa.Port()))
+	case network == "tcp" && sa.Addr().IsUnspecified():
+		return "0.0.0.0:" + strconv.Itoa(int(sa.Port()))
+	}
+	return sa.String()
 }

@@ -162,7 +162,7 @@ func (d *Dialer) setup(s int, t transport, sa Sockaddr) error {
 	if err := t.ipOptions(s, d.Device, false); err != nil {
 		return err
 	}
-	if err := runControl(d.Control, s, sa); err != nil {
+	if err := runControl(d.Control, s, sa, sa.String()); err != nil {
 		return err
 	}
 	if !d.LocalAddr.IsValid() {

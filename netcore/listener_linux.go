@@ -39,9 +39,10 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 	if network == "tcp" && sas[0].Addr().IsUnspecified() {
 		sas = []Sockaddr{SockaddrFrom16([16]byte{}, sas[0].Port(), 0), SockaddrFrom4([4]byte{}, sas[0].Port())}
 	}
+	ctl := controlAddress(network, address, sas[0])
 	var first error
 	for _, sa := range sas {
-		l, err := lc.listen(network, sa)
+		l, err := lc.listen(network, sa, ctl)
 		if err == nil {
 			return l, nil
 		}
@@ -57,7 +58,8 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 	return nil, first
 }
 
-func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err error) {
+// listen opens a listening socket on sa; ctl is the address Control gets.
+func (lc *ListenConfig) listen(network string, sa Sockaddr, ctl string) (_ *Listener, err error) {
 	fd, err := openSocket(sa, lc.Blocking)
 	if err != nil {
 		return nil, opError("listen", network, Sockaddr{}, sa, err)
@@ -69,7 +71,7 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 		}
 	}()
 	s := fd.private()
-	if err := lc.setup(s, network, sa); err != nil {
+	if err := lc.setup(s, network, sa, ctl); err != nil {
 		return nil, err
 	}
 	var raw sockaddrBuf
@@ -106,7 +108,7 @@ func (lc *ListenConfig) listen(network string, sa Sockaddr) (_ *Listener, err er
 }
 
 // setup applies the options that go between socket(2) and bind(2).
-func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
+func (lc *ListenConfig) setup(s int, network string, sa Sockaddr, ctl string) error {
 	if err := setInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func (lc *ListenConfig) setup(s int, network string, sa Sockaddr) error {
 	if err := t.ipOptions(s, lc.Device, lc.ReusePort); err != nil {
 		return err
 	}
-	return runControl(lc.Control, s, sa)
+	return runControl(lc.Control, s, sa, ctl)
 }
 
 var somaxconn = sync.OnceValue(func() int {

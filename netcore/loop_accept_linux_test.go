@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -254,5 +255,146 @@ func TestLoopSpinWait(t *testing.T) {
 	loopRoundTrip(t, c, "sleep")
 	if n := count(100 * time.Millisecond); n > 20 {
 		t.Errorf("%d epoll_wait calls in 100 ms after a request without SpinWait, want the loop asleep", n)
+	}
+}
+
+// SpinWait never delays a timer: a loop polling for events still wakes
+// for the first timer due, on time.
+func TestLoopSpinWaitKeepsTimers(t *testing.T) {
+	checkLeaks(t)
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		c.Next(-1)
+		c.AfterFunc(5*time.Millisecond, func(c *netcore.LoopConn) { c.Write([]byte("T")) })
+	}}
+	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, SpinWait: time.Second}))
+	start := time.Now()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded generously for a loaded machine; a spin that ignored the
+	// timer would take the whole second.
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("AfterFunc(5ms) fired after %v with SpinWait 1s", d)
+	}
+}
+
+// With ReusePort, a connection gets the listener's options whichever
+// socket of the group accepts it: the extra sockets take the listener's
+// device binding, keep-alive and buffer sizes.
+func TestLoopReusePortSiblingsTakeOptions(t *testing.T) {
+	checkLeaks(t)
+	lc := netcore.ListenConfig{ReusePort: true, KeepAlive: -1, Device: "lo",
+		Control: sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 96 << 10})}
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("cannot bind to device lo here: %v", err)
+	}
+	rc, err := l.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]int
+	rc.Control(func(fd uintptr) { want = rawOptions(t, int(fd)) })
+	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 2, ReusePort: true, Logger: quietLogger()}
+	addr := serveLoopOn(t, lp, l)
+	var clients []*netcore.Conn
+	for range 40 {
+		c := dialLoop(t, addr)
+		loopRoundTrip(t, c, "x")
+		clients = append(clients, c)
+	}
+	if st := lp.Stats(); st.ConnsPerLoop[0] == 0 || st.ConnsPerLoop[1] == 0 {
+		t.Fatalf("ConnsPerLoop = %v: both sockets of the group should have accepted", st.ConnsPerLoop)
+	}
+	// The server's end of each connection is a descriptor of this
+	// process: the socket whose peer is the client's local address.
+	for i, c := range clients {
+		got := serverSideOptions(t, c.LocalSockaddr())
+		for _, k := range []string{"SO_KEEPALIVE", "SO_RCVBUF", "SO_BINDTODEVICE"} {
+			if got[k] != want[k] {
+				t.Errorf("connection %d: %s = %d, the listener's is %d", i, k, got[k], want[k])
+			}
+		}
+	}
+}
+
+// serverSideOptions finds, among this process's descriptors, the socket
+// whose peer is peer, and reads its options.
+func serverSideOptions(t *testing.T, peer netcore.Sockaddr) map[string]int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		sa, err := unix.Getpeername(fd)
+		if err != nil {
+			continue
+		}
+		if p, ok := sa.(*unix.SockaddrInet4); ok && p.Port == int(peer.Port()) && netip.AddrFrom4(p.Addr) == peer.Addr() {
+			return rawOptions(t, fd)
+		}
+	}
+	t.Fatalf("no socket of this process has the peer %s", peer)
+	return nil
+}
+
+// rawOptions reads the options the ReusePort test compares.
+func rawOptions(t *testing.T, fd int) map[string]int {
+	t.Helper()
+	m := map[string]int{}
+	for name, o := range map[string][2]int{
+		"SO_KEEPALIVE": {unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+		"SO_RCVBUF":    {unix.SOL_SOCKET, unix.SO_RCVBUF},
+	} {
+		v, err := unix.GetsockoptInt(fd, o[0], o[1])
+		if err != nil {
+			t.Errorf("getsockopt %s: %v", name, err)
+		}
+		m[name] = v
+	}
+	dev, err := unix.GetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+	if err != nil {
+		t.Errorf("getsockopt SO_BINDTODEVICE: %v", err)
+	}
+	m["SO_BINDTODEVICE"] = len(dev)
+	return m
+}
+
+// A back-off (accept4 failing for lack of memory) takes a loop's listener
+// registration out and puts it back at the end of the listener's wait
+// queue; the later loops register again behind it, so the kernel still
+// wakes the first loop for a new connection and no hand-off through
+// another loop's eventfd is needed.
+func TestLoopAcceptOrderAfterBackOff(t *testing.T) {
+	checkLeaks(t)
+	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 2}
+	addr := serveLoop(t, lp)
+	handOffs := func(n int) uint64 {
+		w0 := sys.Count(sys.OpWake)
+		for range n {
+			loopRoundTrip(t, dialLoop(t, addr), "x")
+		}
+		return sys.Count(sys.OpWake) - w0
+	}
+	before := handOffs(30)
+	var once atomic.Bool
+	setFilter(t, func(c *sys.Call) error {
+		if c.Op == sys.OpAccept && once.CompareAndSwap(false, true) {
+			return unix.ENOMEM
+		}
+		return nil
+	})
+	loopRoundTrip(t, dialLoop(t, addr), "after a back-off")
+	after := handOffs(30)
+	if after > before+10 {
+		t.Errorf("eventfd writes for 30 connections one after another: %d before a back-off, %d after: the first loop is no longer woken first", before, after)
 	}
 }

@@ -337,6 +337,7 @@ const (
 	taskListen                   // start accepting on a
 	taskUnlisten                 // stop accepting on a and close its listener
 	taskAccept                   // accept on a: another loop left new connections to this one
+	taskRewatch                  // register a's listener again, to restore the loops' order
 	taskDrain                    // Shutdown: close idle connections, then the rest as they become idle
 	taskForce                    // Close (or Shutdown's ctx ended): close everything
 )
@@ -429,22 +430,26 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
-// wait is the loop's epoll_wait, with a timeout of msec (from
-// msecUntil), starting at now. With Loop.SpinWait, a loop that has just
-// served events first polls for more, for up to that long.
-func (l *eventLoop) wait(msec int, now int64) (int, error) {
-	if l.spinning && msec != 0 {
-		for end := now + int64(l.lim.spin); ; {
+// wait is the loop's epoll_wait until due (see deadline), starting at
+// now. With Loop.SpinWait, a loop that has just served events first polls
+// for more, for up to that long, but never past due.
+func (l *eventLoop) wait(due, now int64) (int, error) {
+	if l.spinning && l.msecUntil(due, now) != 0 {
+		end := now + int64(l.lim.spin)
+		if due >= 0 {
+			end = min(end, due)
+		}
+		for {
 			n, err := sys.EpollWait(l.epfd, l.events, 0)
 			if n != 0 || err != nil {
 				return n, err
 			}
-			if l.clock() >= end {
+			if now = l.clock(); now >= end {
 				break
 			}
 		}
 	}
-	n, err := sys.EpollWait(l.epfd, l.events, msec)
+	n, err := sys.EpollWait(l.epfd, l.events, l.msecUntil(due, now))
 	l.spinning = n > 0 && l.lim.spin > 0
 	return n, err
 }
@@ -496,7 +501,7 @@ func (l *eventLoop) run() {
 	for {
 		waitFrom := l.clock()
 		l.awake.Store(0)
-		n, err := l.wait(l.msecUntil(l.deadline(), waitFrom), waitFrom)
+		n, err := l.wait(l.deadline(), waitFrom)
 		if err != nil {
 			if again(err, false) {
 				continue
@@ -662,6 +667,8 @@ func (l *eventLoop) runTask(t *task) {
 		if !t.a.ended {
 			l.accept(t.a, false)
 		}
+	case taskRewatch:
+		l.rewatch(t.a)
 	case taskUnlisten:
 		l.unlisten(t.a, ErrLoopClosed)
 	case taskDrain:
@@ -698,6 +705,10 @@ func (l *eventLoop) rearmListeners() {
 		if a != nil && a.rearmAt != 0 && a.rearmAt <= now {
 			a.rearmAt = 0
 			l.pauseListener(a, false)
+			// Re-added, a's registration is last in the listener's
+			// wait queue: the later loops' go after it again, so the
+			// kernel keeps trying the loops in their order.
+			a.g.rewatchAfter(a)
 		}
 	}
 }

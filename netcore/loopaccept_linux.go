@@ -67,23 +67,39 @@ func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*
 			a.rc, _ = a.own.SyscallConn() // a *Listener's never fails
 		}
 		a.fn = a.acceptOnce
+		a.pos = len(g.members)
 		g.members = append(g.members, a)
 	}
 	return g, nil
 }
 
 // reusePortSiblings opens n more listening sockets on l's address, in l's
-// SO_REUSEPORT group: l must have SO_REUSEPORT set.
+// SO_REUSEPORT group: l must have SO_REUSEPORT set. Each takes l's options
+// that the kernel can report (inherited), so that a connection gets the
+// same options whichever socket accepts it; the backlog cannot be read
+// back, and the siblings have the system's maximum.
 func reusePortSiblings(l net.Listener, rc syscall.RawConn, addr Sockaddr, n int) ([]*Listener, error) {
 	if addr.IsUnix() {
 		return nil, fmt.Errorf("netcore: Loop.ReusePort: listener %s is a Unix socket; SO_REUSEPORT groups are TCP's (leave ReusePort off: the loops share the socket)", addr)
 	}
 	var reuse, v6only int
+	var device string
+	var opts []inherited
 	var serr error
 	if cerr := rc.Control(func(fd uintptr) {
-		if reuse, serr = getInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT); serr == nil && addr.Is6() {
-			v6only, serr = getInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		s := int(fd)
+		if reuse, serr = getInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT); serr != nil {
+			return
 		}
+		if addr.Is6() {
+			if v6only, serr = getInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); serr != nil {
+				return
+			}
+		}
+		if device, serr = getDevice(s); serr != nil {
+			return
+		}
+		opts, serr = readInherited(s)
 	}); cerr != nil {
 		serr = cerr
 	}
@@ -93,10 +109,17 @@ func reusePortSiblings(l net.Listener, rc syscall.RawConn, addr Sockaddr, n int)
 	if reuse == 0 {
 		return nil, fmt.Errorf("netcore: Loop.ReusePort: listener %s does not have SO_REUSEPORT set (listen with ListenConfig{ReusePort: true})", addr)
 	}
-	lc := ListenConfig{ReusePort: true, V6Only: v6only == 1}
+	lc := ListenConfig{ReusePort: true, V6Only: v6only == 1, Device: device,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var err error
+			if cerr := c.Control(func(fd uintptr) { err = writeInherited(int(fd), opts) }); cerr != nil {
+				return cerr
+			}
+			return err
+		}}
 	sibs := make([]*Listener, 0, n)
 	for range n {
-		s, err := lc.listen("tcp", addr)
+		s, err := lc.listen("tcp", addr, "")
 		if err != nil {
 			for _, s := range sibs {
 				s.Close()
@@ -106,6 +129,45 @@ func reusePortSiblings(l net.Listener, rc syscall.RawConn, addr Sockaddr, n int)
 		sibs = append(sibs, s)
 	}
 	return sibs, nil
+}
+
+// An inherited option is one a listening socket passes on to the
+// connections it accepts, read back from it.
+type inherited struct{ level, name, value int }
+
+// inheritedOptions are what readInherited reads: keep-alive and its
+// timing, Nagle, the buffer sizes (the kernel reports twice what was set,
+// and doubles what is set: halved back), TCP_DEFER_ACCEPT.
+var inheritedOptions = []struct{ level, name, div int }{
+	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 1},
+	{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+	{unix.SOL_SOCKET, unix.SO_RCVBUF, 2},
+	{unix.SOL_SOCKET, unix.SO_SNDBUF, 2},
+	{unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1},
+}
+
+func readInherited(s int) ([]inherited, error) {
+	opts := make([]inherited, 0, len(inheritedOptions))
+	for _, o := range inheritedOptions {
+		v, err := getInt(s, o.level, o.name)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, inherited{o.level, o.name, v / o.div})
+	}
+	return opts, nil
+}
+
+func writeInherited(s int, opts []inherited) error {
+	for _, o := range opts {
+		if err := setInt(s, o.level, o.name, o.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // removed takes note that a stopped accepting, for reason err: the first
@@ -153,6 +215,7 @@ type acceptor struct {
 	open    atomic.Bool
 	queued  bool // in the loop's acceptQ: connections may be left to accept
 	loop    *eventLoop
+	pos     int // in g.members
 	idx     int
 	watched bool     // registered with the loop's epoll instance
 	local   Sockaddr // the listener's address, unless it is a wildcard
@@ -288,6 +351,31 @@ func (l *eventLoop) unlisten(a *acceptor, err error) {
 	a.release(err)
 }
 
+// rewatchAfter has the member after a register the shared listener again,
+// which has the next one do the same, and so on: after a member's
+// registration moved to the end of the listener's wait queue (a back-off
+// removes and re-adds it, as EPOLLEXCLUSIVE allows no EPOLL_CTL_MOD),
+// this puts the registrations back in the loops' order.
+func (g *serving) rewatchAfter(a *acceptor) {
+	if g.shared && a.pos+1 < len(g.members) {
+		m := g.members[a.pos+1]
+		m.loop.post(task{kind: taskRewatch, a: m})
+	}
+}
+
+// rewatch registers a's listener again (if it is watched), then passes
+// the turn on.
+func (l *eventLoop) rewatch(a *acceptor) {
+	if a.ended {
+		return
+	}
+	if a.watched {
+		l.pauseListener(a, true)
+		l.pauseListener(a, false)
+	}
+	a.g.rewatchAfter(a)
+}
+
 // pauseListener stops watching a's listener until a.rearmAt, or watches it
 // again.
 func (l *eventLoop) pauseListener(a *acceptor, pause bool) {
@@ -392,8 +480,9 @@ func (l *eventLoop) accept(a *acceptor, steer bool) {
 	l.acceptLater(a)
 }
 
-// acceptLater has the loop accept on a again in its next iteration, which
-// does not wait.
+// acceptLater has the loop accept on a again once this round of events is
+// dispatched (and, if more remain, in the next iteration, which does not
+// wait).
 func (l *eventLoop) acceptLater(a *acceptor) {
 	if !a.queued {
 		a.queued = true

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/sys"
@@ -34,6 +35,17 @@ func boolInt(b bool) int {
 }
 
 // setDevice binds s to a network interface (SO_BINDTODEVICE).
+// getDevice returns the interface s is bound to (SO_BINDTODEVICE), "" for
+// none.
+func getDevice(s int) (string, error) {
+	var b [unix.IFNAMSIZ]byte
+	n, err := sys.Getsockopt(s, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, b[:])
+	if err != nil {
+		return "", os.NewSyscallError("getsockopt", err)
+	}
+	return strings.TrimRight(string(b[:n]), "\x00"), nil
+}
+
 func setDevice(s int, device string) error {
 	return os.NewSyscallError("setsockopt", sys.Setsockopt(s, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, []byte(device)))
 }
