@@ -418,15 +418,11 @@ func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
 }
 
 func (l *eventLoop) closeFDs() {
-	for _, fd := range []*int{&l.reserve, &l.wakefd} {
+	for _, fd := range []*int{&l.reserve, &l.wakefd, &l.epfd} {
 		if *fd >= 0 {
 			closeFD(*fd)
 			*fd = -1
 		}
-	}
-	if l.epfd >= 0 {
-		closeFD(l.epfd)
-		l.epfd = -1
 	}
 }
 

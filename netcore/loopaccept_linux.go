@@ -209,15 +209,14 @@ type acceptor struct {
 	addr    Sockaddr // the listener's address
 	network string
 	events  uint32 // EPOLLIN|EPOLLET, with EPOLLEXCLUSIVE when the loops share the socket
-	// open is true while the loop watches the listener (not backing
-	// off, not removed): only then may another loop leave new
-	// connections to it.
+	// open is true while the loop's epoll instance watches the listener
+	// (not backing off, not removed): only then may another loop leave
+	// new connections to it.
 	open    atomic.Bool
 	queued  bool // in the loop's acceptQ: connections may be left to accept
 	loop    *eventLoop
 	pos     int // in g.members
 	idx     int
-	watched bool     // registered with the loop's epoll instance
 	local   Sockaddr // the listener's address, unless it is a wildcard
 	fn      func(uintptr)
 	sa      sockaddrBuf
@@ -268,7 +267,7 @@ func (a *acceptor) opErr(err error) error {
 	return opError("accept", a.network, a.addr, Sockaddr{}, err)
 }
 
-// listen starts watching a's listener (level-triggered).
+// listen starts watching a's listener (edge-triggered: see newServing).
 func (l *eventLoop) listen(a *acceptor) {
 	if a.ended {
 		return // stopped before it started: Serve registers the loops one by one, and Shutdown may come in between
@@ -318,7 +317,7 @@ func (l *eventLoop) listen(a *acceptor) {
 // it (while backing off, or for good). EPOLLEXCLUSIVE allows no
 // EPOLL_CTL_MOD: a pause is a removal.
 func (l *eventLoop) watchListener(a *acceptor, on bool) error {
-	if a.watched == on {
+	if a.open.Load() == on {
 		return nil
 	}
 	op := unix.EPOLL_CTL_ADD
@@ -333,7 +332,6 @@ func (l *eventLoop) watchListener(a *acceptor, on bool) error {
 	if err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	a.watched = on
 	a.open.Store(on)
 	return nil
 }
@@ -369,7 +367,7 @@ func (l *eventLoop) rewatch(a *acceptor) {
 	if a.ended {
 		return
 	}
-	if a.watched {
+	if a.open.Load() {
 		l.pauseListener(a, true)
 		l.pauseListener(a, false)
 	}
@@ -495,7 +493,7 @@ func (l *eventLoop) acceptQueued() {
 	q := l.acceptQ.take()
 	for _, a := range q {
 		a.queued = false
-		if !a.ended && a.watched {
+		if !a.ended && a.open.Load() {
 			l.accept(a, false)
 		}
 	}
