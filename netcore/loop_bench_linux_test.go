@@ -1,9 +1,11 @@
 package netcore_test
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -19,11 +21,13 @@ import (
 // Besides cpu-ns/op (the whole process) it reports, for netcore's stacks,
 // syscalls/op and the event loop's share: epoll_wait/op and epoll_ctl/op.
 // In-process numbers favour no one reliably (both ends share one runtime);
-// the cross-process comparison lives in benchmarks/.
+// the cross-process comparison lives in benchmarks/. impl=loop-tls and
+// impl=net-tls are the Loop (ServeTLS) and Go's net with crypto/tls, with
+// crypto/tls clients.
 func BenchmarkLoopEcho(b *testing.B) {
 	for _, conns := range []int{1, 64, 1000} {
 		b.Run("conns="+strconv.Itoa(conns), func(b *testing.B) {
-			for _, impl := range []string{"loop", "netcore", "net"} {
+			for _, impl := range []string{"loop", "netcore", "net", "loop-tls", "net-tls"} {
 				b.Run("impl="+impl, func(b *testing.B) { benchLoopEcho(b, impl, conns) })
 			}
 		})
@@ -33,14 +37,22 @@ func BenchmarkLoopEcho(b *testing.B) {
 func benchLoopEcho(b *testing.B, impl string, conns int) {
 	b.ReportAllocs()
 	var addr string
+	var pki *testkit.PKI
+	if strings.HasSuffix(impl, "-tls") {
+		pki = testkit.NewPKI(b)
+	}
 	switch impl {
-	case "loop":
+	case "loop", "loop-tls":
 		l, err := netcore.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
 		lp := &netcore.Loop{Handler: loopEcho(nil), Logger: quietLogger()}
-		go lp.Serve(l)
+		if pki != nil {
+			go lp.ServeTLS(l, pki.ServerConfig())
+		} else {
+			go lp.Serve(l)
+		}
 		defer lp.Close()
 		addr = l.Addr().String()
 	default:
@@ -61,6 +73,9 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 				if err != nil {
 					return
 				}
+				if pki != nil {
+					c = tls.Server(c, pki.ServerConfig())
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -75,13 +90,16 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 	for i := range clients {
 		var c net.Conn
 		var err error
-		if impl == "net" {
+		if impl == "net" || pki != nil {
 			c, err = net.Dial("tcp4", addr)
 		} else {
 			c, err = netcore.Dial("tcp4", addr)
 		}
 		if err != nil {
 			b.Fatal(err)
+		}
+		if pki != nil {
+			c = tls.Client(c, pki.ClientConfig())
 		}
 		defer c.Close()
 		clients[i] = c
@@ -126,10 +144,10 @@ func benchLoopEcho(b *testing.B, impl string, conns int) {
 	ops := float64(b.N)
 	b.ReportMetric(ops/b.Elapsed().Seconds(), "rt/s")
 	b.ReportMetric(float64(testkit.CPUTime(b)-cpu0)/ops, "cpu-ns/op")
-	if impl != "net" {
+	if impl == "loop" || impl == "netcore" || impl == "loop-tls" {
 		b.ReportMetric(float64(sys.Total()-calls0)/ops, "syscalls/op")
 	}
-	if impl == "loop" {
+	if impl == "loop" || impl == "loop-tls" {
 		b.ReportMetric(float64(sys.Count(sys.OpEpollWait)-waits0)/ops, "epoll_wait/op")
 		b.ReportMetric(float64(sys.Count(sys.OpEpollCtl)-ctls0)/ops, "epoll_ctl/op")
 	}
