@@ -322,3 +322,78 @@ func TestLoopStartTLS(t *testing.T) {
 		}
 	}
 }
+
+// rawTap records what a client connection reads from the wire.
+type rawTap struct {
+	net.Conn
+	got []byte
+}
+
+func (r *rawTap) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.got = append(r.got, p[:n]...)
+	return n, err
+}
+
+// lastRecordType walks the TLS records in b and returns the content type
+// of the last complete one.
+func lastRecordType(t *testing.T, b []byte) byte {
+	t.Helper()
+	var typ byte
+	for len(b) >= 5 {
+		n := 5 + (int(b[3])<<8 | int(b[4]))
+		if n > len(b) {
+			t.Fatalf("a truncated record (%d of %d bytes)", len(b), n)
+		}
+		typ, b = b[0], b[n:]
+	}
+	if len(b) != 0 {
+		t.Fatalf("%d bytes after the last record", len(b))
+	}
+	return typ
+}
+
+// A server that closes after its answer sends close_notify first, as
+// (*tls.Conn).Close on Go's net does; both tested the same way (TLS 1.2,
+// where an alert's record type shows on the wire).
+func TestLoopTLSCloseNotify(t *testing.T) {
+	pki := testkit.NewPKI(t)
+	servers := map[string]func(t *testing.T) string{
+		"net": func(t *testing.T) string {
+			return serveNet(t, func(c net.Conn) {
+				tc := tls.Server(c, pki.ServerConfig())
+				tc.Write([]byte("bye\n"))
+				tc.Close()
+			})
+		},
+		"loop": func(t *testing.T) string {
+			h := &loopFuncs{open: func(c *netcore.LoopConn) {
+				c.Write([]byte("bye\n"))
+				c.Close()
+			}}
+			return serveLoopTLS(t, &netcore.Loop{Handler: h}, pki.ServerConfig())
+		},
+	}
+	for _, name := range []string{"net", "loop"} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			nc, err := net.Dial("tcp4", servers[name](t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(testkit.Timeout))
+			tap := &rawTap{Conn: nc}
+			cfg := pki.ClientConfig()
+			cfg.MaxVersion = tls.VersionTLS12
+			tc := tls.Client(tap, cfg)
+			got, err := io.ReadAll(tc)
+			if err != nil || string(got) != "bye\n" {
+				t.Fatalf("read %q, %v; want \"bye\\n\" and EOF", got, err)
+			}
+			if typ := lastRecordType(t, tap.got); typ != 21 {
+				t.Errorf("the last record is of type %d, want 21 (an alert: close_notify)", typ)
+			}
+		})
+	}
+}
