@@ -342,7 +342,11 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 		l.callback(c, cbOpen)
 		l.after(c)
 	}
-	if !c.closed && (len(left) > 0 || c.eof) {
+	if !c.closed {
+		// Even with nothing left in tr.in: the handshake's last read may
+		// have taken records after its final message (a client's request
+		// sent with its Finished) into tls's own buffer, and no new byte
+		// may come to make the loop decrypt them.
 		l.decrypt(c, left, c.eof)
 	}
 	if !c.closed {
