@@ -343,8 +343,10 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 		l.after(c)
 	}
 	if !c.closed {
-		// Records that came right behind the handshake may be in
-		// tls's own buffer already, not in left.
+		// Even with nothing left in tr.in: the handshake's last read may
+		// have taken records after its final message (a client's request
+		// sent with its Finished) into tls's own buffer, and no new byte
+		// may come to make the loop decrypt them.
 		l.decrypt(c, left, c.eof)
 	}
 	if !c.closed {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/netcore-dev/netcore/netcore"
@@ -28,9 +27,13 @@ import (
 // pass however large it was). A client that sends commands and never
 // reads their replies holds a connection's memory at that bound, and
 // Redis's client-output-buffer-limit for normal clients is none either.
-func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error {
+//
+// A TLS listener is served by Loop.ServeTLS on the same Loop: its
+// connections' handshakes run on goroutines of their own, then the loops
+// decrypt and encrypt, and loopHandler sees plaintext as on the others.
+func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready func([]endpoint)) error {
 	cfg.blocking = false // a Loop's sockets are non-blocking
-	ls, err := listenAll(ctx, addr, cfg)
+	eps, err := listenAll(ctx, addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -43,15 +46,19 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 		MaxOutput:       netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,
 		Logger:          cfg.logger,
 	}
-	served := make(chan error, len(ls))
-	for _, l := range ls {
-		go func() { served <- lp.Serve(l) }()
+	served := make(chan error, len(eps))
+	for _, e := range eps {
+		if e.tls {
+			go func() { served <- lp.ServeTLS(e.l, cfg.tls) }()
+		} else {
+			go func() { served <- lp.Serve(e.l) }()
+		}
 	}
-	ready(addrsOf(ls))
+	ready(eps)
 	select {
 	case err := <-served:
 		lp.Close()
-		for range len(ls) - 1 {
+		for range len(eps) - 1 {
 			<-served
 		}
 		return err
@@ -62,7 +69,7 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err = lp.Shutdown(sctx)
-	for range ls {
+	for range eps {
 		if serr := <-served; !errors.Is(serr, netcore.ErrLoopClosed) {
 			return serr
 		}

@@ -8,6 +8,7 @@
 //	go run ./examples/resp -mode server          # a goroutine per connection instead of event loops
 //	go run ./examples/resp -unixsocket /tmp/resp.sock           # TCP and a Unix socket: redis-cli -s /tmp/resp.sock
 //	go run ./examples/resp -addr "" -unixsocket /tmp/resp.sock # the Unix socket alone
+//	go run ./examples/resp -port 0 -tls-port 6380 -tls-cert-file c.pem -tls-key-file k.pem -tls-auth-clients no # TLS alone
 //	redis-cli -p 6379 set greeting hello
 //	redis-benchmark -p 6379 -t ping,set,get -q
 //
@@ -30,6 +31,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,13 +61,32 @@ type config struct {
 	// unixSocket, if set, is a Unix socket path to listen on as well
 	// (redis-server's unixsocket): besides addr, or alone if addr is "".
 	unixSocket string
-	logger     *slog.Logger
+	// tlsAddr, if set, is a TCP address to serve TLS on with tls
+	// (redis-server's tls-port).
+	tlsAddr string
+	tls     *tls.Config
+	logger  *slog.Logger
 }
 
-// A mode serves the Store on addr (TCP, unless "") and cfg.unixSocket
-// (unless "") until ctx is cancelled, then shuts down gracefully and
-// returns nil (or returns the error that stopped it). It calls ready with
-// the bound addresses, TCP's first, once it accepts connections.
+// An endpoint is a listener a mode serves, and whether it speaks TLS.
+type endpoint struct {
+	l   net.Listener
+	tls bool
+}
+
+// String is the endpoint's address, "(TLS)" after it for TLS.
+func (e endpoint) String() string {
+	if e.tls {
+		return e.l.Addr().String() + " (TLS)"
+	}
+	return e.l.Addr().String()
+}
+
+// A mode serves the Store on addr (TCP, unless ""), cfg.tlsAddr (TLS,
+// unless "") and cfg.unixSocket (unless "") until ctx is cancelled, then
+// shuts down gracefully and returns nil (or returns the error that
+// stopped it). It calls ready with its listeners, in that order, once it
+// accepts connections.
 //
 // Each mode keeps a *Session (from store.NewSession(cfg.maxBulk)) per
 // connection and, whenever input arrives, calls
@@ -76,13 +97,21 @@ type config struct {
 // bytes; it consumes n bytes of input, writes out, and closes after
 // writing if closeConn. serveConn does it over a Conn, loopHandler.OnData
 // over a LoopConn's buffers.
-var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error{
+var modes = map[string]func(ctx context.Context, addr string, store *Store, cfg config, ready func([]endpoint)) error{
 	"loop":   runLoop,
 	"server": runServer,
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "TCP address to listen on (host:port; port 0 picks a free one; empty: none, with -unixsocket)")
+	port := flag.Int("port", -1, "TCP port, as redis-server's port: replaces -addr's port; 0 turns plain TCP off (TLS alone, with -tls-port); -1: -addr's")
+	tlsPort := flag.Int("tls-port", 0, "port to serve TLS on, on -addr's host, as redis-server's tls-port (0: no TLS)")
+	var tf tlsFlags
+	flag.StringVar(&tf.certFile, "tls-cert-file", "", "TLS: the server's certificate (PEM; a chain, leaf first)")
+	flag.StringVar(&tf.keyFile, "tls-key-file", "", "TLS: the server certificate's private key (PEM)")
+	flag.StringVar(&tf.caFile, "tls-ca-cert-file", "", "TLS: the authority that signs client certificates (PEM); needed unless -tls-auth-clients no")
+	flag.StringVar(&tf.authClients, "tls-auth-clients", "yes", "TLS: client certificates: yes (required, as redis-server's default), optional (verified if sent) or no (not asked for)")
+	flag.StringVar(&tf.protocols, "tls-protocols", defaultTLSProtocols, "TLS: the versions taken, of TLSv1, TLSv1.1, TLSv1.2 and TLSv1.3 (a range)")
 	unixSocket := flag.String("unixsocket", "", "Unix socket path to listen on too, as redis-server's unixsocket (\"@name\": the abstract namespace); a stale socket file there is replaced")
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
@@ -104,8 +133,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "resp: -spin-wait %v must be 0 (never) or more\n", *spinWait)
 		os.Exit(2)
 	}
-	if *addr == "" && *unixSocket == "" {
-		fmt.Fprintln(os.Stderr, "resp: -addr is empty and there is no -unixsocket: nothing to listen on")
+	plainAddr, tlsAddr, err := listenAddrs(*addr, *port, *tlsPort)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resp:", err)
+		os.Exit(2)
+	}
+	if plainAddr == "" && tlsAddr == "" && *unixSocket == "" {
+		fmt.Fprintln(os.Stderr, "resp: no TCP address (-addr, -port), no -tls-port and no -unixsocket: nothing to listen on")
+		os.Exit(2)
+	}
+	tlsConfig, err := tf.setup(tlsAddr != "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resp:", err)
 		os.Exit(2)
 	}
 	if *maxBulk <= 0 || *maxQuery < *maxBulk {
@@ -119,13 +158,15 @@ func main() {
 		loops:      *loops,
 		spinWait:   *spinWait,
 		unixSocket: *unixSocket,
+		tlsAddr:    tlsAddr,
+		tls:        tlsConfig,
 		logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *addr, NewStore(), cfg, func(addrs []net.Addr) {
-		for _, a := range addrs {
-			fmt.Println("listening on", a)
+	err = run(ctx, plainAddr, NewStore(), cfg, func(eps []endpoint) {
+		for _, e := range eps {
+			fmt.Println("listening on", e)
 		}
 	})
 	if err != nil {
@@ -136,8 +177,11 @@ func main() {
 
 // runServer is -mode server: a netcore.Server, one goroutine per
 // connection, each running serveConn.
-func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func([]net.Addr)) error {
-	ls, err := listenAll(ctx, addr, cfg)
+//
+// A TLS listener is wrapped by tls.NewListener: the handshake runs in the
+// connection's goroutine, at its first Read.
+func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func([]endpoint)) error {
+	eps, err := listenAll(ctx, addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -145,11 +189,15 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { serveConn(c, store, cfg) }),
 		Logger:  cfg.logger,
 	}
-	served := make(chan error, len(ls))
-	for _, l := range ls {
+	served := make(chan error, len(eps))
+	for _, e := range eps {
+		l := e.l
+		if e.tls {
+			l = tls.NewListener(l, cfg.tls)
+		}
 		go func() { served <- srv.Serve(l) }()
 	}
-	ready(addrsOf(ls))
+	ready(eps)
 	select {
 	case err := <-served:
 		srv.Close()
@@ -168,26 +216,31 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 }
 
 // listenAll opens the listeners of a mode: TCP on addr unless it is
-// empty, and the Unix socket cfg.unixSocket unless it is empty. As
-// redis-server does, a socket file left at that path (by a server that
-// was killed) is removed first; any other file there is left alone, and
-// Listen then fails.
-func listenAll(ctx context.Context, addr string, cfg config) ([]net.Listener, error) {
+// empty, TLS on cfg.tlsAddr unless it is empty, and the Unix socket
+// cfg.unixSocket unless it is empty. As redis-server does, a socket file
+// left at that path (by a server that was killed) is removed first; any
+// other file there is left alone, and Listen then fails.
+func listenAll(ctx context.Context, addr string, cfg config) ([]endpoint, error) {
 	lc := netcore.ListenConfig{Blocking: cfg.blocking}
-	var ls []net.Listener
-	listen := func(network, address string) error {
+	var eps []endpoint
+	listen := func(network, address string, isTLS bool) error {
 		l, err := lc.Listen(ctx, network, address)
 		if err != nil {
-			for _, l := range ls {
-				l.Close()
+			for _, e := range eps {
+				e.l.Close()
 			}
 			return err
 		}
-		ls = append(ls, l)
+		eps = append(eps, endpoint{l, isTLS})
 		return nil
 	}
 	if addr != "" {
-		if err := listen("tcp", addr); err != nil {
+		if err := listen("tcp", addr, false); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.tlsAddr != "" {
+		if err := listen("tcp", cfg.tlsAddr, true); err != nil {
 			return nil, err
 		}
 	}
@@ -195,19 +248,11 @@ func listenAll(ctx context.Context, addr string, cfg config) ([]net.Listener, er
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
 			os.Remove(p)
 		}
-		if err := listen("unix", p); err != nil {
+		if err := listen("unix", p, false); err != nil {
 			return nil, err
 		}
 	}
-	return ls, nil
-}
-
-func addrsOf(ls []net.Listener) []net.Addr {
-	addrs := make([]net.Addr, len(ls))
-	for i, l := range ls {
-		addrs[i] = l.Addr()
-	}
-	return addrs
+	return eps, nil
 }
 
 // readBuffer is a connection's input buffer between commands, Redis's

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netcore-dev/netcore/internal/testkit"
 )
 
 // TestPipelinedLargeReplies: a client SETs a 1 MiB value, then pipelines
@@ -85,10 +87,15 @@ func firstDiff(a, b []byte) int {
 // ready when it logs "Ready to accept connections".
 func startRedisServer(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skipf("redis-server not found (%v): install redis-server (.ci/run does) to run this test", err)
-	}
+	return startRedisServerOn(t, func(port string) []string { return []string{"--port", port} })
+}
+
+// startRedisServerOn is startRedisServer with the arguments that make it
+// listen on a port (portArgs("6379") is "--port", "6379", or for TLS alone
+// "--port", "0", "--tls-port", "6379", ...).
+func startRedisServerOn(t *testing.T, portArgs func(port string) []string) string {
+	t.Helper()
+	bin := testkit.NeedTool(t, "redis-server", "redis-server")
 	var log strings.Builder
 	for range 3 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,8 +105,8 @@ func startRedisServer(t *testing.T) string {
 		addr := l.Addr().String()
 		l.Close()
 		_, port, _ := net.SplitHostPort(addr)
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--dir", t.TempDir())
+		args := append([]string{"--bind", "127.0.0.1"}, portArgs(port)...)
+		cmd := exec.Command(bin, append(args, "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir())...)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,15 @@ func forEachMode(t *testing.T, f func(t *testing.T, mode string, blocking bool))
 // returned nil and that its goroutines are gone.
 func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store) {
 	t.Helper()
+	addrs, store := startServing(t, mode, "127.0.0.1:0", cfg)
+	return addrs[0], store
+}
+
+// startServing is startResp with plain TCP on addr ("" for none), and the
+// TLS and Unix listeners cfg asks for; it returns the addresses of all its
+// listeners in the order listenAll opens them (TCP, TLS, Unix).
+func startServing(t *testing.T, mode, addr string, cfg config) (addrs []string, store *Store) {
+	t.Helper()
 	run, ok := modes[mode]
 	if !ok {
 		t.Fatalf("no mode %q", mode)
@@ -61,12 +71,14 @@ func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store
 	before := runtime.NumGoroutine()
 	store = NewStore()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan []net.Addr, 1)
+	ready := make(chan []endpoint, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", store, cfg, func(a []net.Addr) { ready <- a }) }()
+	go func() { done <- run(ctx, addr, store, cfg, func(eps []endpoint) { ready <- eps }) }()
 	select {
-	case a := <-ready:
-		addr = a[0].String()
+	case eps := <-ready:
+		for _, e := range eps {
+			addrs = append(addrs, e.l.Addr().String())
+		}
 	case err := <-done:
 		t.Fatalf("-mode %s: %v", mode, err)
 	case <-time.After(testTimeout):
@@ -90,7 +102,7 @@ func startResp(t *testing.T, mode string, cfg config) (addr string, store *Store
 			t.Errorf("%d goroutines after the server stopped, %d before", n, before)
 		}
 	})
-	return addr, store
+	return addrs, store
 }
 
 func dialResp(t *testing.T, addr string) *netcore.Conn {
@@ -194,13 +206,11 @@ func testQueryLimit(t *testing.T, mode string, blocking bool) {
 	}
 }
 
+// needTool returns the path of a program of redis-tools (redis-cli,
+// redis-benchmark), or skips the test without it (fails in CI).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not found (%v): install redis-tools (.ci/run does: apt-get install redis-tools) to run this test", name, err)
-	}
-	return p
+	return testkit.NeedTool(t, name, "redis-tools")
 }
 
 func runTool(t *testing.T, stdin string, name string, args ...string) (stdout, stderr string, err error) {
