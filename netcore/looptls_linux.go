@@ -232,6 +232,9 @@ func (c *LoopConn) StartTLS(config *tls.Config) error {
 	if c.closing() || c.wantShutWr {
 		return net.ErrClosed
 	}
+	if c.framing > 0 {
+		return errors.New("netcore: LoopConn.StartTLS inside a reply frame (BeginFrame without End)")
+	}
 	c.l.takeQueued(c) // sent before: plaintext too
 	if c.closing() {
 		return net.ErrClosed

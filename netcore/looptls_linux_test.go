@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -457,5 +458,50 @@ func TestLoopTLSDataWithClientFinished(t *testing.T) {
 	}
 	if string(got) != "first request" {
 		t.Fatalf("echo %q", got)
+	}
+}
+
+// StartTLS refuses, with a reason, what cannot work: no certificate, a
+// connection already on TLS, a reply frame open, a closed connection; the
+// connection goes on in plaintext after a refusal.
+func TestLoopStartTLSRefusals(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	results := make(chan []string, 1)
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		c.Discard(-1)
+		var got []string
+		for _, try := range []func() error{
+			func() error { return c.StartTLS(nil) },
+			func() error { return c.StartTLS(&tls.Config{}) },
+			func() error {
+				codec, err := netcore.NewFrameCodec(4, binary.BigEndian, 1<<10)
+				if err != nil {
+					return err
+				}
+				f, err := c.BeginFrame(codec)
+				if err != nil {
+					return err
+				}
+				defer f.End()
+				return c.StartTLS(pki.ServerConfig())
+			},
+			func() error { return c.StartTLS(pki.ServerConfig()) },
+			func() error { return c.StartTLS(pki.ServerConfig()) },
+		} {
+			err := try()
+			got = append(got, fmt.Sprint(err))
+		}
+		results <- got
+	}}
+	addr := serveLoop(t, &netcore.Loop{Handler: h})
+	c := dialLoop(t, addr)
+	c.Write([]byte("go"))
+	got := testkit.WaitFor(t, results, "the handler's StartTLS calls")
+	want := []string{"the *tls.Config is nil", "has no certificate", "inside a reply frame", "<nil>", "already speaks TLS"}
+	for i := range want {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("StartTLS call %d: %q, want it to say %q", i, got[i], want[i])
+		}
 	}
 }
