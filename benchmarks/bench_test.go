@@ -4,6 +4,8 @@ package benchmarks_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -47,6 +49,7 @@ func TestMain(m *testing.M) {
 // binary, re-executed).
 type process struct {
 	addr  string
+	tls   *tls.Config // a TLS server's client configuration; nil for plain TCP
 	cmd   *exec.Cmd
 	ctl   io.WriteCloser
 	lines chan string
@@ -74,9 +77,13 @@ func (l *logBuffer) String() string {
 }
 
 // startProcess starts an echo server process for impl and waits for its
-// address.
+// address (and a TLS server's certificate).
 func startProcess(tb testing.TB, impl string) *process {
 	tb.Helper()
+	im, err := benchmarks.Lookup(impl)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), serverEnv+"="+impl)
 	ctl, err := cmd.StdinPipe()
@@ -104,6 +111,17 @@ func startProcess(tb testing.TB, impl string) *process {
 	if _, err := netip.ParseAddrPort(p.addr); err != nil {
 		p.stop(tb)
 		tb.Fatalf("the %s server printed %q, not an address%s", impl, p.addr, p.log())
+	}
+	if im.TLS {
+		line := p.line(tb, "the server's certificate")
+		cert, err := base64.StdEncoding.DecodeString(line)
+		if err == nil {
+			p.tls, err = benchmarks.ClientTLSConfig(cert, p.addr)
+		}
+		if err != nil {
+			p.stop(tb)
+			tb.Fatalf("the %s server printed %q, not a certificate: %v%s", impl, line, err, p.log())
+		}
 	}
 	return p
 }
@@ -185,6 +203,23 @@ func dial(addr string, i int) (net.Conn, error) {
 	return d.Dial("tcp4", addr)
 }
 
+// connect opens client connection number i to the server (dial), and with
+// TLS runs the handshake, bounded by timeout.
+func (p *process) connect(i int) (net.Conn, error) {
+	c, err := dial(p.addr, i)
+	if err != nil || p.tls == nil {
+		return c, err
+	}
+	tc := tls.Client(c, p.tls)
+	tc.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake: %v", err)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
 // pingPong writes buf and reads as many bytes back into it.
 func pingPong(c net.Conn, buf []byte) error {
 	if _, err := c.Write(buf); err != nil {
@@ -194,9 +229,9 @@ func pingPong(c net.Conn, buf []byte) error {
 	return err
 }
 
-// openConns opens n connections to addr, 16 dialing at a time, each
-// proven served by one 64-byte round trip.
-func openConns(addr string, n int) ([]net.Conn, error) {
+// openConns opens n connections to p, 16 dialing at a time, each proven
+// served by one 64-byte round trip (after its TLS handshake, with TLS).
+func openConns(p *process, n int) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	next := make(chan int)
 	errs := make(chan error, 16)
@@ -205,7 +240,7 @@ func openConns(addr string, n int) ([]net.Conn, error) {
 		wg.Go(func() {
 			buf := make([]byte, 64)
 			for i := range next {
-				c, err := dial(addr, i)
+				c, err := p.connect(i)
 				if err == nil {
 					c.SetDeadline(time.Now().Add(timeout))
 					err = pingPong(c, buf)
@@ -271,6 +306,10 @@ type fixture struct {
 // open and idle, above its RSS before the first, per connection);
 // cli-cpu-ns/op (this process).
 //
+// The TLS implementations (net-tls, ...) run too, but not with 10,000
+// connections: every connection's handshake is done (and one round trip
+// made) before the timed section, which measures the echo alone.
+//
 // 10,000 connections are skipped under -short (CI).
 func BenchmarkEcho(b *testing.B) {
 	for _, conns := range []int{64, 1000, 10000} {
@@ -278,22 +317,23 @@ func BenchmarkEcho(b *testing.B) {
 			if conns > 1000 && testing.Short() {
 				b.Skip("10,000 connections take seconds to open: not under -short")
 			}
-			forEachImpl(b, conns, echo)
+			forEachImpl(b, conns, conns <= 1000, echo)
 		})
 	}
 }
 
 // BenchmarkPingPong is BenchmarkEcho with one connection: the round trip's
 // latency when the server has nothing else to do.
-func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1, echo) }
+func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1, true, echo) }
 
 // BenchmarkAccept measures short connections one after another: the client
 // dials, sends 1 byte, reads its echo (so the server has accepted and
 // served the connection) and closes. One op is one whole connection;
 // conns/s is their rate, srv-ctxsw/op the server's context switches per
-// connection.
+// connection. The TLS implementations do not run: their op would be mostly
+// the handshake.
 func BenchmarkAccept(b *testing.B) {
-	forEachImpl(b, 0, func(b *testing.B, fx *fixture) {
+	forEachImpl(b, 0, false, func(b *testing.B, fx *fixture) {
 		buf := make([]byte, 1)
 		m := startMeter(b, fx.proc)
 		for i := range b.N {
@@ -323,8 +363,13 @@ func nextAcceptSource() int {
 // accepted counts BenchmarkAccept's connections, across runs.
 var accepted int
 
-func forEachImpl(b *testing.B, conns int, body func(*testing.B, *fixture)) {
+// forEachImpl runs body with conns connections open for each
+// implementation, those over TLS only if withTLS.
+func forEachImpl(b *testing.B, conns int, withTLS bool, body func(*testing.B, *fixture)) {
 	for _, impl := range benchmarks.Impls {
+		if impl.TLS && !withTLS {
+			continue
+		}
 		runImpl(b, impl.Name, conns, body)
 	}
 }
@@ -344,7 +389,7 @@ func runImpl(b *testing.B, name string, conns int, body func(*testing.B, *fixtur
 		if fx == nil {
 			p := startProcess(b, name)
 			base := p.stats(b)
-			cs, err := openConns(p.addr, conns)
+			cs, err := openConns(p, conns)
 			if err != nil {
 				p.stop(b)
 				b.Fatalf("%v%s", err, p.log())

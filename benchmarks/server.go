@@ -2,8 +2,8 @@
 
 // Package benchmarks compares echo servers across processes: Go's net
 // (a goroutine per connection), gnet v2's event loops, and netcore's Server
-// and Loop. It is its own module so that netcore's go.mod never requires
-// gnet.
+// and Loop, in plain TCP and (all but gnet) over TLS. It is its own module
+// so that netcore's go.mod never requires gnet.
 //
 // An echo server runs in its own process (Serve, from cmd/echoserver or the
 // re-executed test binary); the benchmarks in this package are its client.
@@ -14,6 +14,7 @@ package benchmarks
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -40,11 +41,14 @@ type Impl struct {
 	// Start starts an echo server listening on addr ("127.0.0.1:0": the
 	// kernel chooses the port; Server.Addr says which).
 	Start func(addr string) (Server, error)
+	// TLS says the echo is over TLS: Start returns a TLSServer.
+	TLS bool
 }
 
-// Impls are the implementations compared, the baseline (net) first. To add
-// one, write its Start function and append it here (or from an init
-// function in its own file).
+// Impls are the implementations compared, the baseline (net) first, then
+// those over TLS, their baseline (net-tls) first. To add one, write its
+// Start function and append it here (or from an init function in its own
+// file).
 var Impls = []Impl{
 	{Name: "net", Start: StartNet},
 	{Name: "netcore", Start: StartNetcore},
@@ -52,6 +56,8 @@ var Impls = []Impl{
 	{Name: "loop-reuseport", Start: StartLoopReusePort},
 	{Name: "loop-spin", Start: StartLoopSpin},
 	{Name: "gnet", Start: StartGnet},
+	{Name: "net-tls", Start: StartNetTLS, TLS: true},
+	{Name: "netcore-tls", Start: StartNetcoreTLS, TLS: true},
 }
 
 // Lookup finds the implementation named name.
@@ -148,8 +154,9 @@ func RaiseFileLimit() error {
 
 // Serve is a server process's main loop: it raises the descriptor limit,
 // starts the echo server impl on addr, writes its address as the first
-// line to out, then answers every line read from ctl with one line of
-// Stats, until ctl ends; then it closes the server.
+// line to out (and for a TLS implementation its certificate as the
+// second, DER in standard base64), then answers every line read from ctl
+// with one line of Stats, until ctl ends; then it closes the server.
 func Serve(impl, addr string, ctl io.Reader, out io.Writer) error {
 	im, err := Lookup(impl)
 	if err != nil {
@@ -165,6 +172,15 @@ func Serve(impl, addr string, ctl io.Reader, out io.Writer) error {
 	defer srv.Close()
 	if _, err := fmt.Fprintln(out, srv.Addr()); err != nil {
 		return err
+	}
+	if im.TLS {
+		ts, ok := srv.(TLSServer)
+		if !ok {
+			return fmt.Errorf("implementation %q is TLS but its server has no certificate", impl)
+		}
+		if _, err := fmt.Fprintln(out, base64.StdEncoding.EncodeToString(ts.Certificate())); err != nil {
+			return err
+		}
 	}
 	sc := bufio.NewScanner(ctl)
 	for sc.Scan() {

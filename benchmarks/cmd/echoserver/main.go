@@ -5,7 +5,9 @@
 //
 //	go run ./cmd/echoserver -impl gnet
 //
-// It prints its address, then answers every line on stdin with one line of
+// It prints its address (and a TLS implementation, such as net-tls, its
+// self-signed certificate on the next line, DER in base64: a client trusts
+// it as its root), then answers every line on stdin with one line of
 // counters: CPU time in ns (user + system), RSS and peak RSS in bytes, and
 // context switches. It stops at the end of stdin.
 package main
