@@ -153,6 +153,21 @@ func (p *process) stats(tb testing.TB) benchmarks.Stats {
 	return st
 }
 
+// heap asks the server process for its Go memory in use after a garbage
+// collection (benchmarks.ReadHeap).
+func (p *process) heap(tb testing.TB) int64 {
+	tb.Helper()
+	if _, err := io.WriteString(p.ctl, benchmarks.HeapCommand+"\n"); err != nil {
+		tb.Fatalf("asking the server for its heap: %v%s", err, p.log())
+	}
+	line := p.line(tb, "the server's heap")
+	n, err := strconv.ParseInt(line, 10, 64)
+	if err != nil {
+		tb.Fatalf("the server's heap %q: %v%s", line, err, p.log())
+	}
+	return n
+}
+
 // stop ends the server (closing its stdin) and waits for it, bounded.
 func (p *process) stop(tb testing.TB) {
 	tb.Helper()
@@ -290,9 +305,10 @@ func closeAll(conns []net.Conn) {
 // connections open, kept while the framework reruns a sub-benchmark with a
 // larger b.N.
 type fixture struct {
-	proc    *process
-	conns   []net.Conn
-	idleRSS float64 // server RSS above its baseline per open, idle connection
+	proc     *process
+	conns    []net.Conn
+	idleRSS  float64 // server RSS above its baseline per open, idle connection
+	idleHeap float64 // the same for the server's Go heap and stacks after a GC
 }
 
 // BenchmarkEcho measures many connections at once, each doing 64-byte
@@ -304,7 +320,10 @@ type fixture struct {
 // server's user + system CPU per round trip); srv-peak-rss-B (the server's
 // VmHWM); srv-idle-rss-B/conn (the server's VmRSS once every connection is
 // open and idle, above its RSS before the first, per connection);
-// cli-cpu-ns/op (this process).
+// srv-idle-heap-B/conn (the same for its live Go heap objects and goroutine
+// stacks, each read after a forced garbage collection); srv-allocs/op (the
+// server's Go heap allocations per round trip); cli-cpu-ns/op (this
+// process).
 //
 // The TLS implementations (net-tls, ...) run too, but not with 10,000
 // connections: every connection's handshake is done (and one round trip
@@ -389,15 +408,18 @@ func runImpl(b *testing.B, name string, conns int, body func(*testing.B, *fixtur
 		if fx == nil {
 			p := startProcess(b, name)
 			base := p.stats(b)
+			baseHeap := p.heap(b) // after base: RSS is read before the collection
 			cs, err := openConns(p, conns)
 			if err != nil {
 				p.stop(b)
 				b.Fatalf("%v%s", err, p.log())
 			}
 			idle := p.stats(b)
+			idleHeap := p.heap(b)
 			fx = &fixture{proc: p, conns: cs}
 			if conns > 0 {
 				fx.idleRSS = float64(idle.RSS-base.RSS) / float64(conns)
+				fx.idleHeap = float64(idleHeap-baseHeap) / float64(conns)
 			}
 		}
 		body(b, fx)
@@ -443,6 +465,7 @@ func echo(b *testing.B, fx *fixture) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
 	if len(conns) >= 64 {
 		b.ReportMetric(fx.idleRSS, "srv-idle-rss-B/conn")
+		b.ReportMetric(fx.idleHeap, "srv-idle-heap-B/conn")
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
@@ -484,7 +507,7 @@ func startMeter(b *testing.B, p *process) *meter {
 
 // stop stops the timer and reports per op: srv-cpu-ns/op (the server's
 // user + system CPU), srv-ctxsw/op (its context switches, every thread),
-// cli-cpu-ns/op (this process's CPU), srv-syscalls/op (with -syscalls), and
+// srv-allocs/op (its Go heap allocations), cli-cpu-ns/op (this process's CPU), srv-syscalls/op (with -syscalls), and
 // srv-peak-rss-B (the server's VmHWM).
 func (m *meter) stop() {
 	b := m.b
@@ -500,6 +523,7 @@ func (m *meter) stop() {
 	after := m.p.stats(b)
 	b.ReportMetric(float64(after.CPU-m.before.CPU)/n, "srv-cpu-ns/op")
 	b.ReportMetric(float64(after.CtxSw-m.before.CtxSw)/n, "srv-ctxsw/op")
+	b.ReportMetric(float64(after.Allocs-m.before.Allocs)/n, "srv-allocs/op")
 	b.ReportMetric(float64(cpuTime(b)-m.cpu)/n, "cli-cpu-ns/op")
 	b.ReportMetric(float64(after.PeakRSS), "srv-peak-rss-B")
 }

@@ -27,7 +27,7 @@ BENCHTIME=${BENCHTIME:-1s}
 # With BENCH given and LONG not, only BENCH runs.
 LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
 LONGTIME=${LONGTIME:-5s}
-METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-peak-rss-B,srv-idle-rss-B/conn,cli-cpu-ns/op}
+METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-allocs/op,srv-peak-rss-B,srv-idle-rss-B/conn,srv-idle-heap-B/conn,cli-cpu-ns/op}
 SYSCALLS=${SYSCALLS:-$(command -v perf >/dev/null && echo 1 || echo 0)}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

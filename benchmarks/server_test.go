@@ -119,8 +119,8 @@ func checkEcho(addr string, seed uint64, cfg *tls.Config) error {
 }
 
 // TestProcess runs every implementation as a server process, as the
-// benchmarks do: it reports an address, counters that grow, and exits
-// cleanly at the end of its stdin.
+// benchmarks do: it reports an address, counters that grow, its heap, and
+// exits cleanly at the end of its stdin.
 func TestProcess(t *testing.T) {
 	for _, impl := range benchmarks.Impls {
 		t.Run(impl.Name, func(t *testing.T) {
@@ -138,6 +138,12 @@ func TestProcess(t *testing.T) {
 			}
 			if second.RSS <= 0 || second.PeakRSS < second.RSS || second.PeakRSS < first.PeakRSS {
 				t.Errorf("RSS %d, peak %d then %d: want positive, peak at least RSS and not decreasing", second.RSS, first.PeakRSS, second.PeakRSS)
+			}
+			if first.Allocs <= 0 || second.Allocs < first.Allocs {
+				t.Errorf("allocations %d then %d: want positive and not decreasing", first.Allocs, second.Allocs)
+			}
+			if heap := p.heap(t); heap <= 0 {
+				t.Errorf("heap %d bytes, want positive", heap)
 			}
 		})
 	}
@@ -157,12 +163,12 @@ func TestLookup(t *testing.T) {
 }
 
 func TestParseStats(t *testing.T) {
-	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20, CtxSw: 4242}
+	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20, CtxSw: 4242, Allocs: 77}
 	got, err := benchmarks.ParseStats(want.String())
 	if err != nil || got != want {
 		t.Errorf("ParseStats(%q) = %+v, %v, want %+v", want.String(), got, err, want)
 	}
-	for _, bad := range []string{"", "1 2", "1 2 3", "a b c d"} {
+	for _, bad := range []string{"", "1 2", "1 2 3", "1 2 3 4", "a b c d e"} {
 		if _, err := benchmarks.ParseStats(bad); err == nil || !strings.Contains(err.Error(), "\""+bad+"\"") {
 			t.Errorf("ParseStats(%q) = %v, want an error quoting it", bad, err)
 		}
