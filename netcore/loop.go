@@ -14,6 +14,8 @@ const (
 	DefaultOutputLowWater  = 64 << 10  // 64 KiB
 	DefaultMaxOutput       = 4 << 20   // 4 MiB
 	DefaultLingerTimeout   = 2 * time.Second
+	// DefaultTLSHandshakeTimeout bounds a TLS handshake on a Loop.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
 )
 
 // Errors a LoopConn is closed with (its LoopHandler's OnClose gets them),
@@ -107,6 +109,10 @@ type LoopStats struct {
 	// ConnsPerLoop is Conns loop by loop: how the connections are spread
 	// (each is served by the loop that accepted it).
 	ConnsPerLoop []int
+	// TLSHandshakes counts the TLS handshakes that succeeded (ServeTLS,
+	// StartTLS); TLSHandshakeErrors those that failed, timed out or were
+	// cut short by the connection's end.
+	TLSHandshakes, TLSHandshakeErrors int64
 }
 
 // Loop serves connections on a few event loops instead of a goroutine per
@@ -170,6 +176,10 @@ type Loop struct {
 	// one connection's ping-pong and cost redis-benchmark's 50-client
 	// load about a fifth more server CPU per request.
 	SpinWait time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake of a connection that
+	// ServeTLS accepted or LoopConn.StartTLS turned to TLS
+	// (DefaultTLSHandshakeTimeout if 0).
+	TLSHandshakeTimeout time.Duration
 	// Logger receives accept errors, limit breaches and handler panics;
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -187,11 +197,11 @@ func (lp *Loop) logger() *slog.Logger {
 // limits is the Loop's limits with defaults filled in and checked.
 type limits struct {
 	maxInput, high, low, maxOutput int
-	idle, linger, spin             time.Duration
+	idle, linger, spin, handshake  time.Duration
 }
 
 func (lp *Loop) limits() (limits, error) {
-	lim := limits{lp.MaxInput, lp.OutputHighWater, lp.OutputLowWater, lp.MaxOutput, lp.IdleTimeout, lp.LingerTimeout, lp.SpinWait}
+	lim := limits{lp.MaxInput, lp.OutputHighWater, lp.OutputLowWater, lp.MaxOutput, lp.IdleTimeout, lp.LingerTimeout, lp.SpinWait, lp.TLSHandshakeTimeout}
 	if lim.linger == 0 {
 		lim.linger = DefaultLingerTimeout
 	}
@@ -214,6 +224,12 @@ func (lp *Loop) limits() (limits, error) {
 	}
 	if lim.spin < 0 {
 		return lim, fmt.Errorf("netcore: Loop.SpinWait is %v; it must be positive (or 0 for none)", lim.spin)
+	}
+	if lim.handshake < 0 {
+		return lim, fmt.Errorf("netcore: Loop.TLSHandshakeTimeout is %v; it must be positive (or 0 for the default)", lim.handshake)
+	}
+	if lim.handshake == 0 {
+		lim.handshake = DefaultTLSHandshakeTimeout
 	}
 	if lim.idle < 0 {
 		return lim, fmt.Errorf("netcore: Loop.IdleTimeout is %v; it must be positive (or 0 for none)", lim.idle)

@@ -2,6 +2,7 @@ package netcore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,6 +28,9 @@ type loopState struct {
 	start     time.Time // the loops' clock starts here
 
 	accepted, acceptLimits atomic.Int64
+
+	handshakes               sync.WaitGroup // TLS handshakes' goroutines
+	tlsHandshakes, tlsErrors atomic.Int64
 }
 
 // Tags in the high half (Pad) of an epoll event's data; connections carry
@@ -62,7 +66,10 @@ const (
 // non-blocking. Accepted TCP connections get TCP_NODELAY, and IPv4-mapped
 // peers are unmapped, whatever l's ListenConfig said. Several Serve calls
 // may share one Loop. Serve must not be called from a LoopHandler callback.
-func (lp *Loop) Serve(l net.Listener) error {
+func (lp *Loop) Serve(l net.Listener) error { return lp.serve(l, nil) }
+
+// serve is Serve, and ServeTLS with a config.
+func (lp *Loop) serve(l net.Listener, config *tls.Config) error {
 	if lp.Handler == nil {
 		l.Close()
 		return errors.New("netcore: Loop.Handler is nil")
@@ -86,7 +93,7 @@ func (lp *Loop) Serve(l net.Listener) error {
 			return err
 		}
 	}
-	g, err := lp.newServing(l, rc, addr)
+	g, err := lp.newServing(l, rc, addr, config)
 	if err != nil {
 		st.mu.Unlock()
 		l.Close()
@@ -242,6 +249,7 @@ func (lp *Loop) Shutdown(ctx context.Context) error {
 			<-l.done
 		}
 	}
+	lp.state.handshakes.Wait() // each ended when its connection closed
 	if forced {
 		return ctx.Err()
 	}
@@ -269,6 +277,7 @@ func (lp *Loop) Close() error {
 	for _, l := range loops {
 		<-l.done
 	}
+	lp.state.handshakes.Wait() // each ended when its connection closed
 	return nil
 }
 
@@ -317,7 +326,8 @@ func (lp *Loop) Stats() LoopStats {
 	st.mu.Lock()
 	loops := st.loops
 	st.mu.Unlock()
-	s := LoopStats{Accepted: st.accepted.Load(), AcceptLimits: st.acceptLimits.Load()}
+	s := LoopStats{Accepted: st.accepted.Load(), AcceptLimits: st.acceptLimits.Load(),
+		TLSHandshakes: st.tlsHandshakes.Load(), TLSHandshakeErrors: st.tlsErrors.Load()}
 	s.ConnsPerLoop = make([]int, len(loops))
 	for i, l := range loops {
 		s.ConnsPerLoop[i] = int(l.nconns.Load())
@@ -340,6 +350,7 @@ const (
 	taskRewatch                  // register a's listener again, to restore the loops' order
 	taskDrain                    // Shutdown: close idle connections, then the rest as they become idle
 	taskForce                    // Close (or Shutdown's ctx ended): close everything
+	taskTLS                      // c's TLS handshake wrote, caught up or ended
 )
 
 // task is a request to a loop from another goroutine.
@@ -360,6 +371,7 @@ type eventLoop struct {
 	reserve int // spare descriptor for the EMFILE trick, -1 if none
 	events  []unix.EpollEvent
 	scratch []byte
+	plain   []byte      // decrypted input, for TLS connections (made on first use)
 	conns   []*LoopConn // by descriptor
 	count   int         // len of conns that are not nil
 	seq     uint32
@@ -604,7 +616,7 @@ func (l *eventLoop) dispatch(e *unix.EpollEvent) {
 		l.read(c)
 	}
 	if !c.closed && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		if c.out.Len() > 0 {
+		if c.outLen() > 0 {
 			// The peer is gone or the socket failed: a write says
 			// how, and closes the connection.
 			c.blocked = false
@@ -671,6 +683,10 @@ func (l *eventLoop) runTask(t *task) {
 		l.draining = true
 	case taskForce:
 		l.forcing = true
+	case taskTLS:
+		if !t.c.closed {
+			l.tlsTask(t.c)
+		}
 	}
 }
 
@@ -715,7 +731,8 @@ func (l *eventLoop) rearmListeners() {
 // output written or queued, no work held.
 func (l *eventLoop) closeIdle() {
 	for _, c := range l.conns {
-		if c != nil && c.in.Len() == 0 && c.out.Len() == 0 && !c.queued.Load() && c.holds.Load() == 0 {
+		if c != nil && c.in.Len() == 0 && c.outLen() == 0 && !c.queued.Load() && c.holds.Load() == 0 &&
+			(c.tls == nil || c.tls.state != tlsHandshaking) {
 			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose {
 				continue // read at the next epoll_wait
 			}
@@ -853,7 +870,7 @@ func (l *eventLoop) after(c *LoopConn) {
 		l.fail(c, c.closeErr)
 		return
 	}
-	if c.out.Len() > 0 || c.flushClose || (c.wantShutWr && !c.shutWr) {
+	if c.outLen() > 0 || c.flushClose || (c.wantShutWr && !c.shutWr) {
 		l.markDirty(c)
 	}
 	if !c.paused && c.OutputFull() {
@@ -880,7 +897,7 @@ func (l *eventLoop) fail(c *LoopConn, err error) {
 
 // open takes on an accepted connection: it registers it with the loop's
 // epoll instance and calls OnOpen.
-func (l *eventLoop) open(fd int, peer, local Sockaddr) {
+func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 	if !local.IsValid() {
 		// A wildcard listener: the connection's own address says which.
 		if sa, err := sockname(fd, false); err == nil {
@@ -913,6 +930,13 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr) {
 	if l.lim.idle > 0 {
 		l.schedule(&c.limit, addSat(l.now, int64(l.lim.idle)))
 	}
+	if config != nil {
+		// The handler sees the connection once its handshake is done.
+		l.newTLS(c, config)
+		c.hidden = true
+		l.startHandshake(c)
+		return
+	}
 	l.callback(c, cbOpen)
 	l.after(c)
 }
@@ -943,6 +967,10 @@ func (l *eventLoop) read(c *LoopConn) {
 		return
 	}
 	l.touch(c)
+	if c.tls != nil {
+		l.tlsRead(c, p[:n])
+		return
+	}
 	if n == 0 {
 		c.eof = true
 		l.rearm(c)
@@ -986,12 +1014,19 @@ func (l *eventLoop) closeAfterFlush(c *LoopConn, reason error) {
 // flushConn writes c's output: one write(2) when the kernel takes it all,
 // more only after a short write, until EAGAIN (then EPOLLOUT is watched).
 func (l *eventLoop) flushConn(c *LoopConn) {
-	for c.out.Len() > 0 && !c.blocked {
-		n, err := sys.Write(c.fd, c.out.Bytes())
+	w := &c.out
+	if c.tls != nil {
+		w = l.seal(c) // the ciphertext
+	}
+	for w.Len() > 0 && !c.blocked {
+		n, err := sys.Write(c.fd, w.Bytes())
 		switch {
 		case err == nil:
-			c.out.Discard(n)
-			c.outN.Store(int64(c.out.Len()))
+			w.Discard(n)
+			if c.tls != nil && w.Len() == 0 {
+				w = l.seal(c)
+			}
+			c.outN.Store(int64(c.outLen()))
 			l.touch(c)
 		case again(err, false):
 		case classify(err, false) == wait:
@@ -1001,8 +1036,17 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 			return
 		}
 	}
-	c.out.ReleaseIfEmpty()
-	if c.out.Len() == 0 && !c.queued.Load() {
+	w.ReleaseIfEmpty()
+	if c.tls != nil && c.closeErr != nil {
+		l.fail(c, c.closeErr)
+		return
+	}
+	if c.outLen() == 0 && !c.queued.Load() {
+		closing := c.flushClose && (c.closeReason != errEOF || c.userClosed || c.holds.Load() == 0)
+		if (closing || c.wantShutWr && !c.shutWr) && l.closeNotify(c) {
+			l.flushConn(c) // the close_notify alert goes first
+			return
+		}
 		if c.wantShutWr && !c.shutWr {
 			c.shutWr = true
 			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
@@ -1010,12 +1054,12 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 				return
 			}
 		}
-		if c.flushClose && (c.closeReason != errEOF || c.userClosed || c.holds.Load() == 0) {
+		if closing {
 			l.closeConn(c, c.closeReason)
 			return
 		}
 	}
-	if c.paused && c.out.Len() <= l.lim.low {
+	if c.paused && c.outLen() <= l.lim.low {
 		c.paused = false
 		if c.in.Len() > 0 && !c.resumeQueued {
 			c.resumeQueued = true
@@ -1034,7 +1078,7 @@ func (l *eventLoop) rearm(c *LoopConn) {
 		return
 	}
 	var want uint32
-	if !c.paused && !c.eof && !c.flushClose {
+	if !c.paused && !c.eof && !c.flushClose && (c.tls == nil || !c.tls.stalled) {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.blocked {
@@ -1108,8 +1152,8 @@ func (l *eventLoop) takeQueued(c *LoopConn) {
 	if c.closed {
 		return
 	}
-	c.outN.Store(int64(c.out.Len()))
-	if c.out.Len() > l.lim.maxOutput && c.closeErr == nil {
+	c.outN.Store(int64(c.outLen()))
+	if c.outLen() > l.lim.maxOutput && c.closeErr == nil {
 		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(l.lim.maxOutput)}
 	}
 }
@@ -1154,12 +1198,18 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	c.out.Release()
 	c.outN.Store(0)
 	c.borrow = nil
+	if c.tls != nil {
+		l.closeTLS(c, err)
+	}
 	if !(c.userClosed && err == nil && l.linger(c)) {
 		closeFD(c.fd) // also takes it out of the epoll set
 	}
 	// What Execute queued still runs, once: its Writes fail.
 	for _, f := range fns {
 		l.callbackFn(c, f.fn)
+	}
+	if c.hidden {
+		return // a TLS connection whose handshake did not succeed: its handler never saw it
 	}
 	defer func() {
 		if v := recover(); v != nil {

@@ -87,11 +87,18 @@ func serveLoop(t *testing.T, lp *netcore.Loop) string {
 // serveLoopOn is serveLoop on a listener of the caller's.
 func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 	t.Helper()
+	return serveLoopWith(t, lp, l, lp.Serve)
+}
+
+// serveLoopWith is serveLoopOn with the serving call of the caller's
+// (ServeTLS, say).
+func serveLoopWith(t *testing.T, lp *netcore.Loop, l net.Listener, serve func(net.Listener) error) string {
+	t.Helper()
 	if lp.Logger == nil {
 		lp.Logger = quietLogger()
 	}
 	served := make(chan error, 1)
-	go func() { served <- lp.Serve(l) }()
+	go func() { served <- serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()

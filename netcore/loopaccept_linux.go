@@ -1,6 +1,7 @@
 package netcore
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ type serving struct {
 	l       net.Listener // closed when the last acceptor is removed
 	members []*acceptor  // one per loop, in the loops' order
 	shared  bool         // the members watch one socket (not ReusePort)
+	tls     *tls.Config  // ServeTLS's: every connection does a handshake first
 
 	mu       sync.Mutex
 	left     int   // members not removed yet
@@ -36,9 +38,9 @@ type serving struct {
 
 // newServing prepares the acceptors for l, one per loop (siblings of l on
 // its address with ReusePort); the caller holds lp.state.mu.
-func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr) (*serving, error) {
+func (lp *Loop) newServing(l net.Listener, rc syscall.RawConn, addr Sockaddr, config *tls.Config) (*serving, error) {
 	st := &lp.state
-	g := &serving{l: l, left: len(st.loops), done: make(chan error, 1)}
+	g := &serving{l: l, tls: config, left: len(st.loops), done: make(chan error, 1)}
 	var local Sockaddr
 	if !addr.Addr().IsUnspecified() {
 		local = addr
@@ -471,7 +473,7 @@ func (l *eventLoop) accept(a *acceptor, steer bool) {
 			closeFD(s)
 			continue
 		}
-		l.open(s, peer.Unmap(), a.local)
+		l.open(s, peer.Unmap(), a.local, a.g.tls)
 	}
 	// The budget is spent and more may wait: edge-triggered, nothing
 	// would say so again.

@@ -40,6 +40,8 @@ type LoopConn struct {
 	seq         uint32
 	peer, local Sockaddr
 	user        any
+	tls         *loopTLS // nil without TLS
+	hidden      bool     // its TLS handshake runs: the handler has not seen it yet
 
 	// The loop's own; see eventLoop.
 	in           buffer
@@ -161,18 +163,27 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 	}
-	if c.out.Len()+int(c.pendN.Load())+len(p) > c.l.lim.maxOutput {
+	if c.outLen()+int(c.pendN.Load())+len(p) > c.l.lim.maxOutput {
 		c.closeErr = &LimitError{Limit: "MaxOutput", Value: int64(c.l.lim.maxOutput)}
 		return 0, c.closeErr
 	}
 	n, _ := c.out.Write(p)
-	c.outN.Store(int64(c.out.Len()))
+	c.outN.Store(int64(c.outLen()))
 	return n, nil
 }
 
 // OutputBuffered returns the number of output bytes not yet written to the
 // socket (bytes queued by Send and not yet taken by the loop not included).
-func (c *LoopConn) OutputBuffered() int { return c.out.Len() }
+func (c *LoopConn) OutputBuffered() int { return c.outLen() }
+
+// outLen is the output not written yet: plaintext and, with TLS, the
+// ciphertext made of it.
+func (c *LoopConn) outLen() int {
+	if c.tls != nil {
+		return c.out.Len() + c.tls.raw.Len()
+	}
+	return c.out.Len()
+}
 
 // OutputFull reports whether the connection's buffered output, queued
 // Sends included, is above the Loop's OutputHighWater. A handler that
@@ -182,7 +193,7 @@ func (c *LoopConn) OutputBuffered() int { return c.out.Len() }
 // the input that is left, even if no new bytes came. That keeps a pipeline
 // of large replies within the watermarks instead of MaxOutput.
 func (c *LoopConn) OutputFull() bool {
-	return c.out.Len()+int(c.pendN.Load()) > c.l.lim.high
+	return c.outLen()+int(c.pendN.Load()) > c.l.lim.high
 }
 
 // CloseWrite half-closes the connection: once the output written and sent

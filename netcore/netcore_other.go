@@ -4,6 +4,7 @@ package netcore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -198,6 +199,12 @@ func (lp *Loop) Serve(l net.Listener) error {
 	return ErrLinuxOnly
 }
 
+// ServeTLS closes l and returns ErrLinuxOnly.
+func (lp *Loop) ServeTLS(l net.Listener, config *tls.Config) error {
+	l.Close()
+	return ErrLinuxOnly
+}
+
 // Shutdown fails off Linux with ErrLinuxOnly.
 func (lp *Loop) Shutdown(ctx context.Context) error { return ErrLinuxOnly }
 
@@ -254,6 +261,12 @@ func (c *LoopConn) SetUserData(v any) {}
 
 // UserData returns nil off Linux.
 func (c *LoopConn) UserData() any { return nil }
+
+// StartTLS returns ErrLinuxOnly.
+func (c *LoopConn) StartTLS(config *tls.Config) error { return ErrLinuxOnly }
+
+// ConnectionState returns the zero state.
+func (c *LoopConn) ConnectionState() tls.ConnectionState { return tls.ConnectionState{} }
 
 // OutputFull returns false off Linux.
 func (c *LoopConn) OutputFull() bool { return false }
