@@ -342,7 +342,9 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 		l.callback(c, cbOpen)
 		l.after(c)
 	}
-	if !c.closed && (len(left) > 0 || c.eof) {
+	if !c.closed {
+		// Records that came right behind the handshake may be in
+		// tls's own buffer already, not in left.
 		l.decrypt(c, left, c.eof)
 	}
 	if !c.closed {
