@@ -60,6 +60,7 @@ var Impls = []Impl{
 	{Name: "gnet", Start: StartGnet},
 	{Name: "net-tls", Start: StartNetTLS, TLS: true},
 	{Name: "netcore-tls", Start: StartNetcoreTLS, TLS: true},
+	{Name: "loop-tls", Start: StartLoopTLS, TLS: true},
 }
 
 // Lookup finds the implementation named name.
