@@ -6,12 +6,16 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -30,9 +34,20 @@ const serverEnv = "NETCORE_ECHO_SERVER"
 // timeout bounds every wait outside a timed section.
 const timeout = 20 * time.Second
 
+// profileEnv passes -srvprofile to a server process.
+const profileEnv = "NETCORE_ECHO_PROFILE"
+
+// srvProfile makes each server process profile itself, for its whole life
+// (opening the connections, TLS handshakes included, and every timed
+// section): its CPU to PREFIX.IMPL.PID.cpu.pprof, its heap allocations
+// (sampled every 4 KiB instead of 512 KiB, after a last collection) to
+// PREFIX.IMPL.PID.allocs.pprof. Profiling costs the server CPU: leave it
+// off for figures.
+var srvProfile = flag.String("srvprofile", "", "write each server process's CPU and allocation profiles to `PREFIX`.IMPL.PID.{cpu,allocs}.pprof")
+
 func TestMain(m *testing.M) {
 	if impl := os.Getenv(serverEnv); impl != "" {
-		if err := benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout); err != nil {
+		if err := serve(impl, os.Getenv(profileEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, "echo server:", err)
 			os.Exit(1)
 		}
@@ -43,6 +58,35 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
+}
+
+// serve is a server process's life: benchmarks.Serve, profiled if prefix
+// is not empty (srvProfile).
+func serve(impl, prefix string) error {
+	if prefix == "" {
+		return benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout)
+	}
+	name := fmt.Sprintf("%s.%s.%d.", prefix, impl, os.Getpid())
+	cpu, err := os.Create(name + "cpu.pprof")
+	if err != nil {
+		return err
+	}
+	runtime.MemProfileRate = 4 << 10
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return err
+	}
+	err = benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout)
+	pprof.StopCPUProfile()
+	runtime.GC() // the allocation profile is as of the last collection
+	allocs, ferr := os.Create(name + "allocs.pprof")
+	if ferr == nil {
+		ferr = pprof.Lookup("allocs").WriteTo(allocs, 0)
+		if cerr := allocs.Close(); ferr == nil {
+			ferr = cerr
+		}
+	}
+	return errors.Join(err, ferr, cpu.Close())
 }
 
 // A process is an echo server running in a child process (this test
@@ -86,6 +130,9 @@ func startProcess(tb testing.TB, impl string) *process {
 	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), serverEnv+"="+impl)
+	if *srvProfile != "" {
+		cmd.Env = append(cmd.Env, profileEnv+"="+*srvProfile)
+	}
 	ctl, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
