@@ -4,12 +4,18 @@ package benchmarks_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,9 +34,20 @@ const serverEnv = "NETCORE_ECHO_SERVER"
 // timeout bounds every wait outside a timed section.
 const timeout = 20 * time.Second
 
+// profileEnv passes -srvprofile to a server process.
+const profileEnv = "NETCORE_ECHO_PROFILE"
+
+// srvProfile makes each server process profile itself, for its whole life
+// (opening the connections, TLS handshakes included, and every timed
+// section): its CPU to PREFIX.IMPL.PID.cpu.pprof, its heap allocations
+// (sampled every 4 KiB instead of 512 KiB, after a last collection) to
+// PREFIX.IMPL.PID.allocs.pprof. Profiling costs the server CPU: leave it
+// off for figures.
+var srvProfile = flag.String("srvprofile", "", "write each server process's CPU and allocation profiles to `PREFIX`.IMPL.PID.{cpu,allocs}.pprof")
+
 func TestMain(m *testing.M) {
 	if impl := os.Getenv(serverEnv); impl != "" {
-		if err := benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout); err != nil {
+		if err := serve(impl, os.Getenv(profileEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, "echo server:", err)
 			os.Exit(1)
 		}
@@ -43,10 +60,40 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// serve is a server process's life: benchmarks.Serve, profiled if prefix
+// is not empty (srvProfile).
+func serve(impl, prefix string) error {
+	if prefix == "" {
+		return benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout)
+	}
+	name := fmt.Sprintf("%s.%s.%d.", prefix, impl, os.Getpid())
+	cpu, err := os.Create(name + "cpu.pprof")
+	if err != nil {
+		return err
+	}
+	runtime.MemProfileRate = 4 << 10
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return err
+	}
+	err = benchmarks.Serve(impl, "127.0.0.1:0", os.Stdin, os.Stdout)
+	pprof.StopCPUProfile()
+	runtime.GC() // the allocation profile is as of the last collection
+	allocs, ferr := os.Create(name + "allocs.pprof")
+	if ferr == nil {
+		ferr = pprof.Lookup("allocs").WriteTo(allocs, 0)
+		if cerr := allocs.Close(); ferr == nil {
+			ferr = cerr
+		}
+	}
+	return errors.Join(err, ferr, cpu.Close())
+}
+
 // A process is an echo server running in a child process (this test
 // binary, re-executed).
 type process struct {
 	addr  string
+	tls   *tls.Config // a TLS server's client configuration; nil for plain TCP
 	cmd   *exec.Cmd
 	ctl   io.WriteCloser
 	lines chan string
@@ -74,11 +121,18 @@ func (l *logBuffer) String() string {
 }
 
 // startProcess starts an echo server process for impl and waits for its
-// address.
+// address (and a TLS server's certificate).
 func startProcess(tb testing.TB, impl string) *process {
 	tb.Helper()
+	im, err := benchmarks.Lookup(impl)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), serverEnv+"="+impl)
+	if *srvProfile != "" {
+		cmd.Env = append(cmd.Env, profileEnv+"="+*srvProfile)
+	}
 	ctl, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -104,6 +158,17 @@ func startProcess(tb testing.TB, impl string) *process {
 	if _, err := netip.ParseAddrPort(p.addr); err != nil {
 		p.stop(tb)
 		tb.Fatalf("the %s server printed %q, not an address%s", impl, p.addr, p.log())
+	}
+	if im.TLS {
+		line := p.line(tb, "the server's certificate")
+		cert, err := base64.StdEncoding.DecodeString(line)
+		if err == nil {
+			p.tls, err = benchmarks.ClientTLSConfig(cert, p.addr)
+		}
+		if err != nil {
+			p.stop(tb)
+			tb.Fatalf("the %s server printed %q, not a certificate: %v%s", impl, line, err, p.log())
+		}
 	}
 	return p
 }
@@ -133,6 +198,21 @@ func (p *process) stats(tb testing.TB) benchmarks.Stats {
 		tb.Fatalf("%v%s", err, p.log())
 	}
 	return st
+}
+
+// heap asks the server process for its Go memory in use after a garbage
+// collection (benchmarks.ReadHeap).
+func (p *process) heap(tb testing.TB) int64 {
+	tb.Helper()
+	if _, err := io.WriteString(p.ctl, benchmarks.HeapCommand+"\n"); err != nil {
+		tb.Fatalf("asking the server for its heap: %v%s", err, p.log())
+	}
+	line := p.line(tb, "the server's heap")
+	n, err := strconv.ParseInt(line, 10, 64)
+	if err != nil {
+		tb.Fatalf("the server's heap %q: %v%s", line, err, p.log())
+	}
+	return n
 }
 
 // stop ends the server (closing its stdin) and waits for it, bounded.
@@ -185,6 +265,23 @@ func dial(addr string, i int) (net.Conn, error) {
 	return d.Dial("tcp4", addr)
 }
 
+// connect opens client connection number i to the server (dial), and with
+// TLS runs the handshake, bounded by timeout.
+func (p *process) connect(i int) (net.Conn, error) {
+	c, err := dial(p.addr, i)
+	if err != nil || p.tls == nil {
+		return c, err
+	}
+	tc := tls.Client(c, p.tls)
+	tc.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake: %v", err)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
 // pingPong writes buf and reads as many bytes back into it.
 func pingPong(c net.Conn, buf []byte) error {
 	if _, err := c.Write(buf); err != nil {
@@ -194,9 +291,9 @@ func pingPong(c net.Conn, buf []byte) error {
 	return err
 }
 
-// openConns opens n connections to addr, 16 dialing at a time, each
-// proven served by one 64-byte round trip.
-func openConns(addr string, n int) ([]net.Conn, error) {
+// openConns opens n connections to p, 16 dialing at a time, each proven
+// served by one 64-byte round trip (after its TLS handshake, with TLS).
+func openConns(p *process, n int) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	next := make(chan int)
 	errs := make(chan error, 16)
@@ -205,7 +302,7 @@ func openConns(addr string, n int) ([]net.Conn, error) {
 		wg.Go(func() {
 			buf := make([]byte, 64)
 			for i := range next {
-				c, err := dial(addr, i)
+				c, err := p.connect(i)
 				if err == nil {
 					c.SetDeadline(time.Now().Add(timeout))
 					err = pingPong(c, buf)
@@ -255,9 +352,10 @@ func closeAll(conns []net.Conn) {
 // connections open, kept while the framework reruns a sub-benchmark with a
 // larger b.N.
 type fixture struct {
-	proc    *process
-	conns   []net.Conn
-	idleRSS float64 // server RSS above its baseline per open, idle connection
+	proc     *process
+	conns    []net.Conn
+	idleRSS  float64 // server RSS above its baseline per open, idle connection
+	idleHeap float64 // the same for the server's Go heap and stacks after a GC
 }
 
 // BenchmarkEcho measures many connections at once, each doing 64-byte
@@ -269,7 +367,14 @@ type fixture struct {
 // server's user + system CPU per round trip); srv-peak-rss-B (the server's
 // VmHWM); srv-idle-rss-B/conn (the server's VmRSS once every connection is
 // open and idle, above its RSS before the first, per connection);
-// cli-cpu-ns/op (this process).
+// srv-idle-heap-B/conn (the same for its live Go heap objects and goroutine
+// stacks, each read after a forced garbage collection); srv-allocs/op (the
+// server's Go heap allocations per round trip); cli-cpu-ns/op (this
+// process).
+//
+// The TLS implementations (net-tls, ...) run too, but not with 10,000
+// connections: every connection's handshake is done (and one round trip
+// made) before the timed section, which measures the echo alone.
 //
 // 10,000 connections are skipped under -short (CI).
 func BenchmarkEcho(b *testing.B) {
@@ -278,22 +383,23 @@ func BenchmarkEcho(b *testing.B) {
 			if conns > 1000 && testing.Short() {
 				b.Skip("10,000 connections take seconds to open: not under -short")
 			}
-			forEachImpl(b, conns, echo)
+			forEachImpl(b, conns, conns <= 1000, echo)
 		})
 	}
 }
 
 // BenchmarkPingPong is BenchmarkEcho with one connection: the round trip's
 // latency when the server has nothing else to do.
-func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1, echo) }
+func BenchmarkPingPong(b *testing.B) { forEachImpl(b, 1, true, echo) }
 
 // BenchmarkAccept measures short connections one after another: the client
 // dials, sends 1 byte, reads its echo (so the server has accepted and
 // served the connection) and closes. One op is one whole connection;
 // conns/s is their rate, srv-ctxsw/op the server's context switches per
-// connection.
+// connection. The TLS implementations do not run: their op would be mostly
+// the handshake.
 func BenchmarkAccept(b *testing.B) {
-	forEachImpl(b, 0, func(b *testing.B, fx *fixture) {
+	forEachImpl(b, 0, false, func(b *testing.B, fx *fixture) {
 		buf := make([]byte, 1)
 		m := startMeter(b, fx.proc)
 		for i := range b.N {
@@ -323,8 +429,13 @@ func nextAcceptSource() int {
 // accepted counts BenchmarkAccept's connections, across runs.
 var accepted int
 
-func forEachImpl(b *testing.B, conns int, body func(*testing.B, *fixture)) {
+// forEachImpl runs body with conns connections open for each
+// implementation, those over TLS only if withTLS.
+func forEachImpl(b *testing.B, conns int, withTLS bool, body func(*testing.B, *fixture)) {
 	for _, impl := range benchmarks.Impls {
+		if impl.TLS && !withTLS {
+			continue
+		}
 		runImpl(b, impl.Name, conns, body)
 	}
 }
@@ -344,15 +455,18 @@ func runImpl(b *testing.B, name string, conns int, body func(*testing.B, *fixtur
 		if fx == nil {
 			p := startProcess(b, name)
 			base := p.stats(b)
-			cs, err := openConns(p.addr, conns)
+			baseHeap := p.heap(b) // after base: RSS is read before the collection
+			cs, err := openConns(p, conns)
 			if err != nil {
 				p.stop(b)
 				b.Fatalf("%v%s", err, p.log())
 			}
 			idle := p.stats(b)
+			idleHeap := p.heap(b)
 			fx = &fixture{proc: p, conns: cs}
 			if conns > 0 {
 				fx.idleRSS = float64(idle.RSS-base.RSS) / float64(conns)
+				fx.idleHeap = float64(idleHeap-baseHeap) / float64(conns)
 			}
 		}
 		body(b, fx)
@@ -398,6 +512,7 @@ func echo(b *testing.B, fx *fixture) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
 	if len(conns) >= 64 {
 		b.ReportMetric(fx.idleRSS, "srv-idle-rss-B/conn")
+		b.ReportMetric(fx.idleHeap, "srv-idle-heap-B/conn")
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
@@ -439,7 +554,7 @@ func startMeter(b *testing.B, p *process) *meter {
 
 // stop stops the timer and reports per op: srv-cpu-ns/op (the server's
 // user + system CPU), srv-ctxsw/op (its context switches, every thread),
-// cli-cpu-ns/op (this process's CPU), srv-syscalls/op (with -syscalls), and
+// srv-allocs/op (its Go heap allocations), cli-cpu-ns/op (this process's CPU), srv-syscalls/op (with -syscalls), and
 // srv-peak-rss-B (the server's VmHWM).
 func (m *meter) stop() {
 	b := m.b
@@ -455,6 +570,7 @@ func (m *meter) stop() {
 	after := m.p.stats(b)
 	b.ReportMetric(float64(after.CPU-m.before.CPU)/n, "srv-cpu-ns/op")
 	b.ReportMetric(float64(after.CtxSw-m.before.CtxSw)/n, "srv-ctxsw/op")
+	b.ReportMetric(float64(after.Allocs-m.before.Allocs)/n, "srv-allocs/op")
 	b.ReportMetric(float64(cpuTime(b)-m.cpu)/n, "cli-cpu-ns/op")
 	b.ReportMetric(float64(after.PeakRSS), "srv-peak-rss-B")
 }

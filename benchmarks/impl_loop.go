@@ -4,6 +4,7 @@ package benchmarks
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -37,9 +38,38 @@ func StartLoopSpin(addr string) (Server, error) {
 	return startLoop(addr, false, 50*time.Microsecond)
 }
 
+// StartLoopTLS is StartLoop over TLS (Loop.ServeTLS, its default
+// TLSHandshakeTimeout): each connection's handshake runs on a short-lived
+// goroutine, then the loop decrypts and encrypts, and the same echo
+// handler sees plaintext.
+func StartLoopTLS(addr string) (Server, error) {
+	cfg, cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	s, err := startLoopWith(addr, false, 0, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &loopTLSServer{s, cert}, nil
+}
+
+// loopTLSServer is a loopServer that speaks TLS.
+type loopTLSServer struct {
+	*loopServer
+	cert []byte
+}
+
+func (s *loopTLSServer) Certificate() []byte { return s.cert }
+
 // startLoop serves the echo handler with Loop.ReusePort and SpinWait as
 // given.
 func startLoop(addr string, reusePort bool, spin time.Duration) (Server, error) {
+	return startLoopWith(addr, reusePort, spin, nil)
+}
+
+// startLoopWith is startLoop, over TLS with cfg if it is not nil.
+func startLoopWith(addr string, reusePort bool, spin time.Duration, cfg *tls.Config) (*loopServer, error) {
 	lc := netcore.ListenConfig{ReusePort: reusePort}
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
@@ -47,7 +77,11 @@ func startLoop(addr string, reusePort bool, spin time.Duration) (Server, error) 
 	}
 	lp := &netcore.Loop{Handler: loopEcho{}, ReusePort: reusePort, SpinWait: spin}
 	s := &loopServer{l: l, lp: lp, served: make(chan error, 1)}
-	go func() { s.served <- s.lp.Serve(l) }()
+	if cfg != nil {
+		go func() { s.served <- s.lp.ServeTLS(l, cfg) }()
+	} else {
+		go func() { s.served <- s.lp.Serve(l) }()
+	}
 	return s, nil
 }
 

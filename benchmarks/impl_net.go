@@ -3,9 +3,11 @@
 package benchmarks
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // netBufSize is the net server's buffer per connection: bufio's default
@@ -16,6 +18,7 @@ const netBufSize = 4 << 10
 // connection, blocked in Read between requests.
 type netServer struct {
 	l     net.Listener
+	cert  []byte // with TLS, the certificate's DER
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // nil once closed
 	wg    sync.WaitGroup
@@ -31,6 +34,29 @@ func StartNet(addr string) (Server, error) {
 	s.wg.Go(s.accept)
 	return s, nil
 }
+
+// StartNetTLS starts Go's net echo server with TLS on addr: the listener
+// is wrapped by tls.NewListener, and each connection's goroutine runs the
+// handshake (bounded by tlsHandshakeTimeout) before its echo loop, as a
+// careful user of crypto/tls writes it.
+func StartNetTLS(addr string) (Server, error) {
+	cfg, cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &netServer{l: tls.NewListener(l, cfg), cert: cert, conns: map[net.Conn]struct{}{}}
+	s.wg.Go(s.accept)
+	return &netTLSServer{s}, nil
+}
+
+// netTLSServer is a netServer that speaks TLS.
+type netTLSServer struct{ *netServer }
+
+func (s *netTLSServer) Certificate() []byte { return s.cert }
 
 func (s *netServer) accept() {
 	for {
@@ -62,6 +88,15 @@ func (s *netServer) echo(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
+	if tc, ok := c.(*tls.Conn); ok {
+		// A client that never completes the handshake must not hold
+		// its goroutine for ever; the deadline goes once it is done.
+		tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	buf := make([]byte, netBufSize)
 	for {
 		n, err := c.Read(buf)

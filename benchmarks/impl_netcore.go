@@ -4,6 +4,7 @@ package benchmarks
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 
 	"github.com/netcore-dev/netcore/netcore"
@@ -19,13 +20,38 @@ type netcoreServer struct {
 
 // StartNetcore starts netcore's Server (goroutine per connection, default
 // mode) on addr, with the same buffer per connection as the net server.
-func StartNetcore(addr string) (Server, error) {
+func StartNetcore(addr string) (Server, error) { return startNetcore(addr, nil) }
+
+// StartNetcoreTLS is StartNetcore with Server.TLSConfig: each connection's
+// goroutine runs the TLS handshake (bounded by the Server's default
+// HandshakeTimeout) before the handler sees the *tls.Conn.
+func StartNetcoreTLS(addr string) (Server, error) {
+	cfg, cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	s, err := startNetcore(addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &netcoreTLSServer{s, cert}, nil
+}
+
+// netcoreTLSServer is a netcoreServer that speaks TLS.
+type netcoreTLSServer struct {
+	*netcoreServer
+	cert []byte
+}
+
+func (s *netcoreTLSServer) Certificate() []byte { return s.cert }
+
+func startNetcore(addr string, cfg *tls.Config) (*netcoreServer, error) {
 	l, err := netcore.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &netcoreServer{l: l, served: make(chan error, 1)}
-	s.srv = &netcore.Server{Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
+	s.srv = &netcore.Server{TLSConfig: cfg, Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) {
 		buf := make([]byte, netBufSize)
 		for {
 			n, err := c.Read(buf)

@@ -6,6 +6,7 @@
 #
 #   benchmarks/run.sh                         # 5 rounds of everything
 #   ROUNDS=10 BENCH='Echo/conns=1000' benchmarks/run.sh
+#   TLS=1 benchmarks/run.sh                   # only the echo over TLS, against net-tls
 #
 # Every round runs every benchmark for every implementation once, so a slow
 # stretch of the machine hits them alike. 10,000 connections run in a second
@@ -14,20 +15,29 @@
 # little more than the first burst. A round takes about a minute. The raw
 # results stay in benchmarks/echo-<date>.txt.
 #
-# The tables give ratios against net and against gnet. System calls per op
-# come from one more round with -syscalls (perf stat counting the server's
-# calls; skipped without perf, or with SYSCALLS=0): counting costs the
-# server CPU per call, so that round's other figures are left out.
+# The tables give ratios against net and against gnet, and for the
+# implementations over TLS (net-tls, netcore-tls, loop-tls; they run Echo
+# at 64 and 1,000 connections and PingPong) against net-tls. TLS=1 runs
+# only their Echo (BENCH's default then) and prints only that table.
+#
+# System calls per op come from one more round with -syscalls (perf stat
+# counting the server's calls; skipped without perf, or with SYSCALLS=0):
+# counting costs the server CPU per call, so that round's other figures
+# are left out.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 ROUNDS=${ROUNDS:-5}
+TLS=${TLS:-0}
+if [ "$TLS" = 1 ]; then
+	BENCH=${BENCH:-'Echo/conns=(64|1000)$/-tls$'}
+fi
 BENCH=${BENCH:-.}
 BENCHTIME=${BENCHTIME:-1s}
 # With BENCH given and LONG not, only BENCH runs.
 LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
 LONGTIME=${LONGTIME:-5s}
-METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-peak-rss-B,srv-idle-rss-B/conn,cli-cpu-ns/op}
+METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-allocs/op,srv-peak-rss-B,srv-idle-rss-B/conn,srv-idle-heap-B/conn,cli-cpu-ns/op}
 SYSCALLS=${SYSCALLS:-$(command -v perf >/dev/null && echo 1 || echo 0)}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -54,18 +64,35 @@ if [ "$SYSCALLS" = 1 ]; then
 	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls >> "$sysout"
 fi
 echo "raw results: benchmarks/$out" >&2
-echo "Medians of $ROUNDS rounds; in parentheses, how many times better than impl=net (above 1 is better)."
-echo
-"$tmp/benchtable" -base net -metrics "$METRICS" "$out"
-echo
-echo "The same medians against impl=gnet."
-echo
-"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
-echo
-if [ -s "$sysout" ]; then
-	echo "The server's system calls per op (one round, counted by perf stat), against impl=net."
+# tlsonly keeps the results of the implementations over TLS (impl=NAME-tls).
+tlsonly() { grep -E '^Benchmark[^ ]*/impl=[^/ ]*-tls(-[0-9]+)?[[:space:]]' "$@" || true; }
+base=net
+if [ "$TLS" = 1 ]; then
+	base=net-tls
+	echo "Medians of $ROUNDS rounds; in parentheses, how many times better than impl=net-tls (above 1 is better)."
 	echo
-	"$tmp/benchtable" -base net -metrics srv-syscalls/op "$sysout"
+	"$tmp/benchtable" -base net-tls -metrics "$METRICS" "$out"
+	echo
+else
+	echo "Medians of $ROUNDS rounds; in parentheses, how many times better than impl=net (above 1 is better)."
+	echo
+	"$tmp/benchtable" -base net -metrics "$METRICS" "$out"
+	echo
+	echo "The same medians against impl=gnet."
+	echo
+	"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
+	echo
+	if [ -n "$(tlsonly "$out")" ]; then
+		echo "The implementations over TLS, against impl=net-tls."
+		echo
+		tlsonly "$out" | "$tmp/benchtable" -base net-tls -metrics "$METRICS"
+		echo
+	fi
+fi
+if [ -s "$sysout" ]; then
+	echo "The server's system calls per op (one round, counted by perf stat), against impl=$base."
+	echo
+	"$tmp/benchtable" -base "$base" -metrics srv-syscalls/op "$sysout"
 	echo
 fi
 go run "$BENCHSTAT" -col /impl "$out"

@@ -2,8 +2,8 @@
 
 // Package benchmarks compares echo servers across processes: Go's net
 // (a goroutine per connection), gnet v2's event loops, and netcore's Server
-// and Loop. It is its own module so that netcore's go.mod never requires
-// gnet.
+// and Loop, in plain TCP and (all but gnet) over TLS. It is its own module
+// so that netcore's go.mod never requires gnet.
 //
 // An echo server runs in its own process (Serve, from cmd/echoserver or the
 // re-executed test binary); the benchmarks in this package are its client.
@@ -14,10 +14,13 @@ package benchmarks
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 
@@ -40,11 +43,14 @@ type Impl struct {
 	// Start starts an echo server listening on addr ("127.0.0.1:0": the
 	// kernel chooses the port; Server.Addr says which).
 	Start func(addr string) (Server, error)
+	// TLS says the echo is over TLS: Start returns a TLSServer.
+	TLS bool
 }
 
-// Impls are the implementations compared, the baseline (net) first. To add
-// one, write its Start function and append it here (or from an init
-// function in its own file).
+// Impls are the implementations compared, the baseline (net) first, then
+// those over TLS, their baseline (net-tls) first. To add one, write its
+// Start function and append it here (or from an init function in its own
+// file).
 var Impls = []Impl{
 	{Name: "net", Start: StartNet},
 	{Name: "netcore", Start: StartNetcore},
@@ -52,6 +58,9 @@ var Impls = []Impl{
 	{Name: "loop-reuseport", Start: StartLoopReusePort},
 	{Name: "loop-spin", Start: StartLoopSpin},
 	{Name: "gnet", Start: StartGnet},
+	{Name: "net-tls", Start: StartNetTLS, TLS: true},
+	{Name: "netcore-tls", Start: StartNetcoreTLS, TLS: true},
+	{Name: "loop-tls", Start: StartLoopTLS, TLS: true},
 }
 
 // Lookup finds the implementation named name.
@@ -75,6 +84,9 @@ type Stats struct {
 	// (a thread blocked: waiting in epoll_wait, a futex, a read) and
 	// involuntary (preempted) together (getrusage).
 	CtxSw int64
+	// Allocs counts the Go heap objects allocated so far
+	// (/gc/heap/allocs:objects).
+	Allocs int64
 }
 
 // ReadStats reads this process's Stats.
@@ -84,6 +96,12 @@ func ReadStats() (Stats, error) {
 		return Stats{}, os.NewSyscallError("getrusage", err)
 	}
 	st := Stats{CPU: ru.Utime.Nano() + ru.Stime.Nano(), CtxSw: ru.Nvcsw + ru.Nivcsw}
+	allocs := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(allocs)
+	if allocs[0].Value.Kind() != metrics.KindUint64 {
+		return Stats{}, fmt.Errorf("runtime/metrics has no %s", allocs[0].Name)
+	}
+	st.Allocs = int64(allocs[0].Value.Uint64())
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return Stats{}, err
@@ -119,16 +137,39 @@ func statusKiB(status []byte, field string) (int64, error) {
 }
 
 // String is the one-line form Serve writes and ParseStats reads.
-func (s Stats) String() string { return fmt.Sprint(s.CPU, s.RSS, s.PeakRSS, s.CtxSw) }
+func (s Stats) String() string { return fmt.Sprint(s.CPU, s.RSS, s.PeakRSS, s.CtxSw, s.Allocs) }
 
 // ParseStats reads the form String writes.
 func ParseStats(line string) (Stats, error) {
 	var s Stats
-	if _, err := fmt.Sscan(line, &s.CPU, &s.RSS, &s.PeakRSS, &s.CtxSw); err != nil {
+	if _, err := fmt.Sscan(line, &s.CPU, &s.RSS, &s.PeakRSS, &s.CtxSw, &s.Allocs); err != nil {
 		return Stats{}, fmt.Errorf("server counters %q: %v", line, err)
 	}
 	return s, nil
 }
+
+// ReadHeap runs a garbage collection and returns the bytes of Go memory
+// then in use: live heap objects (/memory/classes/heap/objects:bytes) and
+// goroutine stacks (/memory/classes/heap/stacks:bytes). Unlike RSS it
+// counts no garbage awaiting collection and no freed memory the runtime
+// keeps, but neither anything outside Go's heap.
+func ReadHeap() (int64, error) {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	var n int64
+	for _, v := range s {
+		if v.Value.Kind() != metrics.KindUint64 {
+			return 0, fmt.Errorf("runtime/metrics has no %s", v.Name)
+		}
+		n += int64(v.Value.Uint64())
+	}
+	return n, nil
+}
+
+// HeapCommand is the line on which Serve answers with ReadHeap's figure
+// instead of Stats.
+const HeapCommand = "heap"
 
 // RaiseFileLimit raises this process's soft RLIMIT_NOFILE to its hard
 // limit, so that it can hold as many connections as allowed.
@@ -148,8 +189,10 @@ func RaiseFileLimit() error {
 
 // Serve is a server process's main loop: it raises the descriptor limit,
 // starts the echo server impl on addr, writes its address as the first
-// line to out, then answers every line read from ctl with one line of
-// Stats, until ctl ends; then it closes the server.
+// line to out (and for a TLS implementation its certificate as the
+// second, DER in standard base64), then answers every line read from ctl
+// with one line of Stats (HeapCommand: with ReadHeap's bytes), until ctl
+// ends; then it closes the server.
 func Serve(impl, addr string, ctl io.Reader, out io.Writer) error {
 	im, err := Lookup(impl)
 	if err != nil {
@@ -166,13 +209,28 @@ func Serve(impl, addr string, ctl io.Reader, out io.Writer) error {
 	if _, err := fmt.Fprintln(out, srv.Addr()); err != nil {
 		return err
 	}
+	if im.TLS {
+		ts, ok := srv.(TLSServer)
+		if !ok {
+			return fmt.Errorf("implementation %q is TLS but its server has no certificate", impl)
+		}
+		if _, err := fmt.Fprintln(out, base64.StdEncoding.EncodeToString(ts.Certificate())); err != nil {
+			return err
+		}
+	}
 	sc := bufio.NewScanner(ctl)
 	for sc.Scan() {
-		st, err := ReadStats()
+		var answer any
+		var err error
+		if sc.Text() == HeapCommand {
+			answer, err = ReadHeap()
+		} else {
+			answer, err = ReadStats()
+		}
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintln(out, st); err != nil {
+		if _, err := fmt.Fprintln(out, answer); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,9 @@ package benchmarks_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -19,7 +21,8 @@ import (
 
 // TestEcho starts every implementation in this process and checks that it
 // echoes byte-exactly on several connections at once, with writes of random
-// sizes, and that Close stops it.
+// sizes (over TLS, verifying the server's certificate, for the TLS ones),
+// and that Close stops it.
 func TestEcho(t *testing.T) {
 	for _, impl := range benchmarks.Impls {
 		t.Run(impl.Name, func(t *testing.T) {
@@ -28,11 +31,19 @@ func TestEcho(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
+			var cfg *tls.Config
+			if ts, ok := srv.(benchmarks.TLSServer); ok != impl.TLS {
+				t.Fatalf("Impl.TLS is %v but the server is a TLSServer: %v", impl.TLS, ok)
+			} else if ok {
+				if cfg, err = benchmarks.ClientTLSConfig(ts.Certificate(), srv.Addr()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var wg sync.WaitGroup
 			errs := make(chan error, 8)
 			for i := range 8 {
 				wg.Go(func() {
-					if err := checkEcho(srv.Addr(), uint64(i)); err != nil {
+					if err := checkEcho(srv.Addr(), uint64(i), cfg); err != nil {
 						errs <- err
 					}
 				})
@@ -59,14 +70,24 @@ func TestEcho(t *testing.T) {
 }
 
 // checkEcho sends 256 KiB of random bytes in random-sized writes while
-// reading the echo, and compares.
-func checkEcho(addr string, seed uint64) error {
+// reading the echo, and compares; with cfg, over TLS 1.3.
+func checkEcho(addr string, seed uint64, cfg *tls.Config) error {
 	c, err := net.DialTimeout("tcp4", addr, timeout)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
+	if cfg != nil {
+		tc := tls.Client(c, cfg)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %v", err)
+		}
+		if v := tc.ConnectionState().Version; v != tls.VersionTLS13 {
+			return fmt.Errorf("TLS version %s, want TLS 1.3", tls.VersionName(v))
+		}
+		c = tc
+	}
 	rng := rand.New(rand.NewPCG(seed, 9))
 	want := make([]byte, 256<<10)
 	for i := range want {
@@ -98,15 +119,15 @@ func checkEcho(addr string, seed uint64) error {
 }
 
 // TestProcess runs every implementation as a server process, as the
-// benchmarks do: it reports an address, counters that grow, and exits
-// cleanly at the end of its stdin.
+// benchmarks do: it reports an address, counters that grow, its heap, and
+// exits cleanly at the end of its stdin.
 func TestProcess(t *testing.T) {
 	for _, impl := range benchmarks.Impls {
 		t.Run(impl.Name, func(t *testing.T) {
 			p := startProcess(t, impl.Name)
 			defer p.stop(t)
 			first := p.stats(t)
-			conns, err := openConns(p.addr, 3)
+			conns, err := openConns(p, 3)
 			if err != nil {
 				t.Fatalf("%v%s", err, p.log())
 			}
@@ -117,6 +138,12 @@ func TestProcess(t *testing.T) {
 			}
 			if second.RSS <= 0 || second.PeakRSS < second.RSS || second.PeakRSS < first.PeakRSS {
 				t.Errorf("RSS %d, peak %d then %d: want positive, peak at least RSS and not decreasing", second.RSS, first.PeakRSS, second.PeakRSS)
+			}
+			if first.Allocs <= 0 || second.Allocs < first.Allocs {
+				t.Errorf("allocations %d then %d: want positive and not decreasing", first.Allocs, second.Allocs)
+			}
+			if heap := p.heap(t); heap <= 0 {
+				t.Errorf("heap %d bytes, want positive", heap)
 			}
 		})
 	}
@@ -136,12 +163,12 @@ func TestLookup(t *testing.T) {
 }
 
 func TestParseStats(t *testing.T) {
-	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20, CtxSw: 4242}
+	want := benchmarks.Stats{CPU: 123456789, RSS: 7 << 20, PeakRSS: 9 << 20, CtxSw: 4242, Allocs: 77}
 	got, err := benchmarks.ParseStats(want.String())
 	if err != nil || got != want {
 		t.Errorf("ParseStats(%q) = %+v, %v, want %+v", want.String(), got, err, want)
 	}
-	for _, bad := range []string{"", "1 2", "1 2 3", "a b c d"} {
+	for _, bad := range []string{"", "1 2", "1 2 3", "1 2 3 4", "a b c d e"} {
 		if _, err := benchmarks.ParseStats(bad); err == nil || !strings.Contains(err.Error(), "\""+bad+"\"") {
 			t.Errorf("ParseStats(%q) = %v, want an error quoting it", bad, err)
 		}

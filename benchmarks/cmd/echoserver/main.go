@@ -5,9 +5,13 @@
 //
 //	go run ./cmd/echoserver -impl gnet
 //
-// It prints its address, then answers every line on stdin with one line of
-// counters: CPU time in ns (user + system), RSS and peak RSS in bytes, and
-// context switches. It stops at the end of stdin.
+// It prints its address (and a TLS implementation, such as net-tls, its
+// self-signed certificate on the next line, DER in base64: a client trusts
+// it as its root), then answers every line on stdin with one line of
+// counters: CPU time in ns (user + system), RSS and peak RSS in bytes,
+// context switches and Go heap allocations (a line "heap": with the bytes
+// of Go heap objects and stacks after a garbage collection instead). It
+// stops at the end of stdin.
 package main
 
 import (
