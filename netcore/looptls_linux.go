@@ -90,10 +90,52 @@ type tlsTransport struct {
 	hsDone  bool
 	hsErr   error
 
+	rec records // the handshake's, then the loop's
+
 	// The loop's, once the handshake is done.
 	ready  bool
 	src    []byte // this read's ciphertext
 	srcEOF bool   // after src, the peer's FIN
+}
+
+// records follows the TLS record framing of the ciphertext the transport
+// hands to tls, so that no Read hands out more than the rest of the
+// current record. tls reads only the bytes the record it is reading lacks,
+// so it never holds more than one record's bytes: once it has returned a
+// record's plaintext and the loop has no more ciphertext in hand, nothing
+// is left for it to decrypt, and the loop need not ask it once more (a
+// Read that only finds "nothing yet" costs crypto/tls an allocation).
+type records struct {
+	hdr  [5]byte // the current record's header, as far as handed out
+	hdrN int
+	left int // the current record's body bytes not handed out yet
+}
+
+// take copies into p from src, up to the end of the current record, and
+// returns how much it copied.
+func (r *records) take(p, src []byte) int {
+	n := 0
+	for n < len(p) && n < len(src) {
+		if r.hdrN < len(r.hdr) {
+			k := copy(p[n:], src[n:min(len(src), n+len(r.hdr)-r.hdrN)])
+			copy(r.hdr[r.hdrN:], p[n:n+k])
+			r.hdrN += k
+			n += k
+			if r.hdrN < len(r.hdr) {
+				continue
+			}
+			r.left = int(r.hdr[3])<<8 | int(r.hdr[4])
+		} else {
+			k := copy(p[n:], src[n:min(len(src), n+r.left)])
+			r.left -= k
+			n += k
+		}
+		if r.left == 0 {
+			r.hdrN = 0 // the record's end: the next Read starts the next one
+			break
+		}
+	}
+	return n
 }
 
 func (tr *tlsTransport) Read(p []byte) (int, error) {
@@ -104,7 +146,7 @@ func (tr *tlsTransport) Read(p []byte) (int, error) {
 			}
 			return 0, errTLSWait
 		}
-		n := copy(p, tr.src)
+		n := tr.rec.take(p, tr.src)
 		tr.src = tr.src[n:]
 		return n, nil
 	}
@@ -119,7 +161,7 @@ func (tr *tlsTransport) Read(p []byte) (int, error) {
 	if len(tr.in) == 0 {
 		return 0, io.EOF
 	}
-	n := copy(p, tr.in)
+	n := tr.rec.take(p, tr.in)
 	tr.in = tr.in[n:]
 	if tr.stalled && len(tr.in) < tlsHandshakeBuffer {
 		tr.stalled = false
@@ -391,17 +433,22 @@ func (l *eventLoop) decrypt(c *LoopConn, p []byte, eof bool) {
 	plain := l.plain
 	got, spilled := 0, false
 	var err error
-	for {
+	for more := true; more; {
 		if got == len(plain) {
 			c.in.Write(plain)
 			got, spilled = 0, true
 		}
+		space := plain[got:]
 		var n int
-		n, err = t.conn.Read(plain[got:])
+		n, err = t.conn.Read(space)
 		got += n
 		if err != nil {
 			break
 		}
+		// Once a Read has returned a record's plaintext whole, tls
+		// holds no more (see records) unless the loop has more
+		// ciphertext in hand, or the EOF to give.
+		more = n == len(space) || len(t.tr.src) > 0 || eof
 	}
 	t.tr.src = nil
 	if t.raw.Len() > 0 {
@@ -423,7 +470,7 @@ func (l *eventLoop) decrypt(c *LoopConn, p []byte, eof bool) {
 		}
 	}
 	switch {
-	case err == errTLSWait:
+	case err == nil || err == errTLSWait:
 	case err == io.EOF:
 		if !c.eof {
 			c.eof = true // close_notify: nothing after it counts
