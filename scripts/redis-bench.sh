@@ -24,6 +24,11 @@
 # among the targets, the others' CPU per request also as a ratio to
 # redis-server's (below 1: cheaper than redis-server).
 #
+# TLS=1 measures everything over TLS instead: each server listens only on a
+# TLS port (redis-server's --tls-port, the example's -tls-port, served by
+# Loop.ServeTLS in loop mode), with a throw-away ECDSA P-256 certificate made
+# by openssl and no client certificates, and redis-benchmark runs with --tls.
+#
 # ROUNDS=K runs the whole table K times (interleaved: each round goes
 # through every load and target) and prints the median of each cell.
 set -euo pipefail
@@ -34,6 +39,7 @@ TARGETS=${TARGETS:-redis loop loop1 server}
 ROUNDS=${ROUNDS:-1}
 TESTS=${TESTS:-ping_mbulk set get}
 LOADS=${LOADS:-"-c 50 -P 1;-c 1000 -P 1;-c 50 -P 16"}
+TLS=${TLS:-0}
 
 for tool in redis-server redis-benchmark; do
 	command -v "$tool" >/dev/null || { echo "redis-bench: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
@@ -49,6 +55,14 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$dir/resp" ./examples/resp
+
+tlsbench=()
+if [ "$TLS" = 1 ]; then
+	command -v openssl >/dev/null || { echo "redis-bench: TLS=1 needs openssl (apt-get install openssl)" >&2; exit 1; }
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+		-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
+	tlsbench=(--tls --cacert "$dir/tls.crt")
+fi
 
 # freeport asks the kernel for a free loopback port: bind port 0, read the
 # port, release it. redis-server cannot listen on port 0 and report the port,
@@ -89,7 +103,11 @@ for target in $TARGETS; do
 	case $target in
 	redis)
 		p=$("$dir/freeport")
-		redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no --daemonize no >"$log" 2>&1 &
+		listen=(--port "$p")
+		if [ "$TLS" = 1 ]; then
+			listen=(--port 0 --tls-port "$p" --tls-cert-file "$dir/tls.crt" --tls-key-file "$dir/tls.key" --tls-auth-clients no)
+		fi
+		redis-server --bind 127.0.0.1 "${listen[@]}" --save '' --appendonly no --daemonize no >"$log" 2>&1 &
 		pid[$target]=$!; pids+=($!)
 		waitline "$log" "Ready to accept connections" "${pid[$target]}"
 		port[$target]=$p
@@ -103,6 +121,9 @@ for target in $TARGETS; do
 		server) args+=(-mode server) ;;
 		server-blocking) args+=(-mode server -blocking) ;;
 		esac
+		if [ "$TLS" = 1 ]; then
+			args+=(-port 0 -tls-port "$("$dir/freeport")" -tls-cert-file "$dir/tls.crt" -tls-key-file "$dir/tls.key" -tls-auth-clients no)
+		fi
 		"$dir/resp" "${args[@]}" >"$log" 2>&1 &
 		pid[$target]=$!; pids+=($!)
 		waitline "$log" '^listening on ' "${pid[$target]}"
@@ -131,7 +152,7 @@ for round in $(seq "$ROUNDS"); do
 				before=$(cputicks "${pid[$target]}")
 				cs0=$(ctxsw "${pid[$target]}")
 				# shellcheck disable=SC2086 # $load is a list of flags
-				csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$target]}" $load -n "$N" -t "$test" --csv 2>"$dir/bench.err") || {
+				csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$target]}" "${tlsbench[@]}" $load -n "$N" -t "$test" --csv 2>"$dir/bench.err") || {
 					echo "redis-bench: redis-benchmark failed against $target:" >&2; cat "$dir/bench.err" >&2; exit 1
 				}
 				if grep -qi error "$dir/bench.err" || grep -qi error <<<"$csv"; then
@@ -149,6 +170,7 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+[ "$TLS" = 1 ] && printf 'over TLS (redis-benchmark --tls), '
 printf '%s\n' "redis-benchmark, $N requests per run, median of $ROUNDS round(s), $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
 awk -F'\t' -v targets="$TARGETS" -v loads="$LOADS" -v tests="$TESTS" '
 function median(list,    a, n, i, j, t) {
