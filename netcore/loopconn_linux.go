@@ -172,6 +172,14 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// readPaused reports whether back-pressure stops the loop reading c: not
+// while its TLS handshake runs (StartTLS), whose input is the handshake's,
+// not the handler's, and without which the plaintext output holding c
+// above the high watermark could never be encrypted and drain.
+func (c *LoopConn) readPaused() bool {
+	return c.paused && (c.tls == nil || c.tls.state != tlsHandshaking)
+}
+
 // OutputBuffered returns the number of output bytes not yet written to the
 // socket (bytes queued by Send and not yet taken by the loop not included).
 func (c *LoopConn) OutputBuffered() int { return c.outLen() }
