@@ -369,9 +369,9 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 	st := &l.lp.state
 	if err != nil {
 		t.state = tlsFailed
-		st.tlsErrors.Add(1)
 		l.lp.logger().Info("netcore: TLS handshake failed; closing the connection",
 			"remote", c.peer.String(), "err", err)
+		st.tlsErrors.Add(1) // after the log: whoever sees the count finds the log
 		l.writeLast(c)
 		l.closeConn(c, fmt.Errorf("netcore: TLS handshake with %s: %w", c.peer, err))
 		return
