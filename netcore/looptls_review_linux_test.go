@@ -287,3 +287,256 @@ func TestLoopStartTLSInsideQueuedStartTLS(t *testing.T) {
 	}
 	tlsRoundTrip(t, tc, "over TLS\n")
 }
+
+// Back-pressure over TLS: a pipeline of requests whose answers pass the
+// high watermark many times over, from a client that reads slowly, is
+// answered whole and in order (the handler stops at OutputFull and is
+// offered the rest once the ciphertext has drained), within MaxOutput.
+func TestLoopTLSBackPressurePipeline(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	const reply = 20 << 10
+	closed := make(chan error, 1)
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		for c.Buffered() > 0 && !c.OutputFull() {
+			b := c.Next(1)[0]
+			c.Write(bytes.Repeat([]byte{b}, reply))
+		}
+	}, closed: closed}
+	lp := &netcore.Loop{Handler: h, Loops: 1, OutputHighWater: 32 << 10, OutputLowWater: 8 << 10, MaxOutput: 128 << 10}
+	addr := serveLoopTLS(t, lp, pki.ServerConfig())
+	c := dialTLS(t, addr, pki.ClientConfig())
+	var reqs []byte
+	for i := range 200 {
+		reqs = append(reqs, 'A'+byte(i%26))
+	}
+	if _, err := c.Write(reqs); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, reply)
+	for i, b := range reqs {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if buf[0] != b || buf[reply-1] != b {
+			t.Fatalf("reply %d is of %q, want %q", i, buf[0], b)
+		}
+	}
+	c.Close()
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
+		t.Errorf("OnClose: %v", err)
+	}
+}
+
+// countRecords counts the complete TLS records of type typ in b.
+func countRecords(b []byte, typ byte) int {
+	n := 0
+	for len(b) >= 5 {
+		end := 5 + (int(b[3])<<8 | int(b[4]))
+		if end > len(b) {
+			break
+		}
+		if b[0] == typ {
+			n++
+		}
+		b = b[end:]
+	}
+	return n
+}
+
+// Half-close over TLS: CloseWrite sends close_notify and shuts the write
+// side; the peer's input still arrives; the connection's end (the peer's
+// close_notify, then Close) sends no second close_notify.
+func TestLoopTLSCloseWrite(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	closed := make(chan error, 1)
+	after := make(chan string, 1)
+	var got []byte
+	h := &loopFuncs{
+		data: func(c *netcore.LoopConn) {
+			got = append(got, c.Next(-1)...)
+			if string(got) == "bye" {
+				c.Write([]byte("ok"))
+				c.CloseWrite()
+			}
+		},
+		eof: func(c *netcore.LoopConn) {
+			after <- string(got)
+			c.Close()
+		},
+		closed: closed,
+	}
+	addr := serveLoopTLS(t, &netcore.Loop{Handler: h, Loops: 1}, pki.ServerConfig())
+	cfg := pki.ClientConfig()
+	cfg.MaxVersion = tls.VersionTLS12 // alerts show on the wire
+	var tap *rawTap
+	tc, _ := dialTLSOver(t, addr, cfg, func(c net.Conn) net.Conn { tap = &rawTap{Conn: c}; return tap })
+	tc.Write([]byte("bye"))
+	b, err := io.ReadAll(tc)
+	if err != nil || string(b) != "ok" {
+		t.Fatalf("read %q, %v; want \"ok\" then close_notify", b, err)
+	}
+	tc.Write([]byte(" and more"))
+	tc.CloseWrite()
+	if s := testkit.WaitFor(t, after, "OnEOF"); s != "bye and more" {
+		t.Errorf("the handler read %q after CloseWrite", s)
+	}
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
+		t.Errorf("OnClose: %v", err)
+	}
+	tap.Conn.SetReadDeadline(time.Now().Add(testkit.Timeout))
+	rest, _ := io.ReadAll(tap.Conn)
+	if n := countRecords(append(tap.got, rest...), 21); n != 1 {
+		t.Errorf("the server sent %d alerts, want one close_notify", n)
+	}
+}
+
+// Hostile records after the handshake (an oversize one, garbage, one that
+// does not decrypt) close the connection with tls's error; the loop goes
+// on serving others.
+func TestLoopTLSHostileRecords(t *testing.T) {
+	pki := testkit.NewPKI(t)
+	for name, junk := range map[string][]byte{
+		"oversize":  {23, 3, 3, 0xff, 0xff},
+		"garbage":   bytes.Repeat([]byte{0x80, 1, 2, 3}, 3000),
+		"badmac":    append([]byte{23, 3, 3, 0, 40}, make([]byte, 40)...),
+		"handshake": append([]byte{22, 3, 3, 0, 4}, 1, 0, 0, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			closed := make(chan error, 2)
+			addr := serveLoopTLS(t, &netcore.Loop{Handler: loopEcho(closed), Loops: 1}, pki.ServerConfig())
+			tc, nc := dialTLSOver(t, addr, pki.ClientConfig(), func(c net.Conn) net.Conn { return c })
+			tlsRoundTrip(t, tc, "first")
+			nc.Write(junk)
+			if err := testkit.WaitFor(t, closed, "OnClose"); err == nil || err == io.EOF {
+				t.Errorf("OnClose: %v, want tls's error", err)
+			}
+			tlsRoundTrip(t, dialTLS(t, addr, pki.ClientConfig()), "another")
+		})
+	}
+}
+
+// prefixConn sends prefix in the same write as the first bytes written
+// on it.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Write(b []byte) (int, error) {
+	if p.prefix != nil {
+		b = append(p.prefix, b...)
+		p.prefix = nil
+		n, err := p.Conn.Write(b)
+		return max(0, n-len(b)), err
+	}
+	return p.Conn.Write(b)
+}
+
+// StartTLS takes the input after the command, borrowed from the loop's
+// read buffer, as the start of the handshake: a client that pipelines its
+// ClientHello behind STARTTLS; and StartTLS from OnOpen (TLS after a
+// plaintext greeting with no command).
+func TestLoopStartTLSPipelinedAndOnOpen(t *testing.T) {
+	pki := testkit.NewPKI(t)
+	t.Run("pipelined", func(t *testing.T) {
+		checkLeaks(t)
+		addr := startTLSServer(t, &netcore.Loop{Loops: 1}, pki.ServerConfig(), func(c *netcore.LoopConn) {
+			c.Write([]byte("encrypted hello\n"))
+		})
+		nc, err := net.DialTimeout("tcp4", addr, testkit.Timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(testkit.Timeout))
+		pc := &prefixConn{Conn: nc, prefix: []byte("STARTTLS\n")}
+		// The plaintext answer comes ahead of the server's handshake: read
+		// it from the socket before tls does.
+		tc := tls.Client(&lineFirst{Conn: pc, want: "220 go\n"}, pki.ClientConfig())
+		if got := readLine(t, tc); got != "encrypted hello" {
+			t.Fatalf("first TLS line %q", got)
+		}
+		tlsRoundTrip(t, tc, "pipelined\n")
+	})
+	t.Run("OnOpen", func(t *testing.T) {
+		checkLeaks(t)
+		h := &loopFuncs{
+			open: func(c *netcore.LoopConn) {
+				c.Write([]byte("220 go\n"))
+				if err := c.StartTLS(pki.ServerConfig()); err != nil {
+					t.Errorf("StartTLS: %v", err)
+				}
+			},
+			data: echoAll,
+		}
+		addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+		nc := dialLoop(t, addr)
+		if got := readLine(t, nc); got != "220 go" {
+			t.Fatalf("greeting %q", got)
+		}
+		tlsRoundTrip(t, tls.Client(nc, pki.ClientConfig()), "after OnOpen\n")
+	})
+}
+
+// lineFirst reads (and checks) a plaintext line from the socket before
+// handing the rest to its reader.
+type lineFirst struct {
+	net.Conn
+	want string
+	done bool
+}
+
+func (l *lineFirst) Read(p []byte) (int, error) {
+	if !l.done {
+		l.done = true
+		got := make([]byte, len(l.want))
+		if _, err := io.ReadFull(l.Conn, got); err != nil {
+			return 0, err
+		}
+		if string(got) != l.want {
+			return 0, io.ErrUnexpectedEOF
+		}
+	}
+	return l.Conn.Read(p)
+}
+
+// Sends and Execute around StartTLS keep their order across the
+// plaintext/ciphertext boundary: queued before it, in the clear; after
+// it, encrypted once the handshake is done.
+func TestLoopStartTLSQueuedOrder(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		if c.ConnectionState().HandshakeComplete {
+			echoAll(c)
+			return
+		}
+		c.Discard(-1)
+		c.Write([]byte("220 go\n"))
+		c.Send([]byte("sent before\n"))
+		c.Execute(func(c *netcore.LoopConn) { c.Write([]byte("executed before\n")) })
+		if err := c.StartTLS(pki.ServerConfig()); err != nil {
+			t.Errorf("StartTLS: %v", err)
+		}
+		c.Send([]byte("sent after\n"))
+		c.Execute(func(c *netcore.LoopConn) { c.Write([]byte("executed after\n")) })
+		c.Write([]byte("written after\n"))
+	}}
+	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+	nc := dialLoop(t, addr)
+	nc.Write([]byte("STARTTLS\n"))
+	for _, want := range []string{"220 go", "sent before", "executed before"} {
+		if got := readLine(t, nc); got != want {
+			t.Fatalf("plaintext line %q, want %q", got, want)
+		}
+	}
+	tc := tls.Client(nc, pki.ClientConfig())
+	for _, want := range []string{"sent after", "executed after", "written after"} {
+		if got := readLine(t, tc); got != want {
+			t.Fatalf("TLS line %q, want %q", got, want)
+		}
+	}
+}
