@@ -944,7 +944,7 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 // read makes one read(2) into the scratch buffer and hands the bytes to
 // the handler.
 func (l *eventLoop) read(c *LoopConn) {
-	if c.closed || c.readPaused() || c.eof || c.flushClose {
+	if c.closed || c.readHeld() || c.eof {
 		return
 	}
 	p := l.scratch[:min(len(l.scratch), l.lim.maxInput-c.in.Len())]
@@ -1078,7 +1078,7 @@ func (l *eventLoop) rearm(c *LoopConn) {
 		return
 	}
 	var want uint32
-	if !c.readPaused() && !c.eof && !c.flushClose && (c.tls == nil || !c.tls.stalled) {
+	if !c.readHeld() && !c.eof && (c.tls == nil || !c.tls.stalled) {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.blocked {

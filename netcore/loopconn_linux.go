@@ -172,12 +172,14 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// readPaused reports whether back-pressure stops the loop reading c: not
-// while its TLS handshake runs (StartTLS), whose input is the handshake's,
-// not the handler's, and without which the plaintext output holding c
-// above the high watermark could never be encrypted and drain.
-func (c *LoopConn) readPaused() bool {
-	return c.paused && (c.tls == nil || c.tls.state != tlsHandshaking)
+// readHeld reports whether the loop holds off reading c for its output's
+// sake: back-pressure (paused), or a Close waiting for the output to go
+// out (flushClose). Neither holds while c's TLS handshake runs
+// (StartTLS): that input is the handshake's, not the handler's, and
+// without it the plaintext written after StartTLS could never be
+// encrypted, drain below the low watermark or go out before the close.
+func (c *LoopConn) readHeld() bool {
+	return (c.paused || c.flushClose) && (c.tls == nil || c.tls.state != tlsHandshaking)
 }
 
 // OutputBuffered returns the number of output bytes not yet written to the

@@ -540,3 +540,25 @@ func TestLoopStartTLSQueuedOrder(t *testing.T) {
 		}
 	}
 }
+
+// Close right after StartTLS: what was written after StartTLS still goes
+// out, encrypted, once the handshake is done, and OnClose gets nil, as
+// Close promises; the loop must keep reading the client's handshake.
+func TestLoopStartTLSThenClose(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	closed := make(chan error, 1)
+	h := &loopFuncs{closed: closed, data: startTLSData(t, pki.ServerConfig(), func(c *netcore.LoopConn) {
+		c.Write([]byte("bye\n"))
+		c.Close()
+	})}
+	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+	tc, _ := dialStartTLS(t, addr, pki.ClientConfig())
+	b, err := io.ReadAll(tc)
+	if err != nil || string(b) != "bye\n" {
+		t.Errorf("read %q, %v; want \"bye\\n\" and close_notify", b, err)
+	}
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose: %v", err)
+	}
+}
