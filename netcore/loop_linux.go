@@ -1047,7 +1047,8 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 			l.flushConn(c) // the close_notify alert goes first
 			return
 		}
-		if c.wantShutWr && !c.shutWr {
+		if c.wantShutWr && !c.shutWr && (c.tls == nil || c.tls.state != tlsHandshaking) {
+			// (After a TLS handshake: it must finish, and close_notify go first.)
 			c.shutWr = true
 			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 				l.closeConn(c, c.opErr("close-write", "shutdown", err))

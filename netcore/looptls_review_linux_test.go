@@ -562,3 +562,33 @@ func TestLoopStartTLSThenClose(t *testing.T) {
 		t.Errorf("OnClose: %v", err)
 	}
 }
+
+// CloseWrite right after StartTLS: the handshake still completes, then
+// the server's close_notify and its FIN end the client's input, and the
+// client's own input still reaches the handler.
+func TestLoopStartTLSThenCloseWrite(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	got := make(chan string, 1)
+	plain := startTLSData(t, pki.ServerConfig(), func(c *netcore.LoopConn) {
+		c.CloseWrite()
+	})
+	h := &loopFuncs{data: func(c *netcore.LoopConn) {
+		if !c.ConnectionState().HandshakeComplete {
+			plain(c) // then keep the input for OnEOF
+		}
+	}, eof: func(c *netcore.LoopConn) { got <- string(c.Next(-1)) }}
+	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+	tc, _ := dialStartTLS(t, addr, pki.ClientConfig())
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if b, err := io.ReadAll(tc); err != nil || len(b) != 0 {
+		t.Errorf("read %q, %v; want close_notify", b, err)
+	}
+	tc.Write([]byte("last words"))
+	tc.CloseWrite()
+	if s := testkit.WaitFor(t, got, "OnEOF"); s != "last words" {
+		t.Errorf("OnEOF with %q", s)
+	}
+}
