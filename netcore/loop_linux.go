@@ -944,7 +944,7 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 // read makes one read(2) into the scratch buffer and hands the bytes to
 // the handler.
 func (l *eventLoop) read(c *LoopConn) {
-	if c.closed || c.paused || c.eof || c.flushClose {
+	if c.closed || c.readHeld() || c.eof {
 		return
 	}
 	p := l.scratch[:min(len(l.scratch), l.lim.maxInput-c.in.Len())]
@@ -1047,7 +1047,8 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 			l.flushConn(c) // the close_notify alert goes first
 			return
 		}
-		if c.wantShutWr && !c.shutWr {
+		if c.wantShutWr && !c.shutWr && (c.tls == nil || c.tls.state != tlsHandshaking) {
+			// (After a TLS handshake: it must finish, and close_notify go first.)
 			c.shutWr = true
 			if err := sys.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 				l.closeConn(c, c.opErr("close-write", "shutdown", err))
@@ -1078,7 +1079,7 @@ func (l *eventLoop) rearm(c *LoopConn) {
 		return
 	}
 	var want uint32
-	if !c.paused && !c.eof && !c.flushClose && (c.tls == nil || !c.tls.stalled) {
+	if !c.readHeld() && !c.eof && (c.tls == nil || !c.tls.stalled) {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.blocked {

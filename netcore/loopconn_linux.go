@@ -172,6 +172,16 @@ func (c *LoopConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// readHeld reports whether the loop holds off reading c for its output's
+// sake: back-pressure (paused), or a Close waiting for the output to go
+// out (flushClose). Neither holds while c's TLS handshake runs
+// (StartTLS): that input is the handshake's, not the handler's, and
+// without it the plaintext written after StartTLS could never be
+// encrypted, drain below the low watermark or go out before the close.
+func (c *LoopConn) readHeld() bool {
+	return (c.paused || c.flushClose) && (c.tls == nil || c.tls.state != tlsHandshaking)
+}
+
 // OutputBuffered returns the number of output bytes not yet written to the
 // socket (bytes queued by Send and not yet taken by the loop not included).
 func (c *LoopConn) OutputBuffered() int { return c.outLen() }

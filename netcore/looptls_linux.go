@@ -256,6 +256,8 @@ func (lp *Loop) ServeTLS(l net.Listener, config *tls.Config) error {
 	return lp.serve(l, config)
 }
 
+var errAlreadyTLS = errors.New("netcore: LoopConn.StartTLS: the connection already speaks TLS")
+
 // StartTLS turns the connection to TLS as a server, now: the STARTTLS of
 // SMTP, IMAP, LDAP or PostgreSQL. Output written and sent before it goes
 // out in plaintext, ahead of the handshake; input the handler has not
@@ -269,7 +271,7 @@ func (c *LoopConn) StartTLS(config *tls.Config) error {
 		return err
 	}
 	if c.tls != nil {
-		return errors.New("netcore: LoopConn.StartTLS: the connection already speaks TLS")
+		return errAlreadyTLS
 	}
 	if c.closing() || c.wantShutWr {
 		return net.ErrClosed
@@ -278,8 +280,11 @@ func (c *LoopConn) StartTLS(config *tls.Config) error {
 		return errors.New("netcore: LoopConn.StartTLS inside a reply frame (BeginFrame without End)")
 	}
 	c.l.takeQueued(c) // sent before: plaintext too
-	if c.closing() {
+	if c.closing() || c.wantShutWr {
 		return net.ErrClosed
+	}
+	if c.tls != nil {
+		return errAlreadyTLS // a function takeQueued ran called StartTLS
 	}
 	t := c.l.newTLS(c, config)
 	t.raw, c.out = c.out, buffer{held: c.out.held}
@@ -364,9 +369,9 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 	st := &l.lp.state
 	if err != nil {
 		t.state = tlsFailed
-		st.tlsErrors.Add(1)
 		l.lp.logger().Info("netcore: TLS handshake failed; closing the connection",
 			"remote", c.peer.String(), "err", err)
+		st.tlsErrors.Add(1) // after the log: whoever sees the count finds the log
 		l.writeLast(c)
 		l.closeConn(c, fmt.Errorf("netcore: TLS handshake with %s: %w", c.peer, err))
 		return
