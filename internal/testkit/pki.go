@@ -20,9 +20,9 @@ import (
 // localhost, 127.0.0.1 and ::1 (and the extra names NewPKI was given) and a
 // client certificate, all ECDSA P-256, valid for an hour around now.
 type PKI struct {
-	Roots  *x509.CertPool   // trusts the CA
-	Server tls.Certificate  // for the server names
-	Client tls.Certificate  // for client authentication, CN "netcore test client"
+	Roots  *x509.CertPool    // trusts the CA
+	Server tls.Certificate   // for the server names
+	Client tls.Certificate   // for client authentication, CN "netcore test client"
 	CA     *x509.Certificate // the authority itself
 	caKey  *ecdsa.PrivateKey
 }
