@@ -342,7 +342,11 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 		l.callback(c, cbOpen)
 		l.after(c)
 	}
-	if !c.closed && (len(left) > 0 || c.eof) {
+	if !c.closed {
+		// Even with nothing left over: the handshake's last read may
+		// have taken records that follow it (a client's first request
+		// sent with its Finished) into tls's own buffer, and no read
+		// of the socket would bring them out.
 		l.decrypt(c, left, c.eof)
 	}
 	if !c.closed {
