@@ -728,12 +728,16 @@ func (l *eventLoop) rearmListeners() {
 // closeIdle closes, while draining, every connection with nothing left to
 // do: no input buffered or waiting unread in the socket (a request that
 // arrived is served, and closing over unread input would send a reset), no
-// output written or queued, no work held.
+// output written or queued, no work held. A TLS handshake under way is
+// nothing to wait for (no request has come yet, and a client that stalls
+// would hold Shutdown for its whole TLSHandshakeTimeout): the connection
+// closes, its unread handshake bytes with it, as netcore.Server cancels
+// its handshakes at Shutdown.
 func (l *eventLoop) closeIdle() {
 	for _, c := range l.conns {
-		if c != nil && c.in.Len() == 0 && c.outLen() == 0 && !c.queued.Load() && c.holds.Load() == 0 &&
-			(c.tls == nil || c.tls.state != tlsHandshaking) {
-			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose {
+		if c != nil && c.in.Len() == 0 && c.outLen() == 0 && !c.queued.Load() && c.holds.Load() == 0 {
+			handshaking := c.tls != nil && c.tls.state == tlsHandshaking
+			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose && !handshaking {
 				continue // read at the next epoll_wait
 			}
 			l.closeConn(c, ErrLoopClosed)

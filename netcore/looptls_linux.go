@@ -202,6 +202,9 @@ func checkTLSConfig(who string, config *tls.Config) error {
 // the client's certificates). A connection whose handshake fails or takes
 // longer than TLSHandshakeTimeout is closed, logged at Info level and
 // counted in LoopStats.TLSHandshakeErrors; its handler never sees it.
+// Shutdown does not wait for a handshake under way: it closes the
+// connection as an idle one (no request has come yet), as Server cancels
+// its handshakes at Shutdown.
 //
 // config must have a certificate (Certificates, GetCertificate or
 // GetConfigForClient) and must not change after ServeTLS is called, as for

@@ -2,6 +2,7 @@ package netcore_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -276,6 +277,106 @@ func TestLoopTLSRequestBehindFinished(t *testing.T) {
 						t.Fatalf("echo = %q, %v; want %q", got, err, msg)
 					}
 				})
+			}
+		})
+	}
+}
+
+// clientHello returns the first flight of a Go TLS client with cfg, its
+// ClientHello record, captured over a pipe.
+func clientHello(t testing.TB, cfg *tls.Config) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tls.Client(a, cfg).Handshake() // fails when the pipe closes
+	}()
+	defer func() { b.Close(); <-done }()
+	b.SetDeadline(time.Now().Add(testkit.Timeout))
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatalf("reading a ClientHello: %v", err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatalf("reading a ClientHello: %v", err)
+	}
+	return append(hdr, body...)
+}
+
+// Stopping with a TLS handshake under way: the connection has no request
+// in flight, so Shutdown closes it as an idle one, as netcore.Server
+// cancels its handshakes at Shutdown, instead of waiting for it (the
+// handshake timeout here is an hour: Shutdown must return nil well before
+// its context's testkit.Timeout); an idle established connection gets
+// close_notify. Loop.Close the same, at once. The client stalled after the
+// server's flight (it never sends its Finished) reads EOF; the handshake's
+// goroutine ends (checkLeaks), and the Loop counts one handshake done and
+// one failed.
+func TestLoopTLSStopMidHandshake(t *testing.T) {
+	tr := transports(t)[2] // TLS 1.3
+	hello := clientHello(t, tr.clientConfig())
+	type server struct {
+		addr  string
+		stop  map[string]func(ctx context.Context) error // by name: Shutdown, Close
+		stats func() netcore.LoopStats
+	}
+	servers := map[string]func(t *testing.T) server{
+		"server": func(t *testing.T) server {
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+			srv := &netcore.Server{Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+				buf := make([]byte, 64)
+				for {
+					var n int
+					if netcore.Idle(ctx, func() (err error) { n, err = c.Read(buf); return err }) != nil {
+						return
+					}
+					c.Write(buf[:n])
+				}
+			}), TLSConfig: tr.serverConfig(), HandshakeTimeout: time.Hour, Logger: quietLogger()}
+			go srv.Serve(l)
+			return server{addr: l.Addr().String(), stop: map[string]func(context.Context) error{"Shutdown": srv.Shutdown}}
+		},
+		"loop": func(t *testing.T) server {
+			lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 1, TLSHandshakeTimeout: time.Hour, Logger: quietLogger()}
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+			go lp.ServeTLS(l, tr.serverConfig())
+			return server{l.Addr().String(), map[string]func(context.Context) error{
+				"Shutdown": lp.Shutdown,
+				"Close":    func(context.Context) error { return lp.Close() },
+			}, lp.Stats}
+		},
+	}
+	for _, c := range []struct{ server, how string }{{"server", "Shutdown"}, {"loop", "Shutdown"}, {"loop", "Close"}} {
+		t.Run(c.server+"/"+c.how, func(t *testing.T) {
+			checkLeaks(t)
+			s := servers[c.server](t)
+			idle := tr.dial(t, s.addr)
+			loopRoundTrip(t, idle, "before")
+			stalled := dialLoop(t, s.addr)
+			stalled.Write(hello)
+			// The server's flight begins: it waits for the client's
+			// Finished now.
+			if _, err := io.ReadFull(stalled, make([]byte, 5)); err != nil {
+				t.Fatalf("reading the server's flight: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
+			defer cancel()
+			if err := s.stop[c.how](ctx); err != nil {
+				t.Errorf("%s with a handshake under way = %v, want nil", c.how, err)
+			}
+			if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+				t.Errorf("the idle client's Read = %v, want io.EOF (after close_notify)", err)
+			}
+			if _, err := io.ReadAll(stalled); err != nil {
+				t.Errorf("the stalled client, after the server's flight: %v, want EOF", err)
+			}
+			if s.stats != nil {
+				if st := s.stats(); st.TLSHandshakes != 1 || st.TLSHandshakeErrors != 1 {
+					t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 1 and 1", st.TLSHandshakes, st.TLSHandshakeErrors)
+				}
 			}
 		})
 	}
