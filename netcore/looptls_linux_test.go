@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,6 +281,25 @@ func TestLoopTLSRequestBehindFinished(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An ending is what a client saw of a connection's end: the bytes it read
+// and how reading ended.
+type ending struct {
+	got string
+	end string // "EOF", "reset", or the error
+}
+
+func readEnding(c net.Conn) ending {
+	got, err := io.ReadAll(c)
+	e := ending{got: string(got), end: "EOF"}
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		e.end = "reset"
+	case err != nil:
+		e.end = err.Error()
+	}
+	return e
 }
 
 // clientHello returns the first flight of a Go TLS client with cfg, its

@@ -1,0 +1,203 @@
+package netcore_test
+
+// Bad input to ServeTLS, each case beside Go's net with crypto/tls
+// (tls.NewListener, the handshake bounded by a context, then an echo):
+// the client must see what net's client sees, the Loop must count and log
+// the failure, and another connection on the same loop must not notice.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/testkit"
+	"github.com/netcore-dev/netcore/netcore"
+)
+
+// logRecords is a slog.Handler that keeps every record. A Loop logs with
+// no attributes or groups of its own, so WithAttrs and WithGroup are the
+// discard handler's.
+type logRecords struct {
+	slog.Handler // slog.DiscardHandler
+	mu           sync.Mutex
+	recs         []slog.Record
+}
+
+func newLogRecords() *logRecords { return &logRecords{Handler: slog.DiscardHandler} }
+
+func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.recs = append(h.recs, r.Clone())
+	h.mu.Unlock()
+	return nil
+}
+
+// find returns the first record with the message msg whose "remote"
+// attribute is remote, and that record's "err" attribute.
+func (h *logRecords) find(msg, remote string) (r slog.Record, err error, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.recs {
+		if r.Message != msg {
+			continue
+		}
+		var rem string
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "remote":
+				rem = a.Value.String()
+			case "err":
+				err, _ = a.Value.Any().(error)
+			}
+			return true
+		})
+		if rem == remote {
+			return r, err, true
+		}
+		err = nil
+	}
+	return slog.Record{}, nil, false
+}
+
+// A tlsServer is one side of a bad-input scenario.
+type tlsServer struct {
+	addr string
+	// ended reports how each connection ended: for net, the handshake's
+	// error or, after it, the echo's Read error; for the Loop, OnClose's
+	// error (only for connections whose handshake succeeded).
+	ended chan error
+	logs  *logRecords              // the Loop's
+	stats func() netcore.LoopStats // the Loop's
+}
+
+// tlsServers are the two sides: "net", a goroutine per connection that
+// runs the handshake within hsTimeout and then echoes until Read fails,
+// and "loop", an echo Loop on one event loop with TLSHandshakeTimeout
+// hsTimeout.
+func tlsServers(tr transport, cfg *tls.Config, hsTimeout time.Duration) map[string]func(t *testing.T) tlsServer {
+	return map[string]func(t *testing.T) tlsServer{
+		"net": func(t *testing.T) tlsServer {
+			s := tlsServer{ended: make(chan error, 8)}
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.addr = serveNetOn(t, tls.NewListener(l, cfg), func(c net.Conn) {
+				ctx, cancel := context.WithTimeout(context.Background(), hsTimeout)
+				err := c.(*tls.Conn).HandshakeContext(ctx)
+				cancel()
+				if err != nil {
+					s.ended <- err
+					return
+				}
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						s.ended <- err
+						return
+					}
+					c.Write(buf[:n])
+				}
+			})
+			return s
+		},
+		"loop": func(t *testing.T) tlsServer {
+			s := tlsServer{ended: make(chan error, 8), logs: newLogRecords()}
+			lp := &netcore.Loop{Handler: loopEcho(s.ended), Loops: 1, TLSHandshakeTimeout: hsTimeout, Logger: slog.New(s.logs)}
+			s.addr = serveLoopTLS(t, lp, cfg)
+			s.stats = lp.Stats
+			return s
+		},
+	}
+}
+
+// Garbage instead of a ClientHello, a ClientHello longer than crypto/tls
+// takes, a ClientHello cut short by the client's FIN, and a client that
+// stops in the middle of its ClientHello:
+// the client sees the same as from Go's net with crypto/tls (an alert,
+// then EOF, or just EOF; never a hang), the handshake fails with the same
+// error (the stalled one when the handshake timeout passes: 300 ms here,
+// and an error matching os.ErrDeadlineExceeded), the Loop counts it in
+// TLSHandshakeErrors and logs it at Info level with the client's address,
+// and an established connection on the same event loop goes on.
+func TestLoopTLSBadHandshake(t *testing.T) {
+	tr := transports(t)[2] // TLS 1.3
+	hello := clientHello(t, tr.clientConfig())
+	const hsTimeout = 300 * time.Millisecond
+	cases := []struct {
+		name string
+		send func(c *netcore.Conn)
+	}{
+		// Go's net/http answers this with a 400 of its own; crypto/tls
+		// alone sends nothing and closes.
+		{"http", func(c *netcore.Conn) { c.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")) }},
+		// An SSLv2-style hello: crypto/tls answers protocol_version.
+		{"sslv2", func(c *netcore.Conn) { c.Write(append([]byte{0x80, 0x2e, 0x01, 0x03, 0x01}, make([]byte, 43)...)) }},
+		// A handshake record that announces a ClientHello of 65537
+		// bytes, past crypto/tls's 64 KiB limit: internal_error.
+		{"oversize-hello", func(c *netcore.Conn) {
+			c.Write(append([]byte{22, 3, 1, 0x40, 0, 1, 1, 0, 1}, make([]byte, 16380)...))
+		}},
+		{"truncated", func(c *netcore.Conn) { c.Write(hello[:len(hello)/2]); c.CloseWrite() }},
+		{"stalled", func(c *netcore.Conn) { c.Write(hello[:len(hello)/2]) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := tlsServers(tr, tr.serverConfig(), hsTimeout)
+			var endings [2]ending
+			var hsErrs [2]error
+			for i, name := range []string{"net", "loop"} {
+				t.Run(name, func(t *testing.T) {
+					checkLeaks(t)
+					s := servers[name](t)
+					good := tr.dial(t, s.addr)
+					loopRoundTrip(t, good, "before")
+					bad := dialLoop(t, s.addr)
+					start := time.Now()
+					tc.send(bad)
+					endings[i] = readEnding(bad)
+					if tc.name == "stalled" && time.Since(start) < hsTimeout {
+						t.Errorf("closed after %v, before the handshake timeout (%v)", time.Since(start), hsTimeout)
+					}
+					loopRoundTrip(t, good, "after")
+					if name == "net" {
+						hsErrs[i] = testkit.WaitFor(t, s.ended, "the handshake's end")
+						return
+					}
+					remote := bad.LocalAddr().String()
+					r, err, ok := s.logs.find("netcore: TLS handshake failed; closing the connection", remote)
+					if !ok {
+						t.Fatalf("no log line \"TLS handshake failed\" with remote=%s", remote)
+					}
+					if r.Level != slog.LevelInfo {
+						t.Errorf("logged at %v, want Info", r.Level)
+					}
+					hsErrs[i] = err
+					if st := s.stats(); st.TLSHandshakeErrors != 1 || st.TLSHandshakes != 1 {
+						t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 1 and 1", st.TLSHandshakes, st.TLSHandshakeErrors)
+					}
+				})
+			}
+			t.Logf("the client read %q, then %s; the handshake: %v", endings[0].got, endings[0].end, hsErrs[0])
+			if endings[0] != endings[1] {
+				t.Errorf("the client read %q, then %s, from net; %q, then %s, from the Loop", endings[0].got, endings[0].end, endings[1].got, endings[1].end)
+			}
+			if tc.name == "stalled" {
+				if !errors.Is(hsErrs[1], os.ErrDeadlineExceeded) {
+					t.Errorf("the Loop's handshake error %v does not match os.ErrDeadlineExceeded", hsErrs[1])
+				}
+			} else if hsErrs[0] == nil || hsErrs[1] == nil || hsErrs[0].Error() != hsErrs[1].Error() {
+				t.Errorf("the handshake failed with %v on net, %v on the Loop", hsErrs[0], hsErrs[1])
+			}
+		})
+	}
+}
