@@ -120,15 +120,42 @@ func tlsServers(tr transport, cfg *tls.Config, hsTimeout time.Duration) map[stri
 	}
 }
 
+// onBothServers runs a bad client's scenario against the net server, then
+// the Loop (tlsServers), each with a TLS connection established first that
+// must make a round trip before and after (the Loop's on the same event
+// loop); scenario returns what the bad client saw and how the server
+// ended its connection. The client must see the same from both.
+func onBothServers(t *testing.T, tr transport, hsTimeout time.Duration,
+	scenario func(t *testing.T, name string, s tlsServer) (ending, error)) (errs [2]error) {
+	t.Helper()
+	servers := tlsServers(tr, tr.serverConfig(), hsTimeout)
+	var endings [2]ending
+	for i, name := range []string{"net", "loop"} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			s := servers[name](t)
+			good := tr.dial(t, s.addr)
+			loopRoundTrip(t, good, "before")
+			endings[i], errs[i] = scenario(t, name, s)
+			loopRoundTrip(t, good, "after")
+		})
+	}
+	t.Logf("the client read %q, then %s; the server: %v", endings[0].got, endings[0].end, errs[0])
+	if endings[0] != endings[1] {
+		t.Errorf("the client read %q, then %s, from net; %q, then %s, from the Loop", endings[0].got, endings[0].end, endings[1].got, endings[1].end)
+	}
+	return errs
+}
+
 // Garbage instead of a ClientHello, a ClientHello longer than crypto/tls
 // takes, a ClientHello cut short by the client's FIN, and a client that
-// stops in the middle of its ClientHello:
-// the client sees the same as from Go's net with crypto/tls (an alert,
-// then EOF, or just EOF; never a hang), the handshake fails with the same
-// error (the stalled one when the handshake timeout passes: 300 ms here,
-// and an error matching os.ErrDeadlineExceeded), the Loop counts it in
-// TLSHandshakeErrors and logs it at Info level with the client's address,
-// and an established connection on the same event loop goes on.
+// stops in the middle of its ClientHello: the client sees the same as from
+// Go's net with crypto/tls (an alert, then EOF, or just EOF; never a
+// hang), the handshake fails with the same error (the stalled one when the
+// handshake timeout passes: 300 ms here, and an error matching
+// os.ErrDeadlineExceeded), the Loop counts it in TLSHandshakeErrors and
+// logs it at Info level with the client's address, and an established
+// connection on the same event loop goes on.
 func TestLoopTLSBadHandshake(t *testing.T) {
 	tr := transports(t)[2] // TLS 1.3
 	hello := clientHello(t, tr.clientConfig())
@@ -152,45 +179,29 @@ func TestLoopTLSBadHandshake(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			servers := tlsServers(tr, tr.serverConfig(), hsTimeout)
-			var endings [2]ending
-			var hsErrs [2]error
-			for i, name := range []string{"net", "loop"} {
-				t.Run(name, func(t *testing.T) {
-					checkLeaks(t)
-					s := servers[name](t)
-					good := tr.dial(t, s.addr)
-					loopRoundTrip(t, good, "before")
-					bad := dialLoop(t, s.addr)
-					start := time.Now()
-					tc.send(bad)
-					endings[i] = readEnding(bad)
-					if tc.name == "stalled" && time.Since(start) < hsTimeout {
-						t.Errorf("closed after %v, before the handshake timeout (%v)", time.Since(start), hsTimeout)
-					}
-					loopRoundTrip(t, good, "after")
-					if name == "net" {
-						hsErrs[i] = testkit.WaitFor(t, s.ended, "the handshake's end")
-						return
-					}
-					remote := bad.LocalAddr().String()
-					r, err, ok := s.logs.find("netcore: TLS handshake failed; closing the connection", remote)
-					if !ok {
-						t.Fatalf("no log line \"TLS handshake failed\" with remote=%s", remote)
-					}
-					if r.Level != slog.LevelInfo {
-						t.Errorf("logged at %v, want Info", r.Level)
-					}
-					hsErrs[i] = err
-					if st := s.stats(); st.TLSHandshakeErrors != 1 || st.TLSHandshakes != 1 {
-						t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 1 and 1", st.TLSHandshakes, st.TLSHandshakeErrors)
-					}
-				})
-			}
-			t.Logf("the client read %q, then %s; the handshake: %v", endings[0].got, endings[0].end, hsErrs[0])
-			if endings[0] != endings[1] {
-				t.Errorf("the client read %q, then %s, from net; %q, then %s, from the Loop", endings[0].got, endings[0].end, endings[1].got, endings[1].end)
-			}
+			hsErrs := onBothServers(t, tr, hsTimeout, func(t *testing.T, name string, s tlsServer) (ending, error) {
+				bad := dialLoop(t, s.addr)
+				start := time.Now()
+				tc.send(bad)
+				e := readEnding(bad)
+				if tc.name == "stalled" && time.Since(start) < hsTimeout {
+					t.Errorf("closed after %v, before the handshake timeout (%v)", time.Since(start), hsTimeout)
+				}
+				if name == "net" {
+					return e, testkit.WaitFor(t, s.ended, "the handshake's end")
+				}
+				remote := bad.LocalAddr().String()
+				r, err, ok := s.logs.find("netcore: TLS handshake failed; closing the connection", remote)
+				if !ok {
+					t.Errorf("no log line \"TLS handshake failed\" with remote=%s", remote)
+				} else if r.Level != slog.LevelInfo {
+					t.Errorf("logged at %v, want Info", r.Level)
+				}
+				if st := s.stats(); st.TLSHandshakeErrors != 1 || st.TLSHandshakes != 1 {
+					t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 1 and 1", st.TLSHandshakes, st.TLSHandshakeErrors)
+				}
+				return e, err
+			})
 			if tc.name == "stalled" {
 				if !errors.Is(hsErrs[1], os.ErrDeadlineExceeded) {
 					t.Errorf("the Loop's handshake error %v does not match os.ErrDeadlineExceeded", hsErrs[1])
@@ -199,5 +210,52 @@ func TestLoopTLSBadHandshake(t *testing.T) {
 				t.Errorf("the handshake failed with %v on net, %v on the Loop", hsErrs[0], hsErrs[1])
 			}
 		})
+	}
+}
+
+// After the handshake: a record longer than TLS allows (a header claiming
+// 18433 bytes, past 16384+2048), and a record cut short by the client's
+// FIN. The server's read fails with the error crypto/tls gives net's (the
+// Loop's OnClose gets it inside a *net.OpError, and logs it with the
+// client's address), the client sees the same as from net (the oversize
+// record: a record_overflow alert; the cut one: close_notify, then EOF),
+// and an established connection on the same event loop goes on.
+func TestLoopTLSBadRecord(t *testing.T) {
+	cases := []struct {
+		name string
+		send func(raw *netcore.Conn)
+	}{
+		{"oversize", func(raw *netcore.Conn) { raw.Write([]byte{23, 3, 3, 18433 >> 8, 18433 & 0xff}) }},
+		{"truncated", func(raw *netcore.Conn) {
+			raw.Write(append([]byte{23, 3, 3, 0, 100}, make([]byte, 10)...))
+			raw.CloseWrite()
+		}},
+	}
+	for _, tr := range transports(t)[1:] {
+		for _, tc := range cases {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				errs := onBothServers(t, tr, testkit.Timeout, func(t *testing.T, name string, s tlsServer) (ending, error) {
+					raw := dialLoop(t, s.addr)
+					c := tr.client(t, raw)
+					loopRoundTrip(t, c, "hello")
+					tc.send(raw)
+					e := readEnding(c)
+					err := testkit.WaitFor(t, s.ended, "the server's end of the connection")
+					if name == "loop" {
+						if _, lerr, ok := s.logs.find("netcore: closing connection", raw.LocalAddr().String()); !ok || lerr == nil {
+							t.Errorf("the close is not logged with remote=%s", raw.LocalAddr())
+						}
+						if st := s.stats(); st.TLSHandshakeErrors != 0 || st.TLSHandshakes != 2 {
+							t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 2 and 0", st.TLSHandshakes, st.TLSHandshakeErrors)
+						}
+					}
+					return e, err
+				})
+				var oe *net.OpError
+				if !errors.As(errs[1], &oe) || errs[0] == nil || oe.Err.Error() != errs[0].Error() {
+					t.Errorf("the server's read failed with %v on net, %v on the Loop", errs[0], errs[1])
+				}
+			})
+		}
 	}
 }

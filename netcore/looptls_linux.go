@@ -483,7 +483,10 @@ func (l *eventLoop) writeLast(c *LoopConn) {
 // closeTLS ends c's TLS layer as the connection closes for err: a
 // handshake in progress is stopped and counted as failed; an established
 // connection whose socket still works gets a close_notify if it has not
-// had one.
+// had one, as crypto/tls's Close sends it. Only a failed system call
+// means the socket does not work: after an error of tls's own (a record
+// cut short by the peer's FIN, say) the close_notify goes out, as from a
+// net server whose handler closes its *tls.Conn after Read failed.
 func (l *eventLoop) closeTLS(c *LoopConn, err error) {
 	t := c.tls
 	switch t.state {
@@ -492,8 +495,8 @@ func (l *eventLoop) closeTLS(c *LoopConn, err error) {
 		l.lp.state.tlsErrors.Add(1)
 		t.tr.Close()
 	case tlsReady:
-		var opErr *net.OpError
-		if !errors.As(err, &opErr) && l.closeNotify(c) {
+		var sysErr *os.SyscallError
+		if !errors.As(err, &sysErr) && l.closeNotify(c) {
 			l.writeLast(c)
 		}
 	}
