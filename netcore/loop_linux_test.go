@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,7 +462,8 @@ func testLoopBackPressure(t *testing.T, tr transport) {
 // test sees the server push back.
 type stallConn struct {
 	*netcore.Conn
-	stalls chan<- uint64
+	stalls  chan<- uint64
+	written atomic.Int64 // bytes written so far
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
@@ -471,6 +473,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 		w0 := sys.Count(sys.OpEpollWait)
 		n, err := c.Conn.Write(p[done:])
 		done += n
+		c.written.Add(int64(n))
 		if err != nil && !errors.Is(err, errDeadlineExceeded) {
 			return done, err
 		}

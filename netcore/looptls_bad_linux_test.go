@@ -13,11 +13,13 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
+	"golang.org/x/sys/unix"
 )
 
 // logRecords is a slog.Handler that keeps every record. A Loop logs with
@@ -81,12 +83,13 @@ type tlsServer struct {
 // tlsServers are the two sides: "net", a goroutine per connection that
 // runs the handshake within hsTimeout and then echoes until Read fails,
 // and "loop", an echo Loop on one event loop with TLSHandshakeTimeout
-// hsTimeout.
-func tlsServers(tr transport, cfg *tls.Config, hsTimeout time.Duration) map[string]func(t *testing.T) tlsServer {
+// hsTimeout. control, if not nil, is the listeners' Control function.
+func tlsServers(cfg *tls.Config, hsTimeout time.Duration, control func(string, string, syscall.RawConn) error) map[string]func(t *testing.T) tlsServer {
 	return map[string]func(t *testing.T) tlsServer{
 		"net": func(t *testing.T) tlsServer {
 			s := tlsServer{ended: make(chan error, 8)}
-			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			lc := net.ListenConfig{Control: control}
+			l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +116,12 @@ func tlsServers(tr transport, cfg *tls.Config, hsTimeout time.Duration) map[stri
 		"loop": func(t *testing.T) tlsServer {
 			s := tlsServer{ended: make(chan error, 8), logs: newLogRecords()}
 			lp := &netcore.Loop{Handler: loopEcho(s.ended), Loops: 1, TLSHandshakeTimeout: hsTimeout, Logger: slog.New(s.logs)}
-			s.addr = serveLoopTLS(t, lp, cfg)
+			lc := netcore.ListenConfig{Control: control}
+			l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.addr = serveLoopWith(t, lp, l, func(l net.Listener) error { return lp.ServeTLS(l, cfg) })
 			s.stats = lp.Stats
 			return s
 		},
@@ -128,7 +136,7 @@ func tlsServers(tr transport, cfg *tls.Config, hsTimeout time.Duration) map[stri
 func onBothServers(t *testing.T, tr transport, hsTimeout time.Duration,
 	scenario func(t *testing.T, name string, s tlsServer) (ending, error)) (errs [2]error) {
 	t.Helper()
-	servers := tlsServers(tr, tr.serverConfig(), hsTimeout)
+	servers := tlsServers(tr.serverConfig(), hsTimeout, nil)
 	var endings [2]ending
 	for i, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
@@ -257,5 +265,83 @@ func TestLoopTLSBadRecord(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A client that floods bytes behind its ClientHello while the handshake
+// waits (in GetConfigForClient: a callback that takes its time) is not
+// read without bound: the Loop stops reading at its 64 KiB handshake
+// buffer, so the client can send what the kernel's buffers hold (small
+// here) plus at most that buffer and one 64 KiB read; net's server, whose
+// handshake goroutine reads nothing meanwhile, takes the kernel's
+// buffers' worth. The other connection on the loop is served meanwhile.
+// Once the callback returns, the handshake reads the garbage and fails:
+// counted, logged, and the flooding client's connection ends.
+func TestLoopTLSHandshakeFlood(t *testing.T) {
+	tr := transports(t)[2] // TLS 1.3
+	floodCfg := tr.clientConfig()
+	floodCfg.ServerName = "flood"
+	hello := clientHello(t, floodCfg)
+	small := sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})
+	var sent [2]int64
+	for i, name := range []string{"net", "loop"} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			entered := make(chan struct{}, 1)
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			cfg := tr.serverConfig()
+			cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+				if h.ServerName == "flood" {
+					entered <- struct{}{}
+					<-release
+				}
+				return nil, nil
+			}
+			s := tlsServers(cfg, testkit.Timeout, small)[name](t)
+			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the server's cleanup
+			good := tr.dial(t, s.addr)
+			raw := dialLoop(t, s.addr)
+			raw.SetWriteBuffer(64 << 10)
+			raw.Write(hello)
+			testkit.WaitFor(t, entered, "the handshake in GetConfigForClient")
+			stalls := make(chan uint64, 64)
+			flood := &stallConn{Conn: raw, stalls: stalls}
+			werr := make(chan error, 1)
+			go func() {
+				_, err := flood.Write(make([]byte, 64<<20))
+				werr <- err
+			}()
+			for range 3 {
+				select {
+				case <-stalls:
+				case err := <-werr:
+					t.Fatalf("flooded %d bytes without the server pushing back (%v)", flood.written.Load(), err)
+				case <-time.After(testkit.Timeout):
+					t.Fatal("the flood neither stalled nor ended")
+				}
+			}
+			sent[i] = flood.written.Load()
+			loopRoundTrip(t, good, "while flooded")
+			releaseOnce.Do(func() { close(release) })
+			if e := readEnding(raw); e.end != "EOF" && e.end != "reset" {
+				t.Errorf("the flooding client's connection ended with %s, want EOF or a reset", e.end)
+			}
+			testkit.WaitFor(t, werr, "the flood's end")
+			if name == "net" {
+				testkit.WaitFor(t, s.ended, "the handshake's end")
+				return
+			}
+			if _, err, ok := s.logs.find("netcore: TLS handshake failed; closing the connection", raw.LocalAddr().String()); !ok || err == nil {
+				t.Errorf("the failed handshake is not logged with remote=%s", raw.LocalAddr())
+			}
+			if st := s.stats(); st.TLSHandshakeErrors != 1 || st.TLSHandshakes != 1 {
+				t.Errorf("TLSHandshakes %d, TLSHandshakeErrors %d; want 1 and 1", st.TLSHandshakes, st.TLSHandshakeErrors)
+			}
+		})
+	}
+	t.Logf("flooded bytes taken before the stall: %d by net, %d by the Loop", sent[0], sent[1])
+	if sent[1] > sent[0]+128<<10 {
+		t.Errorf("the Loop took %d bytes of flood, net %d: more than its 64 KiB handshake buffer and one 64 KiB read beyond", sent[1], sent[0])
 	}
 }
