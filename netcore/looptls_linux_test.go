@@ -203,21 +203,23 @@ func TestLoopTLSEcho(t *testing.T) {
 }
 
 // corkConn passes its first write through and keeps the later ones until
-// uncork, which sends them in one write(2): a client whose last handshake
-// flight and first request leave together.
+// uncork, which sends them in one write, and lets every write through from
+// then on: a client whose last handshake flight and first request leave
+// together.
 type corkConn struct {
-	net.Conn
+	clientConn
 	mu     sync.Mutex
 	writes int
 	held   []byte
+	open   bool // uncorked
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes++
-	if c.writes == 1 {
-		return c.Conn.Write(p)
+	if c.writes == 1 || c.open {
+		return c.clientConn.Write(p)
 	}
 	c.held = append(c.held, p...)
 	return len(p), nil
@@ -226,7 +228,8 @@ func (c *corkConn) Write(p []byte) (int, error) {
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.Conn.Write(c.held)
+	c.open = true
+	_, err := c.clientConn.Write(c.held)
 	c.held = nil
 	return err
 }
@@ -258,7 +261,7 @@ func TestLoopTLSRequestBehindFinished(t *testing.T) {
 						c.Close()
 					}
 					raw := dialLoop(t, addr)
-					cc := &corkConn{Conn: raw}
+					cc := &corkConn{clientConn: raw}
 					c := tls.Client(cc, cfg)
 					if err := c.Handshake(); err != nil {
 						t.Fatalf("handshake: %v", err)
