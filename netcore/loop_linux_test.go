@@ -491,6 +491,10 @@ func (c *stallConn) Write(p []byte) (int, error) {
 // The hard output limit closes the connection, logged, with a LimitError
 // that names the limit and its value.
 func TestLoopOutputLimit(t *testing.T) {
+	forTransports(t, testLoopOutputLimit)
+}
+
+func testLoopOutputLimit(t *testing.T, tr transport) {
 	checkLeaks(t)
 	for _, via := range []string{"Write", "Send"} {
 		t.Run(via, func(t *testing.T) {
@@ -518,8 +522,8 @@ func TestLoopOutputLimit(t *testing.T) {
 				}()
 			}}
 			var logs testkit.SyncBuffer
-			addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, MaxOutput: limit, Logger: logTo(&logs)})
-			c := dialLoop(t, addr)
+			addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, MaxOutput: limit, Logger: logTo(&logs)})
+			c := tr.dial(t, addr)
 			c.Write([]byte("go")) // and never read
 			err := testkit.WaitFor(t, closed, "the connection's close")
 			var le *netcore.LimitError
@@ -543,10 +547,14 @@ func TestLoopOutputLimit(t *testing.T) {
 
 // A handler that never consumes gets its connection closed at MaxInput.
 func TestLoopInputLimit(t *testing.T) {
+	forTransports(t, testLoopInputLimit)
+}
+
+func testLoopInputLimit(t *testing.T, tr transport) {
 	checkLeaks(t)
 	closed := make(chan error, 1)
-	addr := serveLoop(t, &netcore.Loop{Handler: &loopFuncs{closed: closed}, MaxInput: 1000})
-	c := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: &loopFuncs{closed: closed}, MaxInput: 1000})
+	c := tr.dial(t, addr)
 	c.Write(testkit.RandomBytes(5000))
 	err := testkit.WaitFor(t, closed, "the close")
 	if !errors.Is(err, netcore.ErrInputLimit) || !strings.Contains(err.Error(), "MaxInput (1000 bytes)") {
@@ -665,6 +673,10 @@ func testLoopHalfClose(t *testing.T, tr transport) {
 // message of every sender arrives whole and in its sender's order, and a
 // Close from outside ends the connection after what was sent.
 func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
+	forTransports(t, testLoopSendAndCloseFromGoroutines)
+}
+
+func testLoopSendAndCloseFromGoroutines(t *testing.T, tr transport) {
 	checkLeaks(t)
 	conns := make(chan *netcore.LoopConn, 1)
 	closed := make(chan error, 1)
@@ -678,8 +690,8 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 			}
 		}
 	}}
-	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
-	client := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
+	client := tr.dial(t, addr)
 	lc := testkit.WaitFor(t, conns, "OnOpen")
 	const senders, each = 8, 500
 	var wg sync.WaitGroup
@@ -777,12 +789,16 @@ func TestLoopConcurrentCloseRace(t *testing.T) {
 }
 
 func TestLoopIdleTimeout(t *testing.T) {
+	forTransports(t, testLoopIdleTimeout)
+}
+
+func testLoopIdleTimeout(t *testing.T, tr transport) {
 	checkLeaks(t)
 	const idle = 300 * time.Millisecond
 	closed := make(chan error, 2)
-	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(closed), IdleTimeout: idle})
-	quiet := dialLoop(t, addr)
-	busy := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: loopEcho(closed), IdleTimeout: idle})
+	quiet := tr.dial(t, addr)
+	busy := tr.dial(t, addr)
 	// The busy one keeps talking for two idle periods, and stays open.
 	start := time.Now()
 	var quietErr error
@@ -801,6 +817,10 @@ func TestLoopIdleTimeout(t *testing.T) {
 }
 
 func TestLoopHandlerPanic(t *testing.T) {
+	forTransports(t, testLoopHandlerPanic)
+}
+
+func testLoopHandlerPanic(t *testing.T, tr transport) {
 	checkLeaks(t)
 	closed := make(chan error, 2)
 	h := &loopFuncs{closed: closed, data: func(c *netcore.LoopConn) {
@@ -810,9 +830,9 @@ func TestLoopHandlerPanic(t *testing.T) {
 		echoAll(c)
 	}}
 	var logs testkit.SyncBuffer
-	addr := serveLoop(t, &netcore.Loop{Handler: h, Logger: logTo(&logs)})
-	good := dialLoop(t, addr)
-	bad := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Logger: logTo(&logs)})
+	good := tr.dial(t, addr)
+	bad := tr.dial(t, addr)
 	loopRoundTrip(t, good, "hello")
 	bad.Write([]byte("panic"))
 	if err := testkit.WaitFor(t, closed, "the close"); !errors.Is(err, netcore.ErrHandlerPanic) || !strings.Contains(err.Error(), "handler bug") {
@@ -828,6 +848,10 @@ func TestLoopHandlerPanic(t *testing.T) {
 }
 
 func TestLoopShutdown(t *testing.T) {
+	forTransports(t, testLoopShutdown)
+}
+
+func testLoopShutdown(t *testing.T, tr transport) {
 	checkLeaks(t)
 	t.Run("graceful", func(t *testing.T) {
 		// Half a request waits; Shutdown closes the idle connection at
@@ -841,9 +865,9 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger()}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		idle := dialLoop(t, l.Addr().String())
-		busy := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		idle := tr.dial(t, l.Addr().String())
+		busy := tr.dial(t, l.Addr().String())
 		loopRoundTrip(t, idle, "12345678")
 		busy.Write([]byte("1234"))
 		loopRoundTrip(t, idle, "abcdefgh") // both are open: the loop served idle after busy's half request
@@ -883,8 +907,8 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger(), OutputHighWater: 64 << 20, MaxOutput: 64 << 20}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		c := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		c := tr.dial(t, l.Addr().String())
 		c.Write([]byte(strings.Repeat("more", 12)))
 		// Wait until the server is stuck with output.
 		deadline := time.Now().Add(testkit.Timeout)
@@ -908,8 +932,8 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: loopEcho(closed), Logger: quietLogger()}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		c := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		c := tr.dial(t, l.Addr().String())
 		loopRoundTrip(t, c, "hi")
 		lp.Close()
 		if err := lp.Close(); err != nil {
