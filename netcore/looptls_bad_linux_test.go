@@ -287,19 +287,10 @@ func TestLoopTLSHandshakeFlood(t *testing.T) {
 	for i, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
 			checkLeaks(t)
-			entered := make(chan struct{}, 1)
-			release := make(chan struct{})
-			var releaseOnce sync.Once
 			cfg := tr.serverConfig()
-			cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-				if h.ServerName == "flood" {
-					entered <- struct{}{}
-					<-release
-				}
-				return nil, nil
-			}
+			entered, release := holdHandshakes(cfg, "flood")
+			defer release()
 			s := tlsServers(cfg, testkit.Timeout, small)[name](t)
-			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the server's cleanup
 			good := tr.dial(t, s.addr)
 			raw := dialLoop(t, s.addr)
 			raw.SetWriteBuffer(64 << 10)
@@ -323,7 +314,7 @@ func TestLoopTLSHandshakeFlood(t *testing.T) {
 			}
 			sent[i] = flood.written.Load()
 			loopRoundTrip(t, good, "while flooded")
-			releaseOnce.Do(func() { close(release) })
+			release()
 			if e := readEnding(raw); e.end != "EOF" && e.end != "reset" {
 				t.Errorf("the flooding client's connection ended with %s, want EOF or a reset", e.end)
 			}

@@ -404,3 +404,72 @@ func TestLoopTLSStopMidHandshake(t *testing.T) {
 		})
 	}
 }
+
+// A handshake stuck in a callback of the server's tls.Config
+// (GetConfigForClient here; a GetCertificate that fetches a certificate,
+// say) does not hold Shutdown past its context: like netcore.Server's,
+// Shutdown returns the context's error when it ends, and the handshake's
+// goroutine ends once the callback returns (checkLeaks). The client's
+// connection is closed meanwhile.
+func TestLoopTLSShutdownWithCallbackStuck(t *testing.T) {
+	tr := transports(t)[2] // TLS 1.3
+	hello := clientHello(t, tr.clientConfig())
+	servers := map[string]func(t *testing.T, cfg *tls.Config) (string, func(context.Context) error){
+		"server": func(t *testing.T, cfg *tls.Config) (string, func(context.Context) error) {
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+			srv := &netcore.Server{Handler: netcore.HandlerFunc(func(context.Context, net.Conn) {}), TLSConfig: cfg, Logger: quietLogger()}
+			go srv.Serve(l)
+			return l.Addr().String(), srv.Shutdown
+		},
+		"loop": func(t *testing.T, cfg *tls.Config) (string, func(context.Context) error) {
+			lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 1, Logger: quietLogger()}
+			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+			go lp.ServeTLS(l, cfg)
+			return l.Addr().String(), lp.Shutdown
+		},
+	}
+	for _, name := range []string{"server", "loop"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := tr.serverConfig()
+			entered, release := holdHandshakes(cfg, "")
+			defer release()
+			checkLeaks(t)
+			addr, shutdown := servers[name](t, cfg)
+			c := dialLoop(t, addr)
+			c.Write(hello)
+			testkit.WaitFor(t, entered, "the handshake in GetConfigForClient")
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- shutdown(ctx) }()
+			err := testkit.WaitFor(t, done, "Shutdown's return")
+			release()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown with a handshake stuck in a callback = %v, want context.DeadlineExceeded", err)
+			}
+			if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("the client's connection: %v, want EOF or a reset", err)
+			}
+		})
+	}
+}
+
+// holdHandshakes makes cfg's GetConfigForClient hold the handshake of each
+// client that asks for serverName (of every client if it is ""): it
+// reports on entered, then waits until release is called. Defer release
+// too: a test that fails first must not leave a server's cleanup waiting
+// for a held handshake.
+func holdHandshakes(cfg *tls.Config, serverName string) (entered <-chan struct{}, release func()) {
+	in := make(chan struct{}, 1)
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if serverName == "" || h.ServerName == serverName {
+			in <- struct{}{}
+			<-gate
+		}
+		return nil, nil
+	}
+	return in, release
+}
