@@ -393,8 +393,7 @@ func testLoopBackPressure(t *testing.T, tr transport) {
 		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20}
 	// Small socket buffers at both ends (accepted sockets inherit the
 	// listener's), so that the kernel holds little before the stall.
-	lc := netcore.ListenConfig{Control: sockoptControl(
-		sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})}
+	lc := netcore.ListenConfig{Control: smallBuffers()}
 	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -453,6 +452,12 @@ func testLoopBackPressure(t *testing.T, tr transport) {
 	if err := testkit.WaitFor(t, werr, "the hog's writes"); err != nil {
 		t.Fatalf("the hog's writes: %v", err)
 	}
+}
+
+// smallBuffers is a Control function that gives a socket 64 KiB send and
+// receive buffers.
+func smallBuffers() controlFunc {
+	return sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})
 }
 
 // stallConn writes through its Conn in attempts bounded by a write deadline

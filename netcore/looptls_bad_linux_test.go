@@ -13,13 +13,11 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
-	"golang.org/x/sys/unix"
 )
 
 // logRecords is a slog.Handler that keeps every record. A Loop logs with
@@ -84,7 +82,7 @@ type tlsServer struct {
 // runs the handshake within hsTimeout and then echoes until Read fails,
 // and "loop", an echo Loop on one event loop with TLSHandshakeTimeout
 // hsTimeout. control, if not nil, is the listeners' Control function.
-func tlsServers(cfg *tls.Config, hsTimeout time.Duration, control func(string, string, syscall.RawConn) error) map[string]func(t *testing.T) tlsServer {
+func tlsServers(cfg *tls.Config, hsTimeout time.Duration, control controlFunc) map[string]func(t *testing.T) tlsServer {
 	return map[string]func(t *testing.T) tlsServer{
 		"net": func(t *testing.T) tlsServer {
 			s := tlsServer{ended: make(chan error, 8)}
@@ -282,7 +280,6 @@ func TestLoopTLSHandshakeFlood(t *testing.T) {
 	floodCfg := tr.clientConfig()
 	floodCfg.ServerName = "flood"
 	hello := clientHello(t, floodCfg)
-	small := sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})
 	var sent [2]int64
 	for i, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
@@ -290,7 +287,7 @@ func TestLoopTLSHandshakeFlood(t *testing.T) {
 			cfg := tr.serverConfig()
 			entered, release := holdHandshakes(cfg, "flood")
 			defer release()
-			s := tlsServers(cfg, testkit.Timeout, small)[name](t)
+			s := tlsServers(cfg, testkit.Timeout, smallBuffers())[name](t)
 			good := tr.dial(t, s.addr)
 			raw := dialLoop(t, s.addr)
 			raw.SetWriteBuffer(64 << 10)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -297,7 +296,7 @@ func readEnding(c net.Conn) ending {
 	got, err := io.ReadAll(c)
 	e := ending{got: string(got), end: "EOF"}
 	switch {
-	case errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, errConnReset):
 		e.end = "reset"
 	case err != nil:
 		e.end = err.Error()
@@ -447,7 +446,7 @@ func TestLoopTLSShutdownWithCallbackStuck(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("Shutdown with a handshake stuck in a callback = %v, want context.DeadlineExceeded", err)
 			}
-			if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			if _, err := io.ReadAll(c); err != nil && !errors.Is(err, errConnReset) {
 				t.Errorf("the client's connection: %v, want EOF or a reset", err)
 			}
 		})
