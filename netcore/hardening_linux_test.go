@@ -124,7 +124,7 @@ func TestServerHandshakeTimeout(t *testing.T) {
 
 			// The trickler: a real ClientHello, captured, sent a byte at
 			// a time.
-			hello := clientHello(t)
+			hello := clientHello(t, &tls.Config{ServerName: "127.0.0.1", InsecureSkipVerify: true})
 			slow := dialLoop(t, l.Addr().String())
 			start := time.Now()
 			ended := make(chan error, 1)
@@ -162,23 +162,6 @@ func TestServerHandshakeTimeout(t *testing.T) {
 			}
 		})
 	}
-}
-
-// clientHello returns the first bytes a crypto/tls client sends: its
-// ClientHello record.
-func clientHello(t *testing.T) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: "127.0.0.1", InsecureSkipVerify: true}).Handshake()
-	buf := make([]byte, 4096)
-	b.SetReadDeadline(time.Now().Add(testkit.Timeout))
-	n, err := b.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf[:n]
 }
 
 // ReadFrom's errors name the operation as Go's net does ("readfrom"),

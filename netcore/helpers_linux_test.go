@@ -64,9 +64,12 @@ func drainAccepts(l *netcore.Listener) {
 // A sockopt is an integer socket option: level, name, value.
 type sockopt struct{ level, name, value int }
 
-// sockoptControl is a Control function, of the signature net's and
-// netcore's ListenConfig and Dialer share, that sets opts on the socket.
-func sockoptControl(opts ...sockopt) func(string, string, syscall.RawConn) error {
+// A controlFunc is a Control function, of the signature net's and
+// netcore's ListenConfig and Dialer share.
+type controlFunc = func(network, address string, c syscall.RawConn) error
+
+// sockoptControl is a Control function that sets opts on the socket.
+func sockoptControl(opts ...sockopt) controlFunc {
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {

@@ -26,15 +26,10 @@ import (
 	"github.com/netcore-dev/netcore/netcore"
 )
 
-// serveNet serves handle on Go's net, a goroutine per connection, on a
-// fresh 127.0.0.1 listener; it returns the address. Everything ends with
-// the test.
-func serveNet(t *testing.T, handle func(c net.Conn)) string {
+// serveNetOn serves handle on l, a goroutine per connection; it returns
+// the address. Everything ends with the test.
+func serveNetOn(t *testing.T, l net.Listener, handle func(c net.Conn)) string {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -76,14 +71,19 @@ func reply64k(b byte) []byte { return bytes.Repeat([]byte{b}, 64<<10) }
 // (6.4 MiB in all, past the Loop's 4 MiB MaxOutput), and reads everything.
 // A handler that stops taking requests while OutputFull is offered the rest
 // of its input again once the output drains: every reply arrives, with
-// output bounded by the watermarks.
+// output bounded by the watermarks. Over TLS the same: the ciphertext
+// waiting for the socket counts as output.
 func TestContractPipelineLargeReplies(t *testing.T) {
+	forTransports(t, testContractPipelineLargeReplies)
+}
+
+func testContractPipelineLargeReplies(t *testing.T, tr transport) {
 	const requests = 100
 	var peak int
 	var mu sync.Mutex
 	servers := map[string]func(t *testing.T) string{
 		"net": func(t *testing.T) string {
-			return serveNet(t, func(c net.Conn) {
+			return tr.serveNet(t, func(c net.Conn) {
 				r := bufio.NewReader(c)
 				for {
 					b, err := r.ReadByte()
@@ -105,13 +105,13 @@ func TestContractPipelineLargeReplies(t *testing.T) {
 				peak = max(peak, c.OutputBuffered())
 				mu.Unlock()
 			}}
-			return serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+			return tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
 		},
 	}
 	for _, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
 			checkLeaks(t)
-			c := dialLoop(t, servers[name](t))
+			c := tr.dial(t, servers[name](t))
 			req := make([]byte, requests)
 			for i := range req {
 				req[i] = 'a' + byte(i%26)
@@ -138,12 +138,18 @@ func TestContractPipelineLargeReplies(t *testing.T) {
 
 // A handler that hands the request to a goroutine, which answers with Send,
 // keeps the connection open for it with Hold/Release: the client that
-// half-closes after its request gets the answer, then EOF.
+// half-closes after its request gets the answer, then EOF. (Over TLS the
+// client's half-close is close_notify, then FIN, and the answer ends with
+// the server's close_notify.)
 func TestContractReplyFromGoroutineAfterHalfClose(t *testing.T) {
+	forTransports(t, testContractReplyFromGoroutineAfterHalfClose)
+}
+
+func testContractReplyFromGoroutineAfterHalfClose(t *testing.T, tr transport) {
 	servers := map[string]func(t *testing.T) string{
 		"net": func(t *testing.T) string {
-			return serveNet(t, func(c net.Conn) {
-				req, err := io.ReadAll(c) // until the client's FIN
+			return tr.serveNet(t, func(c net.Conn) {
+				req, err := io.ReadAll(c) // until the client's FIN (TLS: close_notify)
 				if err != nil {
 					return
 				}
@@ -171,13 +177,13 @@ func TestContractReplyFromGoroutineAfterHalfClose(t *testing.T) {
 				},
 				eof: func(c *netcore.LoopConn) { close(eof) },
 			}
-			return serveLoop(t, &netcore.Loop{Handler: h})
+			return tr.serveLoop(t, &netcore.Loop{Handler: h})
 		},
 	}
 	for _, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
 			checkLeaks(t)
-			c := dialLoop(t, servers[name](t))
+			c := tr.dial(t, servers[name](t))
 			c.Write([]byte("question"))
 			c.CloseWrite()
 			got, err := io.ReadAll(c)
@@ -191,8 +197,13 @@ func TestContractReplyFromGoroutineAfterHalfClose(t *testing.T) {
 // Shutdown while a request is being worked on elsewhere: the answer is
 // delivered before the connection closes, and an idle connection is closed
 // at once. netcore.Server is the peer (it has a graceful Shutdown, as
-// net/http's).
+// net/http's). Over TLS, the connections Shutdown closes get close_notify
+// first: the client reads io.EOF, not an error.
 func TestContractShutdownWithWorkInFlight(t *testing.T) {
+	forTransports(t, testContractShutdownWithWorkInFlight)
+}
+
+func testContractShutdownWithWorkInFlight(t *testing.T, tr transport) {
 	type server struct {
 		addr     string
 		shutdown func(ctx context.Context) error
@@ -211,7 +222,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 				close(started)
 				<-proceed
 				c.Write(append([]byte("answer to "), buf[:n]...))
-			}), Logger: quietLogger()}
+			}), TLSConfig: tr.serverConfig(), Logger: quietLogger()}
 			go srv.Serve(l)
 			return server{l.Addr().String(), srv.Shutdown}
 		},
@@ -232,7 +243,7 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 			}}
 			lp := &netcore.Loop{Handler: h, Loops: 1, Logger: quietLogger()}
 			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
-			go lp.Serve(l)
+			go tr.serveFunc(lp)(l)
 			return server{l.Addr().String(), lp.Shutdown}
 		},
 	}
@@ -242,16 +253,16 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 			started = make(chan struct{})
 			proceed = make(chan struct{})
 			s := servers[name](t)
-			busy := dialLoop(t, s.addr)
+			busy := tr.dial(t, s.addr)
 			busy.Write([]byte("question"))
 			testkit.WaitFor(t, started, "the worker")
-			var idle *netcore.Conn
+			var idle clientConn
 			if name == "loop" {
 				// An idle connection, which Shutdown closes at once. (The
 				// Server's handlers read in their own way: it would wait
 				// for one blocked in Read.) One round trip: the loop has
 				// taken the connection on.
-				idle = dialLoop(t, s.addr)
+				idle = tr.dial(t, s.addr)
 				idle.Write([]byte("idle"))
 				if _, err := io.ReadFull(idle, make([]byte, 2)); err != nil {
 					t.Fatal(err)
@@ -283,10 +294,14 @@ func TestContractShutdownWithWorkInFlight(t *testing.T) {
 // A Send made for one request and a Write made for the next, later one
 // leave in that order (the reviewer saw "CB" in 17-20 of 20 rounds).
 func TestContractSendThenWriteOrder(t *testing.T) {
+	forTransports(t, testContractSendThenWriteOrder)
+}
+
+func testContractSendThenWriteOrder(t *testing.T, tr transport) {
 	const rounds = 50
 	servers := map[string]func(t *testing.T) string{
 		"net": func(t *testing.T) string {
-			return serveNet(t, func(c net.Conn) {
+			return tr.serveNet(t, func(c net.Conn) {
 				var mu sync.Mutex // a goroutine-per-connection server's writer lock
 				buf := make([]byte, 1)
 				for {
@@ -317,12 +332,12 @@ func TestContractSendThenWriteOrder(t *testing.T) {
 					}
 				}
 			}}
-			return serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+			return tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
 		},
 	}
 	for _, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
-			c := dialLoop(t, servers[name](t))
+			c := tr.dial(t, servers[name](t))
 			got := make([]byte, 2)
 			for i := range rounds {
 				c.Write([]byte("b"))
@@ -340,15 +355,20 @@ func TestContractSendThenWriteOrder(t *testing.T) {
 
 // After CloseWrite, Send and Write both fail with net.ErrClosed and the
 // peer reads what was written before, then EOF. (Go's net: a Write after
-// CloseWrite fails too.)
+// CloseWrite fails too; over TLS, CloseWrite sends close_notify, and
+// crypto/tls refuses a Write after it.)
 func TestContractSendAfterCloseWrite(t *testing.T) {
+	forTransports(t, testContractSendAfterCloseWrite)
+}
+
+func testContractSendAfterCloseWrite(t *testing.T, tr transport) {
 	type result struct{ send, write error }
 	servers := map[string]func(t *testing.T, res chan<- result) string{
 		"net": func(t *testing.T, res chan<- result) string {
-			return serveNet(t, func(c net.Conn) {
+			return tr.serveNet(t, func(c net.Conn) {
 				c.Read(make([]byte, 16))
 				c.Write([]byte("bye"))
-				c.(*net.TCPConn).CloseWrite()
+				c.(interface{ CloseWrite() error }).CloseWrite()
 				_, werr := c.Write([]byte("late"))
 				res <- result{werr, werr}
 			})
@@ -363,13 +383,13 @@ func TestContractSendAfterCloseWrite(t *testing.T) {
 				_, r.write = c.Write([]byte("late"))
 				res <- r
 			}}
-			return serveLoop(t, &netcore.Loop{Handler: h})
+			return tr.serveLoop(t, &netcore.Loop{Handler: h})
 		},
 	}
 	for _, name := range []string{"net", "loop"} {
 		t.Run(name, func(t *testing.T) {
 			res := make(chan result, 1)
-			c := dialLoop(t, servers[name](t, res))
+			c := tr.dial(t, servers[name](t, res))
 			c.Write([]byte("hi"))
 			got, err := io.ReadAll(c)
 			if err != nil || string(got) != "bye" {
@@ -391,6 +411,10 @@ func TestContractSendAfterCloseWrite(t *testing.T) {
 // ErrLoopClosed. Called from a callback they cannot wait for the loop they
 // run on; they start the stop and return nil.
 func TestContractStopFromCallback(t *testing.T) {
+	forTransports(t, testContractStopFromCallback)
+}
+
+func testContractStopFromCallback(t *testing.T, tr transport) {
 	for _, how := range []string{"Shutdown", "Close"} {
 		t.Run(how, func(t *testing.T) {
 			checkLeaks(t)
@@ -410,8 +434,8 @@ func TestContractStopFromCallback(t *testing.T) {
 			lp = &netcore.Loop{Handler: h, Loops: 2, Logger: quietLogger()}
 			l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 			served := make(chan error, 1)
-			go func() { served <- lp.Serve(l) }()
-			c := dialLoop(t, l.Addr().String())
+			go func() { served <- tr.serveFunc(lp)(l) }()
+			c := tr.dial(t, l.Addr().String())
 			c.Write([]byte("stop"))
 			if err := testkit.WaitFor(t, returned, how+" from the callback"); err != nil {
 				t.Errorf("%s from a callback = %v, want nil", how, err)
@@ -497,13 +521,17 @@ func TestLoopMaxOutputCountsSendAndWrite(t *testing.T) {
 // before the connection closes still runs once, before OnClose; after the
 // close Execute returns net.ErrClosed.
 func TestLoopExecute(t *testing.T) {
+	forTransports(t, testLoopExecute)
+}
+
+func testLoopExecute(t *testing.T, tr transport) {
 	checkLeaks(t)
 	conns := make(chan *netcore.LoopConn, 1)
 	closed := make(chan error, 1)
 	var events []string // on the loop only
 	h := &loopFuncs{open: func(c *netcore.LoopConn) { conns <- c }, closed: closed}
 	h.closeHook = func(c *netcore.LoopConn) { events = append(events, "OnClose") }
-	c := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h}))
+	c := tr.dial(t, tr.serveLoop(t, &netcore.Loop{Handler: h}))
 	lc := testkit.WaitFor(t, conns, "OnOpen")
 	for i := range 100 {
 		lc.Send([]byte(fmt.Sprintf("s%d,", i)))

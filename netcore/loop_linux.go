@@ -204,7 +204,10 @@ func (lp *Loop) start() error {
 // others finish: each is closed as soon as it becomes idle. When ctx ends
 // first, it closes the remaining connections at once and returns ctx's
 // error. Either way, when Shutdown returns the loops' goroutines and
-// descriptors are gone. Serve returns ErrLoopClosed.
+// descriptors are gone, and so are the goroutines of TLS handshakes,
+// except one blocked in a callback of the tls.Config (GetCertificate,
+// GetConfigForClient) when ctx ends: it is not waited for, and ends when
+// its callback returns. Serve returns ErrLoopClosed.
 //
 // Called from a LoopHandler callback (or a function Execute or AfterFunc
 // runs), Shutdown cannot wait for the loop it runs on: it starts the same
@@ -249,7 +252,25 @@ func (lp *Loop) Shutdown(ctx context.Context) error {
 			<-l.done
 		}
 	}
-	lp.state.handshakes.Wait() // each ended when its connection closed
+	// The handshakes' goroutines end once their connections closed,
+	// except one held in a callback of the tls.Config (GetCertificate,
+	// say): that one is not waited for past ctx, as Server's Shutdown
+	// does not wait for a handler blocked elsewhere than its connection.
+	// It ends when its callback returns.
+	handshakes := make(chan struct{})
+	go func() {
+		lp.state.handshakes.Wait()
+		close(handshakes)
+	}()
+	select {
+	case <-handshakes:
+	case <-ctx.Done():
+		select {
+		case <-handshakes:
+		default:
+			forced = true
+		}
+	}
 	if forced {
 		return ctx.Err()
 	}
@@ -258,7 +279,9 @@ func (lp *Loop) Shutdown(ctx context.Context) error {
 
 // Close stops the Loop at once: it closes the listeners and every
 // connection (their handlers' OnClose get ErrLoopClosed), and returns when
-// the loops' goroutines and descriptors are gone. Serve returns
+// the loops' goroutines and descriptors are gone, and the goroutines of
+// TLS handshakes (one blocked in a tls.Config callback is waited for, as
+// Server.Close waits for its handlers). Serve returns
 // ErrLoopClosed. A second Close returns nil. Called from a callback, Close
 // starts the stop on another goroutine and returns nil at once, as
 // Shutdown does.
@@ -728,12 +751,16 @@ func (l *eventLoop) rearmListeners() {
 // closeIdle closes, while draining, every connection with nothing left to
 // do: no input buffered or waiting unread in the socket (a request that
 // arrived is served, and closing over unread input would send a reset), no
-// output written or queued, no work held.
+// output written or queued, no work held. A TLS handshake under way is
+// nothing to wait for (no request has come yet, and a client that stalls
+// would hold Shutdown for its whole TLSHandshakeTimeout): the connection
+// closes, its unread handshake bytes with it, as netcore.Server cancels
+// its handshakes at Shutdown.
 func (l *eventLoop) closeIdle() {
 	for _, c := range l.conns {
-		if c != nil && c.in.Len() == 0 && c.outLen() == 0 && !c.queued.Load() && c.holds.Load() == 0 &&
-			(c.tls == nil || c.tls.state != tlsHandshaking) {
-			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose {
+		if c != nil && c.in.Len() == 0 && c.outLen() == 0 && !c.queued.Load() && c.holds.Load() == 0 {
+			handshaking := c.tls != nil && c.tls.state == tlsHandshaking
+			if n, err := sys.Unread(c.fd); err == nil && n > 0 && !c.eof && !c.flushClose && !handshaking {
 				continue // read at the next epoll_wait
 			}
 			l.closeConn(c, ErrLoopClosed)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,7 +93,7 @@ func serveLoopOn(t *testing.T, lp *netcore.Loop, l net.Listener) string {
 
 // serveLoopWith is serveLoopOn with the serving call of the caller's
 // (ServeTLS, say).
-func serveLoopWith(t *testing.T, lp *netcore.Loop, l net.Listener, serve func(net.Listener) error) string {
+func serveLoopWith(t testing.TB, lp *netcore.Loop, l net.Listener, serve func(net.Listener) error) string {
 	t.Helper()
 	if lp.Logger == nil {
 		lp.Logger = quietLogger()
@@ -132,7 +133,7 @@ func dialLoop(t testing.TB, addr string) *netcore.Conn {
 
 // loopRoundTrip writes msg on c and reads len(msg) bytes back, which must be
 // msg.
-func loopRoundTrip(t testing.TB, c *netcore.Conn, msg string) {
+func loopRoundTrip(t testing.TB, c io.ReadWriter, msg string) {
 	t.Helper()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -380,74 +381,125 @@ func roundTripNumbers(t *testing.T, c *netcore.Conn, first, count int) {
 // buffers and then the server's output up to the high watermark; the server
 // stops reading it, its buffers stay within the limits, other clients are
 // served as usual, and when the client finally reads, every byte comes back.
+// Over TLS the same, with the ciphertext waiting for the socket counted as
+// output.
 func TestLoopBackPressure(t *testing.T) {
+	forTransports(t, testLoopBackPressure)
+}
+
+func testLoopBackPressure(t *testing.T, tr transport) {
 	checkLeaks(t)
 	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 1, MaxInput: 64 << 10,
 		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20}
 	// Small socket buffers at both ends (accepted sockets inherit the
 	// listener's), so that the kernel holds little before the stall.
-	lc := netcore.ListenConfig{Control: sockoptControl(
-		sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})}
+	lc := netcore.ListenConfig{Control: smallBuffers()}
 	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serveLoopOn(t, lp, l)
-	hog := dialLoop(t, addr)
-	hog.SetReadBuffer(64 << 10)
-	hog.SetWriteBuffer(64 << 10)
-	// Write until a write stalls: the server has stopped reading and
-	// every buffer on the way is full.
-	var sent bytes.Buffer
-	chunk := testkit.RandomBytes(64 << 10)
+	addr := serveLoopWith(t, lp, l, tr.serveFunc(lp))
+	raw := dialLoop(t, addr)
+	raw.SetReadBuffer(64 << 10)
+	raw.SetWriteBuffer(64 << 10)
+	stalls := make(chan uint64, 64)
+	hog := tr.client(t, &stallConn{Conn: raw, stalls: stalls})
+	// Write, and do not read, until the writes have stalled three
+	// times: the server has stopped reading and every buffer on the way
+	// is full. (From a goroutine, through stallConn: a TLS client's
+	// connection cannot go on after a write deadline.)
+	sent := testkit.RandomBytes(3 << 20)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := hog.Write(sent)
+		werr <- err
+	}()
 	var waits uint64 // epoll_wait calls during the last stall
-	for stalls := 0; stalls < 3; {
-		hog.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		w0 := sys.Count(sys.OpEpollWait)
-		n, err := hog.Write(chunk)
-		sent.Write(chunk[:n])
-		if err != nil {
-			if !errors.Is(err, errDeadlineExceeded) {
-				t.Fatalf("Write: %v", err)
-			}
-			stalls++
-			waits = sys.Count(sys.OpEpollWait) - w0
-		}
-		if sent.Len() > 256<<20 {
-			t.Fatalf("sent %d bytes without the server pushing back", sent.Len())
+	for range 3 {
+		select {
+		case waits = <-stalls:
+		case err := <-werr:
+			t.Fatalf("wrote %d bytes without the server pushing back (%v)", len(sent), err)
+		case <-time.After(testkit.Timeout):
+			t.Fatal("the writes neither stalled nor ended")
 		}
 	}
-	hog.SetWriteDeadline(time.Now().Add(testkit.Timeout))
 	st := lp.Stats()
-	t.Logf("stalled after %d bytes; server holds %d input and %d output bytes", sent.Len(), st.InputBytes, st.OutputBytes)
+	t.Logf("stalled; server holds %d input and %d output bytes", st.InputBytes, st.OutputBytes)
 	if st.InputBytes > int64(lp.MaxInput) || st.OutputBytes > int64(lp.MaxOutput) {
 		t.Errorf("server buffers %d input bytes (MaxInput %d) and %d output bytes (MaxOutput %d)",
 			st.InputBytes, lp.MaxInput, st.OutputBytes, lp.MaxOutput)
 	}
 	// A paused connection does not keep the loop busy: it waits in
-	// epoll_wait, not around it. (The stalled Write waited 100 ms in Go's
+	// epoll_wait, not around it. (The stalled write waited 100 ms in Go's
 	// poller, which the seam does not count.)
 	if waits > 10 {
 		t.Errorf("the loop called epoll_wait %d times while the connection was paused, want a few", waits)
 	}
 	// The loop still serves everyone else.
-	other := dialLoop(t, addr)
+	other := tr.dial(t, addr)
 	for i := range 100 {
 		loopRoundTrip(t, other, fmt.Sprintf("round trip %d", i))
 	}
 	// The hog reads at last: everything it sent comes back.
-	got := make([]byte, sent.Len())
+	got := make([]byte, len(sent))
 	if _, err := io.ReadFull(hog, got); err != nil {
-		t.Fatalf("reading back %d bytes: %v", sent.Len(), err)
+		t.Fatalf("reading back %d bytes: %v", len(sent), err)
 	}
-	if !bytes.Equal(got, sent.Bytes()) {
+	if !bytes.Equal(got, sent) {
 		t.Fatalf("the echo after back-pressure differs")
 	}
+	if err := testkit.WaitFor(t, werr, "the hog's writes"); err != nil {
+		t.Fatalf("the hog's writes: %v", err)
+	}
+}
+
+// smallBuffers is a Control function that gives a socket 64 KiB send and
+// receive buffers.
+func smallBuffers() controlFunc {
+	return sockoptControl(sockopt{unix.SOL_SOCKET, unix.SO_RCVBUF, 64 << 10}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUF, 64 << 10})
+}
+
+// stallConn writes through its Conn in attempts bounded by a write deadline
+// of 100 ms; an attempt that moves no byte is a stall, reported on stalls
+// with the number of epoll_wait calls made meanwhile, and the write goes
+// on. So a writer above it (a TLS client) keeps its connection while the
+// test sees the server push back.
+type stallConn struct {
+	*netcore.Conn
+	stalls  chan<- uint64
+	written atomic.Int64 // bytes written so far
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		w0 := sys.Count(sys.OpEpollWait)
+		n, err := c.Conn.Write(p[done:])
+		done += n
+		c.written.Add(int64(n))
+		if err != nil && !errors.Is(err, errDeadlineExceeded) {
+			return done, err
+		}
+		if err != nil && n == 0 {
+			select {
+			case c.stalls <- sys.Count(sys.OpEpollWait) - w0:
+			default:
+			}
+		}
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(testkit.Timeout))
+	return done, nil
 }
 
 // The hard output limit closes the connection, logged, with a LimitError
 // that names the limit and its value.
 func TestLoopOutputLimit(t *testing.T) {
+	forTransports(t, testLoopOutputLimit)
+}
+
+func testLoopOutputLimit(t *testing.T, tr transport) {
 	checkLeaks(t)
 	for _, via := range []string{"Write", "Send"} {
 		t.Run(via, func(t *testing.T) {
@@ -475,8 +527,8 @@ func TestLoopOutputLimit(t *testing.T) {
 				}()
 			}}
 			var logs testkit.SyncBuffer
-			addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, MaxOutput: limit, Logger: logTo(&logs)})
-			c := dialLoop(t, addr)
+			addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 1, MaxOutput: limit, Logger: logTo(&logs)})
+			c := tr.dial(t, addr)
 			c.Write([]byte("go")) // and never read
 			err := testkit.WaitFor(t, closed, "the connection's close")
 			var le *netcore.LimitError
@@ -500,10 +552,14 @@ func TestLoopOutputLimit(t *testing.T) {
 
 // A handler that never consumes gets its connection closed at MaxInput.
 func TestLoopInputLimit(t *testing.T) {
+	forTransports(t, testLoopInputLimit)
+}
+
+func testLoopInputLimit(t *testing.T, tr transport) {
 	checkLeaks(t)
 	closed := make(chan error, 1)
-	addr := serveLoop(t, &netcore.Loop{Handler: &loopFuncs{closed: closed}, MaxInput: 1000})
-	c := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: &loopFuncs{closed: closed}, MaxInput: 1000})
+	c := tr.dial(t, addr)
 	c.Write(testkit.RandomBytes(5000))
 	err := testkit.WaitFor(t, closed, "the close")
 	if !errors.Is(err, netcore.ErrInputLimit) || !strings.Contains(err.Error(), "MaxInput (1000 bytes)") {
@@ -514,54 +570,107 @@ func TestLoopInputLimit(t *testing.T) {
 	}
 }
 
-// Half-close both ways: the peer's FIN reaches OnEOF, which still writes;
-// the handler's CloseWrite reaches the client as EOF while the client can
-// still send.
+// Half-close both ways, beside Go's net doing the same: the peer's FIN
+// reaches OnEOF, which still writes; the handler's CloseWrite reaches the
+// client as EOF while the client can still send. Over TLS a half-close is
+// close_notify (and the TCP half-close beneath): the client reads the reply,
+// then io.EOF, as from crypto/tls's CloseWrite.
 func TestLoopHalfClose(t *testing.T) {
-	checkLeaks(t)
-	closed := make(chan error, 1)
-	got := make(chan string, 1)
-	var input []byte
-	h := &loopFuncs{closed: closed,
-		data: func(c *netcore.LoopConn) {
-			p := c.Next(c.Buffered())
-			if string(p) == "bye" {
-				c.Write([]byte("see you"))
-				c.CloseWrite()
-				return
-			}
-			input = append(input, p...)
-		},
-		eof: func(c *netcore.LoopConn) {
-			got <- string(input)
-			c.Write([]byte(" -- after your FIN")) // refused after CloseWrite
-		},
-	}
-	addr := serveLoop(t, &netcore.Loop{Handler: h})
-	c := dialLoop(t, addr)
-	c.Write([]byte("bye"))
-	resp, err := io.ReadAll(c)
-	if err != nil || string(resp) != "see you" {
-		t.Fatalf("read to EOF = %q, %v; want %q", resp, err, "see you")
-	}
-	c.Write([]byte("still talking"))
-	c.CloseWrite()
-	if s := testkit.WaitFor(t, got, "OnEOF"); s != "still talking" {
-		t.Errorf("the server read %q after its CloseWrite, want %q", s, "still talking")
-	}
-	if err := testkit.WaitFor(t, closed, "the close"); err != io.EOF {
-		t.Errorf("closed with %v, want io.EOF", err)
-	}
+	forTransports(t, testLoopHalfClose)
+}
 
-	// The peer's FIN first: OnEOF's answer still arrives.
-	h2 := &loopFuncs{data: func(*netcore.LoopConn) {}, eof: func(c *netcore.LoopConn) {
-		c.Write([]byte(strings.ToUpper(string(c.Next(c.Buffered())))))
-	}}
-	c2 := dialLoop(t, serveLoop(t, &netcore.Loop{Handler: h2}))
-	c2.Write([]byte("shout this"))
-	c2.CloseWrite()
-	if resp, err := io.ReadAll(c2); err != nil || string(resp) != "SHOUT THIS" {
-		t.Fatalf("answer after FIN = %q, %v", resp, err)
+func testLoopHalfClose(t *testing.T, tr transport) {
+	type result struct {
+		input string // what the server read after its CloseWrite
+		late  error  // its Write after that
+	}
+	// The server's CloseWrite first: it answers "bye" with "see you" and
+	// half-closes, then reads the rest until the client's half-close.
+	servers := map[string]func(t *testing.T, res chan<- result, closed chan error) string{
+		"net": func(t *testing.T, res chan<- result, closed chan error) string {
+			return tr.serveNet(t, func(c net.Conn) {
+				if _, err := io.ReadFull(c, make([]byte, 3)); err != nil {
+					return
+				}
+				c.Write([]byte("see you"))
+				c.(interface{ CloseWrite() error }).CloseWrite()
+				input, err := io.ReadAll(c)
+				_, late := c.Write([]byte(" -- after your FIN"))
+				res <- result{string(input), late}
+				closed <- err
+			})
+		},
+		"loop": func(t *testing.T, res chan<- result, closed chan error) string {
+			var input []byte
+			h := &loopFuncs{closed: closed,
+				data: func(c *netcore.LoopConn) {
+					p := c.Next(c.Buffered())
+					if string(p) == "bye" {
+						c.Write([]byte("see you"))
+						c.CloseWrite()
+						return
+					}
+					input = append(input, p...)
+				},
+				eof: func(c *netcore.LoopConn) {
+					_, late := c.Write([]byte(" -- after your FIN"))
+					res <- result{string(input), late}
+				},
+			}
+			return tr.serveLoop(t, &netcore.Loop{Handler: h})
+		},
+	}
+	// The peer's FIN first: the answer written after it still arrives.
+	shouters := map[string]func(t *testing.T) string{
+		"net": func(t *testing.T) string {
+			return tr.serveNet(t, func(c net.Conn) {
+				if req, err := io.ReadAll(c); err == nil {
+					c.Write([]byte(strings.ToUpper(string(req))))
+				}
+			})
+		},
+		"loop": func(t *testing.T) string {
+			h := &loopFuncs{data: func(*netcore.LoopConn) {}, eof: func(c *netcore.LoopConn) {
+				c.Write([]byte(strings.ToUpper(string(c.Next(c.Buffered())))))
+			}}
+			return tr.serveLoop(t, &netcore.Loop{Handler: h})
+		},
+	}
+	for _, name := range []string{"net", "loop"} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			res := make(chan result, 1)
+			closed := make(chan error, 1)
+			c := tr.dial(t, servers[name](t, res, closed))
+			c.Write([]byte("bye"))
+			resp, err := io.ReadAll(c)
+			if err != nil || string(resp) != "see you" {
+				t.Fatalf("read to EOF = %q, %v; want %q", resp, err, "see you")
+			}
+			c.Write([]byte("still talking"))
+			c.CloseWrite()
+			r := testkit.WaitFor(t, res, "the server's EOF")
+			if r.input != "still talking" {
+				t.Errorf("the server read %q after its CloseWrite, want %q", r.input, "still talking")
+			}
+			if r.late == nil {
+				t.Errorf("a Write after the server's CloseWrite succeeded")
+			} else if name == "loop" && !errors.Is(r.late, net.ErrClosed) {
+				t.Errorf("a Write after CloseWrite = %v, want net.ErrClosed", r.late)
+			}
+			// The end of the input: nil from net's ReadAll, io.EOF in
+			// OnClose.
+			if err := testkit.WaitFor(t, closed, "the close"); err != nil && err != io.EOF {
+				t.Errorf("closed with %v, want io.EOF", err)
+			}
+
+			c2 := tr.dial(t, shouters[name](t))
+			c2.Write([]byte("shout this"))
+			c2.CloseWrite()
+			if resp, err := io.ReadAll(c2); err != nil || string(resp) != "SHOUT THIS" {
+				t.Fatalf("answer after FIN = %q, %v", resp, err)
+			}
+		})
 	}
 }
 
@@ -569,6 +678,10 @@ func TestLoopHalfClose(t *testing.T) {
 // message of every sender arrives whole and in its sender's order, and a
 // Close from outside ends the connection after what was sent.
 func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
+	forTransports(t, testLoopSendAndCloseFromGoroutines)
+}
+
+func testLoopSendAndCloseFromGoroutines(t *testing.T, tr transport) {
 	checkLeaks(t)
 	conns := make(chan *netcore.LoopConn, 1)
 	closed := make(chan error, 1)
@@ -582,8 +695,8 @@ func TestLoopSendAndCloseFromGoroutines(t *testing.T) {
 			}
 		}
 	}}
-	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
-	client := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Loops: 2})
+	client := tr.dial(t, addr)
 	lc := testkit.WaitFor(t, conns, "OnOpen")
 	const senders, each = 8, 500
 	var wg sync.WaitGroup
@@ -681,12 +794,16 @@ func TestLoopConcurrentCloseRace(t *testing.T) {
 }
 
 func TestLoopIdleTimeout(t *testing.T) {
+	forTransports(t, testLoopIdleTimeout)
+}
+
+func testLoopIdleTimeout(t *testing.T, tr transport) {
 	checkLeaks(t)
 	const idle = 300 * time.Millisecond
 	closed := make(chan error, 2)
-	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(closed), IdleTimeout: idle})
-	quiet := dialLoop(t, addr)
-	busy := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: loopEcho(closed), IdleTimeout: idle})
+	quiet := tr.dial(t, addr)
+	busy := tr.dial(t, addr)
 	// The busy one keeps talking for two idle periods, and stays open.
 	start := time.Now()
 	var quietErr error
@@ -705,6 +822,10 @@ func TestLoopIdleTimeout(t *testing.T) {
 }
 
 func TestLoopHandlerPanic(t *testing.T) {
+	forTransports(t, testLoopHandlerPanic)
+}
+
+func testLoopHandlerPanic(t *testing.T, tr transport) {
 	checkLeaks(t)
 	closed := make(chan error, 2)
 	h := &loopFuncs{closed: closed, data: func(c *netcore.LoopConn) {
@@ -714,9 +835,9 @@ func TestLoopHandlerPanic(t *testing.T) {
 		echoAll(c)
 	}}
 	var logs testkit.SyncBuffer
-	addr := serveLoop(t, &netcore.Loop{Handler: h, Logger: logTo(&logs)})
-	good := dialLoop(t, addr)
-	bad := dialLoop(t, addr)
+	addr := tr.serveLoop(t, &netcore.Loop{Handler: h, Logger: logTo(&logs)})
+	good := tr.dial(t, addr)
+	bad := tr.dial(t, addr)
 	loopRoundTrip(t, good, "hello")
 	bad.Write([]byte("panic"))
 	if err := testkit.WaitFor(t, closed, "the close"); !errors.Is(err, netcore.ErrHandlerPanic) || !strings.Contains(err.Error(), "handler bug") {
@@ -732,6 +853,10 @@ func TestLoopHandlerPanic(t *testing.T) {
 }
 
 func TestLoopShutdown(t *testing.T) {
+	forTransports(t, testLoopShutdown)
+}
+
+func testLoopShutdown(t *testing.T, tr transport) {
 	checkLeaks(t)
 	t.Run("graceful", func(t *testing.T) {
 		// Half a request waits; Shutdown closes the idle connection at
@@ -745,9 +870,9 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger()}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		idle := dialLoop(t, l.Addr().String())
-		busy := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		idle := tr.dial(t, l.Addr().String())
+		busy := tr.dial(t, l.Addr().String())
 		loopRoundTrip(t, idle, "12345678")
 		busy.Write([]byte("1234"))
 		loopRoundTrip(t, idle, "abcdefgh") // both are open: the loop served idle after busy's half request
@@ -787,8 +912,8 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: h, Logger: quietLogger(), OutputHighWater: 64 << 20, MaxOutput: 64 << 20}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		c := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		c := tr.dial(t, l.Addr().String())
 		c.Write([]byte(strings.Repeat("more", 12)))
 		// Wait until the server is stuck with output.
 		deadline := time.Now().Add(testkit.Timeout)
@@ -812,8 +937,8 @@ func TestLoopShutdown(t *testing.T) {
 		lp := &netcore.Loop{Handler: loopEcho(closed), Logger: quietLogger()}
 		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
 		served := make(chan error, 1)
-		go func() { served <- lp.Serve(l) }()
-		c := dialLoop(t, l.Addr().String())
+		go func() { served <- tr.serveFunc(lp)(l) }()
+		c := tr.dial(t, l.Addr().String())
 		loopRoundTrip(t, c, "hi")
 		lp.Close()
 		if err := lp.Close(); err != nil {

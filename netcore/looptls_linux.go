@@ -244,6 +244,9 @@ func checkTLSConfig(who string, config *tls.Config) error {
 // the client's certificates). A connection whose handshake fails or takes
 // longer than TLSHandshakeTimeout is closed, logged at Info level and
 // counted in LoopStats.TLSHandshakeErrors; its handler never sees it.
+// Shutdown does not wait for a handshake under way: it closes the
+// connection as an idle one (no request has come yet), as Server cancels
+// its handshakes at Shutdown.
 //
 // config must have a certificate (Certificates, GetCertificate or
 // GetConfigForClient) and must not change after ServeTLS is called, as for
@@ -393,10 +396,10 @@ func (l *eventLoop) handshakeDone(c *LoopConn, err error) {
 		l.after(c)
 	}
 	if !c.closed {
-		// Even with nothing left in tr.in: the handshake's last read may
-		// have taken records after its final message (a client's request
-		// sent with its Finished) into tls's own buffer, and no new byte
-		// may come to make the loop decrypt them.
+		// Always once, even with nothing left over: tls may hold what
+		// its handshake read past its last message (records stops it
+		// at record ends, so this is a safety net), and an EOF that
+		// came meanwhile is settled here.
 		l.decrypt(c, left, c.eof)
 	}
 	if !c.closed {
@@ -535,7 +538,10 @@ func (l *eventLoop) writeLast(c *LoopConn) {
 // closeTLS ends c's TLS layer as the connection closes for err: a
 // handshake in progress is stopped and counted as failed; an established
 // connection whose socket still works gets a close_notify if it has not
-// had one.
+// had one, as crypto/tls's Close sends it. Only a failed system call
+// means the socket does not work: after an error of tls's own (a record
+// cut short by the peer's FIN, say) the close_notify goes out, as from a
+// net server whose handler closes its *tls.Conn after Read failed.
 func (l *eventLoop) closeTLS(c *LoopConn, err error) {
 	t := c.tls
 	switch t.state {
@@ -544,8 +550,8 @@ func (l *eventLoop) closeTLS(c *LoopConn, err error) {
 		l.lp.state.tlsErrors.Add(1)
 		t.tr.Close()
 	case tlsReady:
-		var opErr *net.OpError
-		if !errors.As(err, &opErr) && l.closeNotify(c) {
+		var sysErr *os.SyscallError
+		if !errors.As(err, &sysErr) && l.closeNotify(c) {
 			l.writeLast(c)
 		}
 	}
