@@ -268,7 +268,8 @@ var errAlreadyTLS = errors.New("netcore: LoopConn.StartTLS: the connection alrea
 // runs on a goroutine of its own; until it is done OnData is not called,
 // and Write and Send keep their plaintext until it can be encrypted. If it
 // fails or takes longer than Loop.TLSHandshakeTimeout, the connection is
-// closed and OnClose gets the error. Call it on the loop only.
+// closed and OnClose gets the error. After Close, CloseWrite or the
+// peer's EOF it returns net.ErrClosed. Call it on the loop only.
 func (c *LoopConn) StartTLS(config *tls.Config) error {
 	if err := checkTLSConfig("LoopConn.StartTLS", config); err != nil {
 		return err
@@ -276,8 +277,8 @@ func (c *LoopConn) StartTLS(config *tls.Config) error {
 	if c.tls != nil {
 		return errAlreadyTLS
 	}
-	if c.closing() || c.wantShutWr {
-		return net.ErrClosed
+	if c.closing() || c.wantShutWr || c.eof {
+		return net.ErrClosed // (after the peer's EOF no handshake can come)
 	}
 	if c.framing > 0 {
 		return errors.New("netcore: LoopConn.StartTLS inside a reply frame (BeginFrame without End)")
@@ -434,7 +435,13 @@ func (l *eventLoop) tlsRead(c *LoopConn, p []byte) {
 // tls refuses closes the connection.
 func (l *eventLoop) decrypt(c *LoopConn, p []byte, eof bool) {
 	t := c.tls
+	// What other goroutines queued comes before the plaintext, even
+	// what does not fit the staging buffer and goes to c.in at once.
+	if !l.sync(c) {
+		return
+	}
 	t.tr.src, t.tr.srcEOF = p, eof
+	before := c.in.Len()
 	if l.plain == nil {
 		l.plain = make([]byte, tlsPlainSize)
 	}
@@ -462,10 +469,14 @@ func (l *eventLoop) decrypt(c *LoopConn, p []byte, eof bool) {
 	if t.raw.Len() > 0 {
 		l.markDirty(c) // tls answered something (a key update)
 	}
+	if c.flushClose {
+		// Closing (a Close during a StartTLS handshake): a plaintext
+		// connection would not have read this, and the handler must
+		// not see it.
+		c.in.Truncate(before)
+		got, spilled = 0, false
+	}
 	if got > 0 || spilled {
-		if !l.sync(c) {
-			return
-		}
 		if c.in.Len() == 0 {
 			c.borrow, c.borrowing = plain[:got], true
 		} else {

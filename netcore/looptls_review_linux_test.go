@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -590,5 +591,62 @@ func TestLoopStartTLSThenCloseWrite(t *testing.T) {
 	tc.CloseWrite()
 	if s := testkit.WaitFor(t, got, "OnEOF"); s != "last words" {
 		t.Errorf("OnEOF with %q", s)
+	}
+}
+
+// After StartTLS and Close, what the client sends behind its Finished is
+// not handed to the handler (a plaintext connection stops reading at
+// Close), and StartTLS after the peer's EOF is refused.
+func TestLoopStartTLSClosingAndAfterEOF(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	late := make(chan string, 1)
+	closed := make(chan error, 1)
+	eofErr := make(chan error, 1)
+	start := startTLSData(t, pki.ServerConfig(), func(c *netcore.LoopConn) {
+		c.Write([]byte("bye\n"))
+		c.Close()
+	})
+	h := &loopFuncs{closed: closed, data: func(c *netcore.LoopConn) {
+		if c.ConnectionState().HandshakeComplete {
+			late <- string(c.Next(-1))
+			return
+		}
+		start(c)
+	}, eof: func(c *netcore.LoopConn) {
+		if !c.ConnectionState().HandshakeComplete {
+			eofErr <- c.StartTLS(pki.ServerConfig())
+		}
+	}}
+	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
+
+	_, nc := dialStartTLS(t, addr, pki.ClientConfig())
+	held := &heldConn{Conn: nc}
+	cfg := pki.ClientConfig()
+	cfg.MinVersion = tls.VersionTLS13 // Finished is the client's last flight
+	tc := tls.Client(held, cfg)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	tc.Write([]byte("late request"))
+	if err := held.release(); err != nil { // Finished and the request together
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(tc); err != nil || string(b) != "bye\n" {
+		t.Errorf("read %q, %v; want \"bye\\n\" and close_notify", b, err)
+	}
+	if err := testkit.WaitFor(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose: %v", err)
+	}
+	select {
+	case s := <-late:
+		t.Errorf("the handler got %q after its Close", s)
+	default:
+	}
+
+	c := dialLoop(t, addr)
+	c.CloseWrite()
+	if err := testkit.WaitFor(t, eofErr, "StartTLS in OnEOF"); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("StartTLS after the peer's EOF: %v, want net.ErrClosed", err)
 	}
 }
