@@ -911,3 +911,42 @@ func holdHandshakes(cfg *tls.Config, serverName string) (entered <-chan struct{}
 	}
 	return in, release
 }
+
+// A FrameHandler serves over TLS as it is: frames split across records
+// and records carrying many frames come back whole, each answer built in
+// place with BeginFrame.
+func TestLoopTLSFrameHandler(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	codec, err := netcore.NewFrameCodec(4, binary.BigEndian, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := &netcore.FrameHandler{Codec: codec, OnFrame: func(c *netcore.LoopConn, payload []byte) {
+		f, err := c.BeginFrame(codec)
+		if err != nil {
+			t.Errorf("BeginFrame: %v", err)
+			return
+		}
+		c.Write(bytes.ToUpper(payload))
+		f.End()
+	}}
+	addr := serveLoopTLS(t, &netcore.Loop{Handler: fh.LoopHandler()}, pki.ServerConfig())
+	c := dialTLS(t, addr, pki.ClientConfig())
+	var req, want []byte
+	for i, n := range []int{0, 1, 100, 20000, 64 << 10, 3} { // 20000 and 64 KiB span records
+		p := bytes.Repeat([]byte{'a' + byte(i)}, n)
+		req = binary.BigEndian.AppendUint32(req, uint32(n))
+		req = append(req, p...)
+		want = binary.BigEndian.AppendUint32(want, uint32(n))
+		want = append(want, bytes.ToUpper(p)...)
+	}
+	go c.Write(req) // in records of the client's choosing
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the answers differ from the frames sent, upper-cased")
+	}
+}
