@@ -40,13 +40,19 @@ const (
 	OpWake // write(2) of 1 to an eventfd
 	OpIoctl
 	OpUnlink // unlinkat, for a Unix listener's socket file
+	OpIoUringSetup
+	OpIoUringEnter
+	OpIoUringRegister
+	OpMmap // mmap of an io_uring's rings, or anonymous memory for its buffers
+	OpMunmap
 	NumOps
 )
 
 var opNames = [NumOps]string{"socket", "bind", "listen", "accept4", "connect", "read", "write", "writev",
 	"shutdown", "close", "getsockopt", "setsockopt", "getsockname", "getpeername", "poll", "fcntl", "tgkill",
 	"sendfile", "splice", "pipe2",
-	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write", "ioctl", "unlinkat"}
+	"epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2", "openat", "write", "ioctl", "unlinkat",
+	"io_uring_setup", "io_uring_enter", "io_uring_register", "mmap", "munmap"}
 
 // String returns the system call's name, as os.NewSyscallError wants it.
 func (o Op) String() string {
