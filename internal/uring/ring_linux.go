@@ -304,7 +304,12 @@ func (r *Ring) PrepRecvMultishot(fd int, bgid uint16, userData uint64) bool {
 // PrepSend queues a send(2) of p on fd with MSG_NOSIGNAL; res is the
 // bytes sent, which may be fewer than len(p) (sending the rest is the
 // caller's). The kernel reads p after this returns, up to the completion:
-// the caller keeps p alive and unchanged until then.
+// the caller keeps p alive and unchanged until then, and p must not be on
+// a goroutine's stack (Go moves a stack when it grows, and the kernel
+// holds only the old address; converting p's address to a uint64 does not
+// make it escape, so a small local array may stay on the stack): use heap
+// memory that something keeps referenced, such as a buffer in a struct, or
+// a mapping.
 func (r *Ring) PrepSend(fd int, p []byte, userData uint64) bool {
 	sqe := r.next()
 	if sqe == nil {
@@ -323,7 +328,7 @@ func (r *Ring) PrepSend(fd int, p []byte, userData uint64) bool {
 // pipe or a socket ignores): for the Loop, the read of its wake-up eventfd,
 // which must be blocking (no EFD_NONBLOCK: on a non-blocking file io_uring
 // completes with -EAGAIN instead of waiting). The caller keeps p alive
-// until the completion.
+// until the completion, off any goroutine's stack (see PrepSend).
 func (r *Ring) PrepRead(fd int, p []byte, userData uint64) bool {
 	sqe := r.next()
 	if sqe == nil {

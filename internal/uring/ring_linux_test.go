@@ -166,6 +166,10 @@ func TestBoundedWait(t *testing.T) {
 	}
 }
 
+// eventfdBuf is where TestEventfdWake's read lands: package memory, not a
+// local array, since the kernel writes it after PrepRead returns.
+var eventfdBuf = new([8]byte)
+
 // Another goroutine wakes a ring waiting without a bound by writing to the
 // eventfd the ring is reading.
 func TestEventfdWake(t *testing.T) {
@@ -176,7 +180,7 @@ func TestEventfdWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Close(efd)
-	var buf [8]byte
+	buf := eventfdBuf
 	if !r.PrepRead(efd, buf[:], 7) {
 		t.Fatal("PrepRead = false")
 	}
