@@ -48,8 +48,12 @@ const (
 	uringBufSize  = 4 << 10
 	uringSQ       = 4096 // submissions; the CQ is 4 times larger
 	uringStopWait = 5 * time.Second
-	uringMaxQueue = 1 << 20 // output bytes queued on a connection beyond which its receive pauses
 )
+
+// uringMaxQueue is how many output bytes may wait on a connection: beyond
+// it, its receive is cancelled (paused) until the sends have caught up to
+// half of it. A variable for the tests.
+var uringMaxQueue = 1 << 20
 
 // The kinds of request, in user_data's top byte. user_data is kind<<56 |
 // seq<<32 | fd: seq is the connection's sequence number (its fd's
@@ -111,7 +115,7 @@ type uringLoop struct {
 	done  chan struct{}
 
 	// Counters, for NETCORE_URING_STATS.
-	enters, cqes, accepts, recvs, sends, shortSends, enobufs, rearms, midSubmits, maxBatch int
+	enters, cqes, accepts, recvs, sends, shortSends, enobufs, rearms, resumes, midSubmits, maxBatch int
 }
 
 // StartUring starts the io_uring echo server on addr.
@@ -244,8 +248,8 @@ func (s *uringServer) Close() error {
 }
 
 func (lp *uringLoop) stats() string {
-	return fmt.Sprintf("enters %d cqes %d (max batch %d) accepts %d recvs %d sends %d (short %d) enobufs %d rearms %d mid-batch submits %d",
-		lp.enters, lp.cqes, lp.maxBatch, lp.accepts, lp.recvs, lp.sends, lp.shortSends, lp.enobufs, lp.rearms, lp.midSubmits)
+	return fmt.Sprintf("enters %d cqes %d (max batch %d) accepts %d recvs %d sends %d (short %d) enobufs %d rearms %d resumes %d mid-batch submits %d",
+		lp.enters, lp.cqes, lp.maxBatch, lp.accepts, lp.recvs, lp.sends, lp.shortSends, lp.enobufs, lp.rearms, lp.resumes, lp.midSubmits)
 }
 
 // run is the loop's goroutine, on its own thread for its whole life (the
@@ -446,6 +450,13 @@ func (lp *uringLoop) onRecv(c *uringConn, res int32, flags uint32) {
 			b := lp.br.Buf(bid, int(res))
 			if c.sending {
 				c.pend = append(c.pend, b...)
+				if len(c.pend) > uringMaxQueue && c.recvArmed && !c.paused {
+					// The peer sends faster than it reads: stop receiving.
+					c.paused = true
+					lp.prep(func() bool {
+						return lp.r.PrepCancel(userData(udRecv, c.seq, c.fd), userData(udCancel, c.seq, c.fd))
+					})
+				}
 			} else {
 				c.out = append(c.out, b...)
 				lp.markDirty(c)
@@ -466,6 +477,8 @@ func (lp *uringLoop) onRecv(c *uringConn, res int32, flags uint32) {
 	case res == -int32(unix.ENOBUFS):
 		lp.enobufs++
 		lp.rearm(c)
+	case res == -int32(unix.ECANCELED) && c.paused:
+		lp.resume(c) // if the sends caught up meanwhile
 	case res == 0 || res < 0: // EOF, or an error (ECONNRESET...)
 		lp.startClose(c)
 	default: // ended with data (the kernel may end a multishot receive at any time)
@@ -473,14 +486,26 @@ func (lp *uringLoop) onRecv(c *uringConn, res int32, flags uint32) {
 	}
 }
 
-// rearm queues the receive again, unless too much waits to be sent: then
-// it pauses until the sends have caught up.
+// rearm queues the receive again, unless it is paused or too much waits to
+// be sent (then it pauses).
 func (lp *uringLoop) rearm(c *uringConn) {
-	if len(c.out)+len(c.pend) > uringMaxQueue {
+	if c.paused || len(c.out)-c.off+len(c.pend) > uringMaxQueue {
 		c.paused = true
+		lp.resume(c)
 		return
 	}
 	lp.rearms++
+	lp.prepRecv(c)
+}
+
+// resume re-arms a paused receive once it has ended and the output has
+// caught up to half the limit.
+func (lp *uringLoop) resume(c *uringConn) {
+	if !c.paused || c.recvArmed || c.closing || len(c.out)-c.off+len(c.pend) > uringMaxQueue/2 {
+		return
+	}
+	c.paused = false
+	lp.resumes++
 	lp.prepRecv(c)
 }
 
@@ -509,11 +534,7 @@ func (lp *uringLoop) onSend(c *uringConn, res int32) {
 	if len(c.out) > 0 {
 		lp.markDirty(c)
 	}
-	if c.paused && len(c.out) <= uringMaxQueue {
-		c.paused = false
-		lp.rearms++
-		lp.prepRecv(c)
-	}
+	lp.resume(c)
 }
 
 func (lp *uringLoop) markDirty(c *uringConn) {
