@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -429,11 +430,15 @@ func nextAcceptSource() int {
 // accepted counts BenchmarkAccept's connections, across runs.
 var accepted int
 
+// onlyImpls limits the implementations the benchmarks run.
+var onlyImpls = flag.String("impls", "", "run only these implementations (`names`, comma-separated; default all)")
+
 // forEachImpl runs body with conns connections open for each
-// implementation, those over TLS only if withTLS.
+// implementation (of -impls, if given), those over TLS only if withTLS.
 func forEachImpl(b *testing.B, conns int, withTLS bool, body func(*testing.B, *fixture)) {
+	only := strings.Split(*onlyImpls, ",")
 	for _, impl := range benchmarks.Impls {
-		if impl.TLS && !withTLS {
+		if impl.TLS && !withTLS || *onlyImpls != "" && !slices.Contains(only, impl.Name) {
 			continue
 		}
 		runImpl(b, impl.Name, conns, body)

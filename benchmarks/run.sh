@@ -7,6 +7,7 @@
 #   benchmarks/run.sh                         # 5 rounds of everything
 #   ROUNDS=10 BENCH='Echo/conns=1000' benchmarks/run.sh
 #   TLS=1 benchmarks/run.sh                   # only the echo over TLS, against net-tls
+#   IMPLS=net,loop,uring benchmarks/run.sh    # only these implementations (-impls)
 #
 # Every round runs every benchmark for every implementation once, so a slow
 # stretch of the machine hits them alike. 10,000 connections run in a second
@@ -23,7 +24,10 @@
 # System calls per op come from one more round with -syscalls (perf stat
 # counting the server's calls; skipped without perf, or with SYSCALLS=0):
 # counting costs the server CPU per call, so that round's other figures
-# are left out.
+# are left out. It runs LONG too.
+#
+# With uring among the results, one more table compares everything with
+# the epoll Loop (impl=loop).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,6 +38,7 @@ if [ "$TLS" = 1 ]; then
 fi
 BENCH=${BENCH:-.}
 BENCHTIME=${BENCHTIME:-1s}
+IMPLS=${IMPLS:-}
 # With BENCH given and LONG not, only BENCH runs.
 LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
 LONGTIME=${LONGTIME:-5s}
@@ -54,14 +59,17 @@ for i in $(seq "$ROUNDS"); do
 	if [ -n "$LONG" ]; then
 		skip=(-test.skip "$LONG")
 	fi
-	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -test.benchmem >> "$out"
+	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -test.benchmem -impls "$IMPLS" >> "$out"
 	if [ -n "$LONG" ]; then
-		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -test.benchmem >> "$out"
+		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -test.benchmem -impls "$IMPLS" >> "$out"
 	fi
 done
 if [ "$SYSCALLS" = 1 ]; then
 	echo "system calls: one round with -syscalls" >&2
-	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls >> "$sysout"
+	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls -impls "$IMPLS" >> "$sysout"
+	if [ -n "$LONG" ]; then
+		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -syscalls -impls "$IMPLS" >> "$sysout"
+	fi
 fi
 echo "raw results: benchmarks/$out" >&2
 # tlsonly keeps the results of the implementations over TLS (impl=NAME-tls).
@@ -78,10 +86,18 @@ else
 	echo
 	"$tmp/benchtable" -base net -metrics "$METRICS" "$out"
 	echo
-	echo "The same medians against impl=gnet."
-	echo
-	"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
-	echo
+	if grep -q '/impl=gnet-' "$out"; then
+		echo "The same medians against impl=gnet."
+		echo
+		"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
+		echo
+	fi
+	if grep -q '/impl=uring-' "$out"; then
+		echo "The same medians against impl=loop (the epoll Loop)."
+		echo
+		"$tmp/benchtable" -base loop -metrics "$METRICS" "$out"
+		echo
+	fi
 	if [ -n "$(tlsonly "$out")" ]; then
 		echo "The implementations over TLS, against impl=net-tls."
 		echo
@@ -94,5 +110,11 @@ if [ -s "$sysout" ]; then
 	echo
 	"$tmp/benchtable" -base "$base" -metrics srv-syscalls/op "$sysout"
 	echo
+	if grep -q '/impl=uring-' "$sysout"; then
+		echo "The same against impl=loop."
+		echo
+		"$tmp/benchtable" -base loop -metrics srv-syscalls/op "$sysout"
+		echo
+	fi
 fi
 go run "$BENCHSTAT" -col /impl "$out"

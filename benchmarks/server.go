@@ -58,6 +58,7 @@ var Impls = []Impl{
 	{Name: "loop-reuseport", Start: StartLoopReusePort},
 	{Name: "loop-spin", Start: StartLoopSpin},
 	{Name: "gnet", Start: StartGnet},
+	{Name: "uring", Start: StartUring},
 	{Name: "net-tls", Start: StartNetTLS, TLS: true},
 	{Name: "netcore-tls", Start: StartNetcoreTLS, TLS: true},
 	{Name: "loop-tls", Start: StartLoopTLS, TLS: true},
