@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -29,17 +30,27 @@ const (
 	kindGarbage   = "garbage"   // random bytes, or a header over the maximum: must be answered and closed
 	kindIdle      = "idle"      // sends nothing, or half a frame, and waits: IdleTimeout must close it
 	kindVanish    = "vanish"    // connects and closes at once (half of them with a reset)
+
+	// Against TLS servers only.
+	kindStall    = "stall"    // stops mid-handshake: TLSHandshakeTimeout must close it
+	kindBadHello = "badhello" // an HTTP request or random bytes instead of a ClientHello: must be closed
+	kindResume   = "resume"   // round trips on connection after connection, each resuming the session
 )
 
-var kinds = []string{kindPipeline, kindSlow, kindHalfClose, kindNever, kindReset, kindGarbage, kindIdle, kindVanish}
+var kinds = []string{kindPipeline, kindSlow, kindHalfClose, kindResume, kindNever, kindReset, kindGarbage, kindIdle, kindVanish, kindStall, kindBadHello}
 
 // wellBehaved reports whether every reply owed to a client of kind k
 // must arrive.
 func wellBehaved(k string) bool {
-	return k == kindPipeline || k == kindSlow || k == kindHalfClose
+	return k == kindPipeline || k == kindSlow || k == kindHalfClose || k == kindResume
 }
 
-const defaultMix = "pipeline=16,slow=4,halfclose=3,never=6,reset=3,garbage=3,idle=2,vanish=3"
+// tlsOnly reports whether clients of kind k run against TLS servers only.
+func tlsOnly(k string) bool {
+	return k == kindStall || k == kindBadHello || k == kindResume
+}
+
+const defaultMix = "pipeline=16,slow=4,halfclose=3,never=6,reset=3,garbage=3,idle=2,vanish=3,stall=2,badhello=2,resume=2"
 
 // parseMix parses "kind=n,...": how many clients of each kind run at once.
 func parseMix(s string) (map[string]int, error) {
@@ -72,6 +83,7 @@ type clientConfig struct {
 	Mix    map[string]int
 	Seed   int64
 	Limits limits
+	TLS    *tls.Config // the clients' TLS configuration; nil against a plaintext server
 }
 
 // tally is one kind's outcome, as the client reports it.
@@ -82,9 +94,14 @@ type tally struct {
 	Errors   int64    `json:"errors"`   // failures: a reply lost or wrong, a limit that did not act
 	Dropped  int64    `json:"dropped"`  // never, idle: dropped by the server's limits; garbage: answered and closed
 	MaxDrop  Duration `json:"max_drop"` // never, idle: the longest wait for the drop (from the first stalled write; from going idle)
-	EOFs     int64    `json:"eofs"`     // garbage: the server's close seen as EOF
-	Resets   int64    `json:"resets"`   // garbage: ... as a reset
-	Samples  []string `json:"samples"`  // the first few errors
+	EOFs     int64    `json:"eofs"`     // garbage, badhello: the server's close seen as EOF
+	Resets   int64    `json:"resets"`   // garbage, badhello: ... as a reset
+	Resumed  int64    `json:"resumed"`  // resume: connections that resumed a TLS session
+	// BadTLS counts the connections that made the server's handshake
+	// fail on purpose: against a TLS server, every stall, badhello and
+	// vanish connection.
+	BadTLS  int64    `json:"bad_tls"`
+	Samples []string `json:"samples"` // the first few errors
 }
 
 // Duration is a time.Duration that encodes as text in JSON.
@@ -106,7 +123,7 @@ type clientResult struct {
 type counts struct {
 	kind                                    string
 	conns, requests, bytes, errors, dropped atomic.Int64
-	maxDrop, eofs, resets                   atomic.Int64
+	maxDrop, eofs, resets, resumed, badTLS  atomic.Int64
 	mu                                      sync.Mutex
 	samples                                 []string
 	log                                     io.Writer
@@ -142,7 +159,8 @@ func (c *counts) tally() *tally {
 	return &tally{
 		Conns: c.conns.Load(), Requests: c.requests.Load(), Bytes: c.bytes.Load(),
 		Errors: c.errors.Load(), Dropped: c.dropped.Load(), MaxDrop: Duration(c.maxDrop.Load()),
-		EOFs: c.eofs.Load(), Resets: c.resets.Load(), Samples: append([]string(nil), c.samples...),
+		EOFs: c.eofs.Load(), Resets: c.resets.Load(), Resumed: c.resumed.Load(), BadTLS: c.badTLS.Load(),
+		Samples: append([]string(nil), c.samples...),
 	}
 }
 
@@ -198,6 +216,10 @@ type client struct {
 	rng  *rand.Rand
 	seq  *atomic.Uint64
 	srcs *atomic.Uint32
+
+	sessions tls.ClientSessionCache // resume: the worker's TLS sessions
+	version  uint16                 // resume: the worker's TLS version
+	conns    int                    // resume: connections that completed their handshake
 }
 
 // opTimeout bounds every wait of a well-behaved exchange: a reply that
@@ -226,6 +248,56 @@ func (w *client) dial() (*net.TCPConn, error) {
 	}
 	w.c.conns.Add(1)
 	return c.(*net.TCPConn), nil
+}
+
+// tlsConfig is the TLS configuration of one connection: TLS 1.3, or 1.2
+// for one connection in four.
+func (w *client) tlsConfig() *tls.Config {
+	cfg := w.cfg.TLS.Clone()
+	if w.rng.IntN(4) == 0 {
+		cfg.MaxVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+// open dials and, against a TLS server, makes the handshake over wrap(raw)
+// (raw itself if wrap is nil) with config (w.tlsConfig() if nil),
+// verifying the server's certificate. c is what the protocol is spoken
+// over: the *tls.Conn, or raw.
+func (w *client) open(wrap func(*net.TCPConn) net.Conn, config *tls.Config) (c net.Conn, raw *net.TCPConn, err error) {
+	raw, err = w.dial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial: %v", err)
+	}
+	if w.cfg.TLS == nil {
+		return raw, raw, nil
+	}
+	if config == nil {
+		config = w.tlsConfig()
+	}
+	var under net.Conn = raw
+	if wrap != nil {
+		under = wrap(raw)
+	}
+	tc := tls.Client(under, config)
+	raw.SetDeadline(time.Now().Add(opTimeout))
+	if err := tc.Handshake(); err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("TLS handshake: %v", err)
+	}
+	raw.SetDeadline(time.Time{})
+	return tc, raw, nil
+}
+
+// closeWrite half-closes c: with TLS, close_notify, then the TCP
+// half-close.
+func closeWrite(c net.Conn, raw *net.TCPConn) error {
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.CloseWrite(); err != nil {
+			return err
+		}
+	}
+	return raw.CloseWrite()
 }
 
 // exchange sends reqs, written in random pieces by another goroutine
@@ -299,9 +371,9 @@ func (s slowReader) Read(p []byte) (int, error) {
 // pipeline: a connection carries 1 to 20 batches of 1 to 32 pipelined
 // requests; every reply is checked.
 func (w *client) pipeline(ctx context.Context) {
-	c, err := w.dial()
+	c, _, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
 	defer c.Close()
@@ -327,9 +399,9 @@ func (w *client) pipeline(ctx context.Context) {
 // that the reader is slow but not idle in the limits' sense (nothing read
 // or written for IdleTimeout).
 func (w *client) slow(ctx context.Context) {
-	c, err := w.dial()
+	c, _, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
 	defer c.Close()
@@ -345,15 +417,15 @@ func (w *client) slow(ctx context.Context) {
 	}
 }
 
-// halfClose: 1 to 4 requests, then CloseWrite; every reply must arrive,
-// then EOF.
+// halfClose: 1 to 4 requests, then CloseWrite (with TLS, close_notify and
+// then CloseWrite); every reply must arrive, then EOF.
 func (w *client) halfClose(context.Context) {
-	c, err := w.dial()
+	c, raw, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
-	defer c.Close()
+	defer raw.Close()
 	c.SetDeadline(time.Now().Add(opTimeout))
 	reqs := make([]request, 1+w.rng.IntN(4))
 	var frames []byte
@@ -365,7 +437,7 @@ func (w *client) halfClose(context.Context) {
 		w.c.fail("writing: %v", err)
 		return
 	}
-	if err := c.CloseWrite(); err != nil {
+	if err := closeWrite(c, raw); err != nil {
 		w.c.fail("CloseWrite: %v", err)
 		return
 	}
@@ -401,59 +473,102 @@ func (w *client) halfClose(context.Context) {
 // limits drop it (the write fails), which must happen within
 // limits.dropBound.
 func (w *client) never(ctx context.Context) {
-	c, err := w.dial()
+	var sc *stallConn
+	c, raw, err := w.open(func(raw *net.TCPConn) net.Conn {
+		sc = &stallConn{TCPConn: raw, ctx: ctx, bound: w.cfg.Limits.dropBound()}
+		return sc
+	}, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
+	if sc == nil { // plaintext
+		sc = &stallConn{TCPConn: raw, ctx: ctx, bound: w.cfg.Limits.dropBound()}
+		c = sc
+	}
 	defer func() {
-		c.SetLinger(0) // unread replies: a close would be a reset anyway
-		c.Close()
+		raw.SetLinger(0) // unread replies: a close would be a reset anyway
+		raw.Close()
 	}()
-	var stalled time.Time
-	var frame, rest []byte
-	for ctx.Err() == nil {
-		if len(rest) == 0 {
-			frame = w.newRequest(maxPayload).appendFrame(frame[:0])
-			rest = frame
-		}
-		c.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
-		n, err := c.Write(rest)
-		rest = rest[n:] // a write cut short is finished first: the stream stays valid frames
-		var ne net.Error
+	var frame []byte
+	for {
+		frame = w.newRequest(maxPayload).appendFrame(frame[:0])
+		_, err := c.Write(frame)
+		var be *boundError
 		switch {
 		case err == nil:
 			continue
-		case errors.As(err, &ne) && ne.Timeout():
-			if stalled.IsZero() {
-				stalled = time.Now()
-			}
-			if waited := time.Since(stalled); waited > w.cfg.Limits.dropBound() {
-				w.c.fail("never dropped: writes stalled %v ago and the connection is still open (bound %v)", waited.Round(time.Millisecond), w.cfg.Limits.dropBound())
-				return
-			}
+		case errors.Is(err, errRunOver):
+		case errors.As(err, &be):
+			w.c.fail("never dropped: writes stalled %v ago and the connection is still open (bound %v)", be.waited.Round(time.Millisecond), sc.bound)
 		default:
 			// The server closed it: its limits acted (a write deadline
 			// shorter than the 250 ms this client takes to see a stall
 			// can act before any write of its own stalled).
 			var waited time.Duration
-			if !stalled.IsZero() {
-				waited = time.Since(stalled)
+			if !sc.stalled.IsZero() {
+				waited = time.Since(sc.stalled)
 			}
 			w.c.droppedAfter(waited)
-			return
 		}
+		return
 	}
 }
 
-// reset: one round trip, then a header and half its payload, then a reset.
+// stallConn is the transport of a client that never reads: a Write waits
+// out its stalls (it tries again every 250 ms) until its bytes are out, the
+// run ends (errRunOver), bound has passed since the first stall
+// (*boundError), or the server dropped the connection (the error). Beneath
+// a *tls.Conn too, whose Write must not time out: its state would be
+// broken.
+type stallConn struct {
+	*net.TCPConn
+	ctx     context.Context
+	bound   time.Duration
+	stalled time.Time // the first stall
+}
+
+var errRunOver = errors.New("the run ended")
+
+type boundError struct{ waited time.Duration }
+
+func (e *boundError) Error() string { return fmt.Sprintf("writes stalled for %v", e.waited) }
+
+func (s *stallConn) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if s.ctx.Err() != nil {
+			return n, errRunOver
+		}
+		s.TCPConn.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+		k, err := s.TCPConn.Write(p[n:])
+		n += k // a write cut short is finished first: the stream stays valid
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+			if s.stalled.IsZero() {
+				s.stalled = time.Now()
+			}
+			if waited := time.Since(s.stalled); waited > s.bound {
+				return n, &boundError{waited}
+			}
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// reset: one round trip, then a header and half its payload, then a reset
+// (with TLS, a TCP reset in the middle of the TLS stream).
 func (w *client) reset(context.Context) {
-	c, err := w.dial()
+	c, raw, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
-	defer c.Close()
+	defer raw.Close()
 	c.SetDeadline(time.Now().Add(opTimeout))
 	if err := w.exchange(c, []request{w.newRequest(maxPayload)}, c); err != nil {
 		w.c.fail("before the reset: %v", err)
@@ -466,49 +581,71 @@ func (w *client) reset(context.Context) {
 		w.c.fail("writing half a frame: %v", err)
 		return
 	}
-	c.SetLinger(0)
+	raw.SetLinger(0)
 }
 
 // garbage: either random bytes followed by a half-close, or a header
 // claiming more than the maximum followed by random bytes (no half-close),
-// which must be answered with an error frame naming the length. Either way
+// which must be answered with an error frame naming the length; against a
+// TLS server, also random bytes in place of TLS records once the
+// handshake is done (to be answered with an alert, or not). Either way
 // the server must close the connection within 5 s.
 func (w *client) garbage(context.Context) {
-	c, err := w.dial()
+	c, raw, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
-	defer c.Close()
+	defer raw.Close()
 	const closeBound = 5 * time.Second
 	c.SetDeadline(time.Now().Add(opTimeout))
 	off := w.rng.IntN(len(pool) - 8192)
 	junk := pool[off : off+w.rng.IntN(8192)]
-	oversize := w.rng.IntN(2) == 0
+	variant := w.rng.IntN(2)
+	if w.cfg.TLS != nil {
+		variant = w.rng.IntN(3)
+	}
+	oversize := variant == 0
 	var claim uint32
-	if oversize {
+	switch variant {
+	case 0:
+		if w.cfg.TLS != nil {
+			// In one TLS record (crypto/tls starts with records of
+			// about 1 KiB, each its own write(2)): a server may answer
+			// the header and close before a second record arrives,
+			// and that record's reset destroys the answer.
+			junk = junk[:min(len(junk), 1000)]
+		}
 		claim = uint32(maxPayload + 1 + w.rng.Int64N(1<<32-maxPayload-1))
 		frame := binary.BigEndian.AppendUint32(nil, claim)
 		if _, err := c.Write(append(frame, junk...)); err != nil {
 			w.c.fail("writing an oversize header: %v", err)
 			return
 		}
-	} else {
-		if _, err := c.Write(junk); err != nil {
-			w.c.fail("writing random bytes: %v", err)
+	case 1:
+		// The server may have refused a header in the random bytes,
+		// answered and closed before they were all written (with TLS
+		// they go out record by record), so that the write fails, or
+		// the half-close (ENOTCONN after its reset): the read below
+		// sees the close.
+		if _, err := c.Write(junk); err == nil {
+			closeWrite(c, raw)
+		}
+	case 2:
+		// Not TLS records: the server's TLS must refuse them. What
+		// comes back (an alert) is read from the socket as it is.
+		if _, err := raw.Write(append([]byte{0}, junk...)); err != nil {
+			w.c.fail("writing random bytes under TLS: %v", err)
 			return
 		}
-		// The server may have answered a header over the maximum and
-		// closed already (ENOTCONN after its reset): the read below
-		// sees that too.
-		c.CloseWrite()
+		c = raw
 	}
 	sent := time.Now()
 	c.SetReadDeadline(sent.Add(closeBound))
 	got, err := io.ReadAll(c)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.c.fail("not closed %v after garbage (oversize header: %v)", closeBound, oversize)
+		w.c.fail("not closed %v after garbage (variant %d: oversize header, random bytes, random bytes under TLS)", closeBound, variant)
 		return
 	case err == nil:
 		w.c.eofs.Add(1)
@@ -525,16 +662,16 @@ func (w *client) garbage(context.Context) {
 	w.c.dropped.Add(1)
 }
 
-// idle: connects, sends nothing or half a frame, and waits. IdleTimeout
-// must close the connection: not before it (within 10%), and within
-// IdleTimeout + LingerTimeout + 5 s.
+// idle: connects (with TLS, makes the handshake), sends nothing or half a
+// frame, and waits. IdleTimeout must close the connection: not before it
+// (within 10%), and within IdleTimeout + LingerTimeout + 5 s.
 func (w *client) idle(ctx context.Context) {
-	c, err := w.dial()
+	c, raw, err := w.open(nil, nil)
 	if err != nil {
-		w.c.fail("dial: %v", err)
+		w.c.fail("%v", err)
 		return
 	}
-	defer c.Close()
+	defer raw.Close()
 	if w.rng.IntN(2) == 0 {
 		q := w.newRequest(maxPayload)
 		q.n = max(q.n, 2)
@@ -567,17 +704,147 @@ func (w *client) idle(ctx context.Context) {
 	}
 }
 
-// vanish connects and closes at once, half of the time with a reset.
+// vanish connects and closes at once, half of the time with a reset
+// (with TLS, before any handshake: a failed one for the server).
 func (w *client) vanish(context.Context) {
 	c, err := w.dial()
 	if err != nil {
 		w.c.fail("dial: %v", err)
 		return
 	}
+	if w.cfg.TLS != nil {
+		w.c.badTLS.Add(1)
+	}
 	if w.rng.IntN(2) == 0 {
 		c.SetLinger(0)
 	}
 	c.Close()
+}
+
+// stall: connects and stops mid-handshake: before its ClientHello, after
+// half of it, or after all of it without answering the server. The
+// server's TLSHandshakeTimeout must close it: not before it (within 10%),
+// and within TLSHandshakeTimeout + LingerTimeout + 5 s.
+func (w *client) stall(ctx context.Context) {
+	hello, err := clientHello(w.tlsConfig())
+	if err != nil {
+		w.c.fail("%v", err)
+		return
+	}
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	w.c.badTLS.Add(1)
+	start := time.Now()
+	switch w.rng.IntN(3) {
+	case 0:
+		hello = nil
+	case 1:
+		hello = hello[:len(hello)/2]
+	}
+	c.SetWriteDeadline(start.Add(opTimeout))
+	if _, err := c.Write(hello); err != nil {
+		w.c.fail("writing %d bytes of a ClientHello: %v", len(hello), err)
+		return
+	}
+	lim := w.cfg.Limits
+	bound := lim.HandshakeTimeout + lim.LingerTimeout + 5*time.Second
+	c.SetReadDeadline(start.Add(bound))
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) }) // the run ended: stop waiting
+	defer stop()
+	_, err = io.Copy(io.Discard, c) // the server's first flight, if any, then the close
+	waited := time.Since(start)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
+		// The run ended first.
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.fail("stalled in the handshake (%d bytes of ClientHello) and still open after %v (TLSHandshakeTimeout %v)", len(hello), waited.Round(time.Millisecond), lim.HandshakeTimeout)
+	case waited < lim.HandshakeTimeout*9/10:
+		w.c.fail("stalled in the handshake (%d bytes of ClientHello), closed (%v) after %v, before TLSHandshakeTimeout %v", len(hello), err, waited.Round(time.Millisecond), lim.HandshakeTimeout)
+	default:
+		w.c.droppedAfter(waited)
+	}
+}
+
+// badHello sends an HTTP request, or random bytes and a half-close,
+// instead of a ClientHello. The server must close the connection within
+// 5 s, with an alert or without.
+func (w *client) badHello(context.Context) {
+	c, err := w.dial()
+	if err != nil {
+		w.c.fail("dial: %v", err)
+		return
+	}
+	defer c.Close()
+	w.c.badTLS.Add(1)
+	const closeBound = 5 * time.Second
+	c.SetDeadline(time.Now().Add(opTimeout))
+	http := w.rng.IntN(2) == 0
+	if http {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+			w.c.fail("writing an HTTP request: %v", err)
+			return
+		}
+	} else {
+		off := w.rng.IntN(len(pool) - 8192)
+		if _, err := c.Write(pool[off : off+1+w.rng.IntN(8191)]); err != nil {
+			w.c.fail("writing random bytes: %v", err)
+			return
+		}
+		c.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(closeBound))
+	_, err = io.Copy(io.Discard, c)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.fail("not closed %v after a bad ClientHello (HTTP: %v)", closeBound, http)
+		return
+	case err == nil:
+		w.c.eofs.Add(1)
+	default:
+		w.c.resets.Add(1)
+	}
+	w.c.dropped.Add(1)
+}
+
+// resume: connection after connection, each with a round trip of 1 to 4
+// requests, closed with close_notify; the worker keeps its sessions
+// (ClientSessionCache), and every connection after its first must resume
+// one. Half the workers speak TLS 1.2, half TLS 1.3.
+func (w *client) resume(ctx context.Context) {
+	if w.sessions == nil {
+		w.sessions = tls.NewLRUClientSessionCache(4)
+		w.version = tls.VersionTLS13
+		if w.rng.IntN(2) == 0 {
+			w.version = tls.VersionTLS12
+		}
+	}
+	cfg := w.cfg.TLS.Clone()
+	cfg.ClientSessionCache, cfg.MinVersion, cfg.MaxVersion = w.sessions, w.version, w.version
+	c, _, err := w.open(nil, cfg)
+	if err != nil {
+		w.c.fail("%v", err)
+		return
+	}
+	defer c.Close()
+	w.conns++
+	if c.(*tls.Conn).ConnectionState().DidResume {
+		w.c.resumed.Add(1)
+	} else if w.conns > 1 {
+		w.c.fail("connection %d of a client with a session cache (%s) did not resume a session", w.conns, tls.VersionName(w.version))
+		return
+	}
+	reqs := make([]request, 1+w.rng.IntN(4))
+	for i := range reqs {
+		reqs[i] = w.newRequest(maxPayload)
+	}
+	c.SetDeadline(time.Now().Add(opTimeout))
+	if err := w.exchange(c, reqs, c); err != nil {
+		w.c.fail("%v", err)
+	}
 }
 
 // runClients is the client role: it runs cfg.Mix against cfg.Addr for
@@ -599,6 +866,9 @@ func runClients(cfg clientConfig, out, log io.Writer) error {
 	var wg sync.WaitGroup
 	var all []*counts
 	for ki, k := range kinds {
+		if cfg.TLS == nil && tlsOnly(k) {
+			continue
+		}
 		cs := &counts{kind: k, log: log}
 		all = append(all, cs)
 		for i := range cfg.Mix[k] {
@@ -622,6 +892,12 @@ func runClients(cfg clientConfig, out, log io.Writer) error {
 				f = w.idle
 			case kindVanish:
 				f = w.vanish
+			case kindStall:
+				f = w.stall
+			case kindBadHello:
+				f = w.badHello
+			case kindResume:
+				f = w.resume
 			}
 			wg.Go(func() {
 				for ctx.Err() == nil {

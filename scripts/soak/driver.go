@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -30,9 +31,11 @@ type driverConfig struct {
 
 // labels name the servers in the report.
 var labels = map[string]string{
-	"server":   "Server",
-	"blocking": "Server, blocking",
-	"loop":     "Loop",
+	"server":     "Server",
+	"blocking":   "Server, blocking",
+	"loop":       "Loop",
+	"loop-tls":   "Loop, TLS",
+	"server-tls": "Server, TLS",
 }
 
 // serverRun is the soak of one server: the figures and what failed.
@@ -77,7 +80,7 @@ func drive(d driverConfig, out io.Writer) (ok bool, err error) {
 	var runs []*serverRun
 	for _, mode := range strings.Split(d.Servers, ",") {
 		if labels[mode] == "" {
-			return false, fmt.Errorf("unknown server %q in -servers (server, blocking, loop)", mode)
+			return false, fmt.Errorf("unknown server %q in -servers (server, blocking, loop, loop-tls, server-tls)", mode)
 		}
 		fmt.Fprintf(d.Log, "soak: %s: %v of clients (%s)\n", labels[mode], d.Time, d.Clients)
 		r := soak(d, mode)
@@ -98,16 +101,23 @@ func drive(d driverConfig, out io.Writer) (ok bool, err error) {
 func soak(d driverConfig, mode string) *serverRun {
 	r := &serverRun{Mode: mode}
 	lim := d.Limits
-	srv, addr, err := startServer(d, mode)
+	srv, addr, cert, err := startServer(d, mode)
 	if err != nil {
 		r.fail("starting the server: %v", err)
 		return r
 	}
 	defer srv.kill()
+	var tlsConfig *tls.Config
+	if cert != "" {
+		if tlsConfig, err = clientTLSConfig(cert); err != nil {
+			r.fail("the server's certificate: %v", err)
+			return r
+		}
+	}
 
 	// Warm up (whatever the runtime sets up lazily is then in the
 	// baseline), and wait until the warm-up connection is gone.
-	if err := warmUp(addr); err != nil {
+	if err := warmUp(addr, tlsConfig); err != nil {
 		r.fail("warm-up round trips: %v", err)
 		return r
 	}
@@ -117,8 +127,12 @@ func soak(d driverConfig, mode string) *serverRun {
 	}
 
 	// The clients, in their own process; the server is sampled meanwhile.
-	client := exec.Command(d.Exe, append([]string{"-role=client", "-addr=" + addr,
-		"-time=" + d.Time.String(), "-clients=" + d.Clients, fmt.Sprintf("-seed=%d", d.Seed)}, lim.args()...)...)
+	args := append([]string{"-role=client", "-addr=" + addr,
+		"-time=" + d.Time.String(), "-clients=" + d.Clients, fmt.Sprintf("-seed=%d", d.Seed)}, lim.args()...)
+	if cert != "" {
+		args = append(args, "-cert="+cert)
+	}
+	client := exec.Command(d.Exe, args...)
 	client.Env = append(os.Environ(), d.Env...)
 	var clientOut bytes.Buffer
 	client.Stdout, client.Stderr = &clientOut, d.Log
@@ -220,8 +234,24 @@ func (r *serverRun) check(d driverConfig) {
 	if r.Bye.Requests < wellReplies {
 		r.fail("the server answered %d requests, fewer than the %d replies clients verified", r.Bye.Requests, wellReplies)
 	}
-	if r.Mode != "loop" && lim.MaxConns > 0 && r.Bye.PeakOpen > int64(lim.MaxConns) {
+	if !isLoop(r.Mode) && lim.MaxConns > 0 && r.Bye.PeakOpen > int64(lim.MaxConns) {
 		r.fail("%d connections served at once, over MaxConns %d", r.Bye.PeakOpen, lim.MaxConns)
+	}
+	if isTLS(r.Mode) {
+		// Every connection that made the server's handshake fail on
+		// purpose is counted as failed, and nothing else is: a
+		// well-behaved client's handshake that failed at the server
+		// would show here even if the client did not notice.
+		var bad int64
+		for _, t := range r.Clients.Kinds {
+			bad += t.BadTLS
+		}
+		if r.Bye.TLSHandshakeErrors != bad {
+			r.fail("the server counted %d failed TLS handshakes, want %d (the clients' stall, badhello and vanish connections)", r.Bye.TLSHandshakeErrors, bad)
+		}
+		if r.After.Handshaking != 0 {
+			r.fail("%d goroutines still in a TLS handshake once the clients had gone", r.After.Handshaking)
+		}
 	}
 	r.Bound = memoryBound(r.Mode, lim, r.ProcBefore.RSS, r.Bye.PeakOpen)
 	if raceEnabled {
@@ -237,13 +267,26 @@ func (r *serverRun) check(d driverConfig) {
 // buffer (one frame at most) and its batch of replies (flushAt plus one
 // frame), each allowed to have grown to twice that by append, and its
 // goroutine's stack.
+//
+// With TLS, add tlsPerConn.
 func perConn(mode string, lim limits) int64 {
 	frame := int64(4 + maxPayload)
-	if mode == "loop" {
-		return int64(lim.MaxInput + lim.MaxOutput)
+	var extra int64
+	if isTLS(mode) {
+		extra = tlsPerConn
 	}
-	return 2*frame + 2*(flushAt+frame) + 32<<10
+	if isLoop(mode) {
+		return int64(lim.MaxInput+lim.MaxOutput) + extra
+	}
+	return 2*frame + 2*(flushAt+frame) + 32<<10 + extra
 }
+
+// tlsPerConn is what TLS adds to a connection: the Loop's handshake input
+// (at most 64 KiB unread) and ciphertext on its way out (about 64 KiB),
+// or the Server's *tls.Conn's records in and out (two 16 KiB records, a
+// 64 KiB batch of replies sealed at once), and crypto/tls's handshake
+// state and its goroutine's stack (32 KiB).
+const tlsPerConn = 64<<10 + 64<<10 + 32<<10
 
 // memoryBound is the peak RSS allowed: the server's resident memory before
 // the clients, plus twice (the garbage collector's headroom at GOGC=100)
@@ -264,11 +307,15 @@ func boundText(b int64) string {
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // warmUp makes three round trips (0 B, 100 B and 64 KiB) on one
-// connection and verifies them.
-func warmUp(addr string) error {
+// connection (over TLS with tlsConfig, unless it is nil) and verifies
+// them.
+func warmUp(addr string, tlsConfig *tls.Config) error {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return err
+	}
+	if tlsConfig != nil {
+		c = tls.Client(c, tlsConfig)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -321,37 +368,41 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startServer starts a server child and returns its address.
-func startServer(d driverConfig, mode string) (*serverProc, string, error) {
+// startServer starts a server child and returns its address and, for a
+// TLS server, its certificate (DER, base64).
+func startServer(d driverConfig, mode string) (_ *serverProc, addr, cert string, err error) {
 	cmd := exec.Command(d.Exe, append([]string{"-role=server", "-mode=" + mode}, d.Limits.args()...)...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	s := &serverProc{cmd: cmd, lines: make(chan string, 16), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr
-	var err error
 	if s.in, err = cmd.StdinPipe(); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 4<<20) // a stats line counts every kind of close
 		for sc.Scan() {
 			s.lines <- sc.Text()
 		}
 		close(s.lines)
 		s.done <- cmd.Wait() // after the last read, as exec wants
 	}()
-	addr, err := s.expect("listening on ", 10*time.Second)
+	addr, err = s.expect("listening on ", 10*time.Second)
+	if err == nil && isTLS(mode) {
+		cert, err = s.expect("certificate ", 10*time.Second)
+	}
 	if err != nil {
 		s.kill()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return s, addr, nil
+	return s, addr, cert, nil
 }
 
 func (s *serverProc) pid() int { return s.cmd.Process.Pid }
@@ -471,8 +522,8 @@ func (s *serverProc) kill() {
 func report(w io.Writer, d driverConfig, runs []*serverRun) {
 	lim := d.Limits
 	fmt.Fprintf(w, "\nsoak: %v per server; clients at once: %s; seed %d\n", d.Time, d.Clients, d.Seed)
-	fmt.Fprintf(w, "limits: Server MaxConns %d, IdleTimeout %v, LingerTimeout %v, handler write deadline %v; Loop MaxInput %d, MaxOutput %d, IdleTimeout %v, LingerTimeout %v\n\n",
-		lim.MaxConns, lim.IdleTimeout, lim.LingerTimeout, lim.WriteTimeout, lim.MaxInput, lim.MaxOutput, lim.IdleTimeout, lim.LingerTimeout)
+	fmt.Fprintf(w, "limits: Server MaxConns %d, IdleTimeout %v, LingerTimeout %v, handler write deadline %v; Loop MaxInput %d, MaxOutput %d, IdleTimeout %v, LingerTimeout %v; TLS handshake timeout %v\n\n",
+		lim.MaxConns, lim.IdleTimeout, lim.LingerTimeout, lim.WriteTimeout, lim.MaxInput, lim.MaxOutput, lim.IdleTimeout, lim.LingerTimeout, lim.HandshakeTimeout)
 	fmt.Fprintln(w, "| server | requests served | replies verified | bytes verified | well-behaved errors | other failures | peak conns | peak RSS (bound) | fds before → after (peak) | goroutines before → after (peak) | threads (peak) | idle again after | result |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range runs {
@@ -502,6 +553,13 @@ func report(w io.Writer, d driverConfig, runs []*serverRun) {
 	}
 	fmt.Fprintf(w, "\n| --- |%s\n", strings.Repeat(" ---: |", len(runs)))
 	for _, k := range kinds {
+		ran := false
+		for _, r := range runs {
+			ran = ran || r.Clients.Kinds[k] != nil
+		}
+		if !ran {
+			continue // a TLS kind, and no TLS server
+		}
 		fmt.Fprintf(w, "| %s |", k)
 		for _, r := range runs {
 			t := r.Clients.Kinds[k]
@@ -515,10 +573,14 @@ func report(w io.Writer, d driverConfig, runs []*serverRun) {
 				what = fmt.Sprintf("%d dropped by limits, longest wait %v", t.Dropped, time.Duration(t.MaxDrop).Round(10*time.Millisecond))
 			case kindIdle:
 				what = fmt.Sprintf("%d closed by IdleTimeout, longest wait %v", t.Dropped, time.Duration(t.MaxDrop).Round(10*time.Millisecond))
-			case kindGarbage:
+			case kindGarbage, kindBadHello:
 				what = fmt.Sprintf("%d answered and closed: %d EOF, %d reset", t.Dropped, t.EOFs, t.Resets)
 			case kindVanish:
 				what = "gone at once"
+			case kindStall:
+				what = fmt.Sprintf("%d closed by the handshake timeout, longest wait %v", t.Dropped, time.Duration(t.MaxDrop).Round(10*time.Millisecond))
+			case kindResume:
+				what = fmt.Sprintf("%d replies verified, %d resumed", t.Requests, t.Resumed)
 			default:
 				what = fmt.Sprintf("%d replies verified", t.Requests)
 			}
@@ -531,6 +593,16 @@ func report(w io.Writer, d driverConfig, runs []*serverRun) {
 	}
 
 	fmt.Fprintln(w)
+	for _, r := range runs {
+		if isTLS(r.Mode) {
+			var bad int64
+			for _, t := range r.Clients.Kinds {
+				bad += t.BadTLS
+			}
+			fmt.Fprintf(w, "%s: TLS handshakes %d succeeded, %d failed (the clients made %d fail)\n",
+				labels[r.Mode], r.Bye.TLSHandshakes, r.Bye.TLSHandshakeErrors, bad)
+		}
+	}
 	for _, r := range runs {
 		fmt.Fprintf(w, "%s: connections ended by", labels[r.Mode])
 		for _, k := range sortedKeys(r.Bye.Closes) {

@@ -7,8 +7,10 @@
 // back to where they started.
 //
 // The servers are netcore.Server in the default mode (-servers server), the
-// same in blocking mode (blocking) and netcore.Loop (loop), each speaking
-// one echo protocol: a 4-byte big-endian length, then that many bytes (at
+// same in blocking mode (blocking), netcore.Loop (loop), Loop.ServeTLS
+// (loop-tls) and netcore.Server with TLSConfig (server-tls, not in the
+// default set: the reference for loop-tls), each speaking one echo
+// protocol: a 4-byte big-endian length, then that many bytes (at
 // most 64 KiB), answered with the same frame. A header claiming more is
 // answered with one frame naming the error, and the connection is closed.
 //
@@ -18,7 +20,7 @@
 // a line protocol on the server's stdin and stdout ("stats", "quit"), and
 // prints a table. It exits 1 if any check failed.
 //
-//	go run ./scripts/soak [-time 60s] [-servers server,blocking,loop] [-clients pipeline=16,...]
+//	go run ./scripts/soak [-time 60s] [-servers server,blocking,loop,loop-tls] [-clients pipeline=16,...]
 //
 // scripts/soak.sh builds and runs it, taking the time from SOAK_TIME.
 package main
@@ -32,6 +34,9 @@ import (
 
 	"github.com/netcore-dev/netcore/netcore"
 )
+
+// defaultServers are the servers soaked by default.
+const defaultServers = "server,blocking,loop,loop-tls"
 
 // maxPayload is the protocol's largest payload.
 const maxPayload = 64 << 10
@@ -49,6 +54,9 @@ type limits struct {
 	MaxInput      int           // Loop.MaxInput
 	MaxOutput     int           // Loop.MaxOutput
 	LingerTimeout time.Duration // Server.LingerTimeout, Loop.LingerTimeout
+	// Loop.TLSHandshakeTimeout, Server.HandshakeTimeout (the TLS servers):
+	// below IdleTimeout, so that it is what cuts a stalled handshake.
+	HandshakeTimeout time.Duration
 }
 
 func (lim *limits) flags(fs *flag.FlagSet) {
@@ -58,6 +66,7 @@ func (lim *limits) flags(fs *flag.FlagSet) {
 	fs.IntVar(&lim.MaxInput, "max-input", 128<<10, "Loop.MaxInput (at least a whole frame: 4+65536 bytes)")
 	fs.IntVar(&lim.MaxOutput, "max-output", 512<<10, "Loop.MaxOutput")
 	fs.DurationVar(&lim.LingerTimeout, "linger", netcore.DefaultLingerTimeout, "Server.LingerTimeout and Loop.LingerTimeout")
+	fs.DurationVar(&lim.HandshakeTimeout, "handshake-timeout", 2*time.Second, "Loop.TLSHandshakeTimeout and Server.HandshakeTimeout (loop-tls, server-tls)")
 }
 
 // args returns the flags that give a child process the same limits.
@@ -69,6 +78,7 @@ func (lim limits) args() []string {
 		fmt.Sprintf("-max-input=%d", lim.MaxInput),
 		fmt.Sprintf("-max-output=%d", lim.MaxOutput),
 		fmt.Sprintf("-linger=%s", lim.LingerTimeout),
+		fmt.Sprintf("-handshake-timeout=%s", lim.HandshakeTimeout),
 	}
 }
 
@@ -90,13 +100,14 @@ func run(args []string) int {
 	lim.flags(fs)
 	var d driverConfig
 	fs.DurationVar(&d.Time, "time", 60*time.Second, "driver, client: how long the clients run against each server")
-	fs.StringVar(&d.Servers, "servers", "server,blocking,loop", "driver: the servers to soak, in this order")
+	fs.StringVar(&d.Servers, "servers", defaultServers, "driver: the servers to soak, in this order (server, blocking, loop, loop-tls, server-tls)")
 	fs.StringVar(&d.Clients, "clients", defaultMix, "driver, client: how many clients of each kind run at once")
 	fs.Int64Var(&d.Seed, "seed", 0, "driver, client: random seed (0: from the clock; printed)")
-	mode := fs.String("mode", "", "server: server, blocking or loop")
+	mode := fs.String("mode", "", "server: server, blocking, loop, loop-tls or server-tls")
 	addr := fs.String("addr", "", "client: the server's address")
+	cert := fs.String("cert", "", "client: the TLS server's certificate (DER, base64), which the clients trust; none for a plaintext server")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: soak [-time 60s] [-servers server,blocking,loop] [-clients kind=n,...] [limits]")
+		fmt.Fprintln(fs.Output(), "usage: soak [-time 60s] [-servers server,blocking,loop,loop-tls] [-clients kind=n,...] [limits]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -123,7 +134,13 @@ func run(args []string) int {
 			err = perr
 			break
 		}
-		err = runClients(clientConfig{Addr: *addr, Time: d.Time, Mix: mix, Seed: d.Seed, Limits: lim}, os.Stdout, os.Stderr)
+		cfg := clientConfig{Addr: *addr, Time: d.Time, Mix: mix, Seed: d.Seed, Limits: lim}
+		if *cert != "" {
+			if cfg.TLS, err = clientTLSConfig(*cert); err != nil {
+				break
+			}
+		}
+		err = runClients(cfg, os.Stdout, os.Stderr)
 	default:
 		err = fmt.Errorf("unknown -role %q (driver, server or client)", *role)
 	}

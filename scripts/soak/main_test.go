@@ -28,6 +28,8 @@ var shortLimits = limits{
 	MaxInput:      128 << 10,
 	MaxOutput:     512 << 10,
 	LingerTimeout: 300 * time.Millisecond,
+
+	HandshakeTimeout: 500 * time.Millisecond,
 }
 
 func soakConfig(t *testing.T, servers, clients string, lim limits) driverConfig {
@@ -77,6 +79,44 @@ func TestSoak(t *testing.T) {
 	for _, want := range []string{"| pipeline |", "| never |", "| garbage |", "| idle |", "| vanish |"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report has no %q row", want)
+		}
+	}
+}
+
+// TestSoakTLS runs the soak briefly against the TLS servers, with the
+// clients that only they meet: a handshake that stalls, a bad ClientHello,
+// sessions resumed.
+func TestSoakTLS(t *testing.T) {
+	d := soakConfig(t, "loop-tls,server-tls", "pipeline=3,slow=1,halfclose=1,resume=2,never=2,reset=1,garbage=2,idle=1,vanish=1,stall=2,badhello=2", shortLimits)
+	var out bytes.Buffer
+	ok, err := drive(d, &out)
+	t.Logf("%s", out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatal("the soak failed")
+	}
+	for _, mode := range []string{"loop-tls", "server-tls"} {
+		row, hs := "", ""
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(line, "| "+labels[mode]+" |") {
+				row = line
+			}
+			if strings.HasPrefix(line, labels[mode]+": TLS handshakes ") {
+				hs = line
+			}
+		}
+		if !strings.HasSuffix(row, "| ok |") {
+			t.Errorf("%s: report row %q, want one ending in ok", mode, row)
+		}
+		if hs == "" {
+			t.Errorf("%s: no line counting the TLS handshakes", mode)
+		}
+	}
+	for _, want := range []string{"| resume |", "| stall |", "| badhello |", " resumed)", "closed by the handshake timeout"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report has no %q", want)
 		}
 	}
 }
@@ -137,6 +177,9 @@ func TestChecks(t *testing.T) {
 		{"fewer answers than replies", func(r *serverRun) { r.Bye.Requests = 99 }, "fewer than"},
 		{"over MaxConns", func(r *serverRun) { r.Bye.PeakOpen = 17 }, "over MaxConns"},
 		{"memory", func(r *serverRun) { r.ProcAfter.HWM = 1 << 30 }, "over the bound"},
+		{"a bad handshake not counted", func(r *serverRun) { r.Mode = "loop-tls"; r.Clients.Kinds[kindStall] = &tally{Conns: 3, BadTLS: 3} }, "counted 0 failed TLS handshakes, want 3"},
+		{"a good handshake failed", func(r *serverRun) { r.Mode = "server-tls"; r.Bye.TLSHandshakeErrors = 1 }, "counted 1 failed TLS handshakes, want 0"},
+		{"a handshake goroutine left", func(r *serverRun) { r.Mode = "loop-tls"; r.After.Handshaking = 1 }, "still in a TLS handshake"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "memory" && raceEnabled {

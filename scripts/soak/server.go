@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,11 +36,20 @@ type serverStats struct {
 	Accepted   int64            `json:"accepted"`  // connections served in all
 	Closes     map[string]int64 `json:"closes"`    // why connections ended, by kind of error
 	Logged     map[string]int64 `json:"logged"`    // what the Server or Loop logged, by message
+
+	// The TLS servers': handshakes that succeeded and that failed (the
+	// Loop's LoopStats; the Server's handlers that got a *tls.Conn, and
+	// its "TLS handshake failed" logs), and goroutines inside a
+	// handshake now.
+	TLSHandshakes      int64 `json:"tls_handshakes"`
+	TLSHandshakeErrors int64 `json:"tls_handshake_errors"`
+	Handshaking        int   `json:"handshaking"`
 }
 
 // counters are the server's running figures.
 type counters struct {
 	requests, bytes, open, peak, accepted atomic.Int64
+	tlsHandshakes                         atomic.Int64 // the Server's
 
 	mu     sync.Mutex
 	closes map[string]int64
@@ -65,6 +76,10 @@ func (c *counters) served(n int) {
 	c.requests.Add(1)
 	c.bytes.Add(int64(n))
 }
+
+// tlsFailedLog is the message the Server and the Loop log for a failed
+// handshake.
+const tlsFailedLog = "netcore: TLS handshake failed; closing the connection"
 
 func (c *counters) stats(logs *logCounter) serverStats {
 	c.mu.Lock()
@@ -114,7 +129,21 @@ func reason(err error) string {
 	case errors.As(err, &ne) && ne.Timeout():
 		return "deadline"
 	}
-	return "other: " + err.Error()
+	return "other: " + withoutNumbers(err.Error())
+}
+
+// withoutNumbers replaces the words of msg that hold a digit, and those
+// after "version" (in hex), with "N", so that errors that differ only in a
+// number or an address ("received record with version 1a2b") are counted
+// as one kind.
+func withoutNumbers(msg string) string {
+	words := strings.Fields(msg)
+	for i, w := range words {
+		if strings.ContainsAny(w, "0123456789") || i > 0 && words[i-1] == "version" {
+			words[i] = "N"
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // logCounter is a slog.Handler that counts records by message instead of
@@ -174,25 +203,50 @@ func serve(mode string, lim limits, in io.Reader, out io.Writer) error {
 	var addr net.Addr
 	var shutdown func(context.Context) error
 	var closed error // what Serve returns after Shutdown
+	var tlsConfig *tls.Config
+	var certText string
+	var tlsStats func(*serverStats)
+	if isTLS(mode) {
+		cert, text, err := newCertificate()
+		if err != nil {
+			return err
+		}
+		tlsConfig, certText = &tls.Config{Certificates: []tls.Certificate{cert}}, text
+	}
 	switch mode {
-	case "server", "blocking":
+	case "server", "blocking", "server-tls":
 		l, err := (&netcore.ListenConfig{Blocking: mode == "blocking"}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
 		srv := &netcore.Server{
 			Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+				if _, ok := c.(*tls.Conn); ok {
+					cnt.tlsHandshakes.Add(1) // the Server calls the handler after the handshake
+				}
 				cnt.opened()
 				cnt.closed(serveConn(ctx, c, lim, &cnt))
 			}),
-			MaxConns:      lim.MaxConns,
-			IdleTimeout:   lim.IdleTimeout,
-			LingerTimeout: lim.LingerTimeout,
-			Logger:        logger,
+			TLSConfig:        tlsConfig,
+			HandshakeTimeout: lim.HandshakeTimeout,
+			MaxConns:         lim.MaxConns,
+			IdleTimeout:      lim.IdleTimeout,
+			LingerTimeout:    lim.LingerTimeout,
+			Logger:           logger,
 		}
 		addr, shutdown, closed = l.Addr(), srv.Shutdown, netcore.ErrServerClosed
+		if tlsConfig != nil {
+			tlsStats = func(st *serverStats) {
+				st.TLSHandshakes = cnt.tlsHandshakes.Load()
+				for k, n := range st.Logged {
+					if strings.HasPrefix(k, "INFO "+tlsFailedLog) {
+						st.TLSHandshakeErrors += n
+					}
+				}
+			}
+		}
 		go func() { served <- srv.Serve(l) }()
-	case "loop":
+	case "loop", "loop-tls":
 		l, err := netcore.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -219,19 +273,31 @@ func serve(mode string, lim limits, in io.Reader, out io.Writer) error {
 			OnClose: func(_ *netcore.LoopConn, err error) { cnt.closed(err) },
 		}
 		lp := &netcore.Loop{
-			Handler:       fh.LoopHandler(),
-			MaxInput:      lim.MaxInput,
-			MaxOutput:     lim.MaxOutput,
-			IdleTimeout:   lim.IdleTimeout,
-			LingerTimeout: lim.LingerTimeout,
-			Logger:        logger,
+			Handler:             fh.LoopHandler(),
+			MaxInput:            lim.MaxInput,
+			MaxOutput:           lim.MaxOutput,
+			IdleTimeout:         lim.IdleTimeout,
+			LingerTimeout:       lim.LingerTimeout,
+			TLSHandshakeTimeout: lim.HandshakeTimeout,
+			Logger:              logger,
 		}
 		addr, shutdown, closed = l.Addr(), lp.Shutdown, netcore.ErrLoopClosed
-		go func() { served <- lp.Serve(l) }()
+		if tlsConfig != nil {
+			tlsStats = func(st *serverStats) {
+				ls := lp.Stats()
+				st.TLSHandshakes, st.TLSHandshakeErrors = ls.TLSHandshakes, ls.TLSHandshakeErrors
+			}
+			go func() { served <- lp.ServeTLS(l, tlsConfig) }()
+		} else {
+			go func() { served <- lp.Serve(l) }()
+		}
 	default:
-		return fmt.Errorf("unknown -mode %q (server, blocking or loop)", mode)
+		return fmt.Errorf("unknown -mode %q (server, blocking, loop, loop-tls or server-tls)", mode)
 	}
 	fmt.Fprintf(out, "listening on %s\n", addr)
+	if certText != "" {
+		fmt.Fprintf(out, "certificate %s\n", certText)
+	}
 
 	lines := make(chan string)
 	go func() {
@@ -242,7 +308,12 @@ func serve(mode string, lim limits, in io.Reader, out io.Writer) error {
 		}
 	}()
 	report := func(prefix string) {
-		b, _ := json.Marshal(cnt.stats(logs))
+		st := cnt.stats(logs)
+		if tlsStats != nil {
+			tlsStats(&st)
+			st.Handshaking = handshaking()
+		}
+		b, _ := json.Marshal(st)
 		fmt.Fprintf(out, "%s %s\n", prefix, b)
 	}
 	for quit := false; !quit; {
@@ -327,6 +398,26 @@ func serveConn(ctx context.Context, c net.Conn, lim limits, cnt *counters) error
 				return err
 			}
 		}
+	}
+}
+
+// isTLS reports whether mode is a TLS server.
+func isTLS(mode string) bool { return mode == "loop-tls" || mode == "server-tls" }
+
+// isLoop reports whether mode is a Loop.
+func isLoop(mode string) bool { return mode == "loop" || mode == "loop-tls" }
+
+// handshaking counts the goroutines inside a TLS handshake: the Loop's
+// handshake goroutines, the Server's handlers before their handshake is
+// done.
+func handshaking() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "crypto/tls.(*Conn).handshakeContext(")
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
 
