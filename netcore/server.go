@@ -489,6 +489,23 @@ func (s *Server) serveConn(st *connState, slots chan struct{}) {
 	s.Handler.ServeConn(st, c)
 }
 
+// closeWriteBy calls cw.CloseWrite, c's, and with TLS ends it at deadline:
+// (*tls.Conn).CloseWrite sends close_notify under a write deadline of
+// crypto/tls's own (5 s), which a peer that does not read would make it
+// wait out. At deadline the connection beneath is closed, which ends the
+// write; CloseWrite then fails and the connection is closed.
+func closeWriteBy(c net.Conn, cw interface{ CloseWrite() error }, deadline time.Time) error {
+	if _, ok := c.(*tls.Conn); !ok {
+		return cw.CloseWrite()
+	}
+	t := time.AfterFunc(time.Until(deadline), func() { innermost(c).Close() })
+	err := cw.CloseWrite()
+	if !t.Stop() && err == nil {
+		err = net.ErrClosed // written, but closed meanwhile
+	}
+	return err
+}
+
 // lingerClose closes the connection of a handler that has returned. Closed
 // outright with input unread (a request the handler refused, say), a
 // socket answers with a reset, which discards what it had not sent yet and
@@ -504,12 +521,13 @@ func (s *Server) lingerClose(c net.Conn) {
 	if d == 0 {
 		d = DefaultLingerTimeout
 	}
+	deadline := time.Now().Add(d)
 	cw, ok := c.(interface{ CloseWrite() error })
-	if d < 0 || !ok || s.forced.Load() || !hasUnreadInput(c) || cw.CloseWrite() != nil {
+	if d < 0 || !ok || s.forced.Load() || !hasUnreadInput(c) || closeWriteBy(c, cw, deadline) != nil {
 		c.Close()
 		return
 	}
-	if c.SetReadDeadline(time.Now().Add(d)) == nil {
+	if c.SetReadDeadline(deadline) == nil {
 		buf := make([]byte, 4096)
 		for {
 			if _, err := c.Read(buf); err != nil {
