@@ -558,6 +558,12 @@ func (l *eventLoop) closeTLS(c *LoopConn, err error) {
 	switch t.state {
 	case tlsHandshaking:
 		t.state = tlsFailed
+		if err != ErrLoopClosed {
+			// A reset, an idle timeout, a limit: the handshake failed
+			// as surely as one crypto/tls gave up on (handshakeDone).
+			l.lp.logger().Info("netcore: TLS handshake failed; closing the connection",
+				"remote", c.peer.String(), "err", err)
+		}
 		l.lp.state.tlsErrors.Add(1)
 		t.tr.Close()
 	case tlsReady:

@@ -950,3 +950,32 @@ func TestLoopTLSFrameHandler(t *testing.T) {
 		t.Fatal("the answers differ from the frames sent, upper-cased")
 	}
 }
+
+// A client that resets its connection mid-handshake: the failure is
+// counted and logged like any other, with the client's address, and the
+// handler never sees the connection.
+func TestLoopTLSHandshakeResetLogged(t *testing.T) {
+	checkLeaks(t)
+	pki := testkit.NewPKI(t)
+	var logs testkit.SyncBuffer
+	opened := make(chan tls.ConnectionState, 1)
+	lp := &netcore.Loop{Handler: tlsHello(opened), Logger: logTo(&logs), Loops: 1}
+	addr := serveLoopTLS(t, lp, pki.ServerConfig())
+	nc, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := nc.LocalAddr().String()
+	nc.Write([]byte{22, 3, 1, 0, 200, 1}) // the start of a ClientHello
+	nc.(*net.TCPConn).SetLinger(0)        // close with a reset
+	nc.Close()
+	waitStats(t, lp, func(s netcore.LoopStats) bool { return s.TLSHandshakeErrors == 1 && s.Conns == 0 })
+	if !strings.Contains(logs.String(), "TLS handshake failed") || !strings.Contains(logs.String(), from) {
+		t.Errorf("log %q does not report the failed handshake from %s", logs.String(), from)
+	}
+	select {
+	case <-opened:
+		t.Error("the handler saw a connection whose handshake failed")
+	default:
+	}
+}
