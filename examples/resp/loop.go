@@ -38,13 +38,14 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 		return err
 	}
 	lp := &netcore.Loop{
-		Handler:         &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
-		Loops:           cfg.loops,
-		SpinWait:        cfg.spinWait,
-		MaxInput:        cfg.maxQuery,
-		OutputHighWater: netcore.DefaultOutputHighWater,
-		MaxOutput:       netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,
-		Logger:          cfg.logger,
+		Handler:             &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
+		Loops:               cfg.loops,
+		SpinWait:            cfg.spinWait,
+		MaxInput:            cfg.maxQuery,
+		TLSHandshakeTimeout: cfg.tlsHandshakeTimeout,
+		OutputHighWater:     netcore.DefaultOutputHighWater,
+		MaxOutput:           netcore.DefaultOutputHighWater + replyBatch + cfg.maxBulk + maxReplyHeader,
+		Logger:              cfg.logger,
 	}
 	served := make(chan error, len(eps))
 	for _, e := range eps {

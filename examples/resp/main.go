@@ -65,7 +65,10 @@ type config struct {
 	// (redis-server's tls-port).
 	tlsAddr string
 	tls     *tls.Config
-	logger  *slog.Logger
+	// tlsHandshakeTimeout bounds a TLS handshake in either mode
+	// (netcore.DefaultTLSHandshakeTimeout if 0).
+	tlsHandshakeTimeout time.Duration
+	logger              *slog.Logger
 }
 
 // An endpoint is a listener a mode serves, and whether it speaks TLS.
@@ -179,15 +182,21 @@ func main() {
 // connection, each running serveConn.
 //
 // A TLS listener is wrapped by tls.NewListener: the handshake runs in the
-// connection's goroutine, at its first Read.
+// connection's goroutine, first, bounded by cfg.tlsHandshakeTimeout as
+// the Loop bounds its handshakes (tls.NewListener alone has no bound).
 func runServer(ctx context.Context, addr string, store *Store, cfg config, ready func([]endpoint)) error {
 	eps, err := listenAll(ctx, addr, cfg)
 	if err != nil {
 		return err
 	}
 	srv := &netcore.Server{
-		Handler: netcore.HandlerFunc(func(_ context.Context, c net.Conn) { serveConn(c, store, cfg) }),
-		Logger:  cfg.logger,
+		Handler: netcore.HandlerFunc(func(ctx context.Context, c net.Conn) {
+			if tc, ok := c.(*tls.Conn); ok && !handshake(ctx, tc, cfg) {
+				return
+			}
+			serveConn(c, store, cfg)
+		}),
+		Logger: cfg.logger,
 	}
 	served := make(chan error, len(eps))
 	for _, e := range eps {
@@ -213,6 +222,22 @@ func runServer(ctx context.Context, addr string, store *Store, cfg config, ready
 		return err
 	}
 	return nil
+}
+
+// handshake runs a TLS connection's handshake within
+// cfg.tlsHandshakeTimeout, and logs a failure as the Loop does.
+func handshake(ctx context.Context, tc *tls.Conn, cfg config) bool {
+	d := cfg.tlsHandshakeTimeout
+	if d == 0 {
+		d = netcore.DefaultTLSHandshakeTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		cfg.logger.Info("resp: TLS handshake failed; closing the connection", "remote", tc.RemoteAddr().String(), "err", err)
+		return false
+	}
+	return true
 }
 
 // listenAll opens the listeners of a mode: TCP on addr unless it is

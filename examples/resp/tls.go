@@ -20,7 +20,8 @@ import (
 // optional) asks clients for a certificate signed by -tls-ca-cert-file;
 // -tls-protocols lists the versions taken ("TLSv1.2 TLSv1.3" by default).
 // In loop mode the TLS listener is served by Loop.ServeTLS on the same
-// Loop as the others; in server mode through tls.NewListener.
+// Loop as the others; in server mode through tls.NewListener, with the
+// handshake bounded as the Loop bounds it (10 s).
 
 // tlsFlags are the TLS flags as given.
 type tlsFlags struct {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netcore-dev/netcore/internal/testkit"
 )
@@ -351,5 +352,28 @@ func TestTLSProtocolsServed(t *testing.T) {
 		if c != nil {
 			c.Close()
 		}
+	}
+}
+
+// A client that connects to the TLS port and says nothing is closed once
+// the handshake timeout passes, in both modes (tls.NewListener alone
+// would wait for it forever in server mode).
+func TestTLSHandshakeTimeout(t *testing.T) {
+	dir := tlsFiles(t)
+	for _, mode := range []string{"loop", "server"} {
+		t.Run(mode, func(t *testing.T) {
+			addrs, _ := startServing(t, mode, "", config{tlsAddr: "127.0.0.1:0", tls: serverTLS(t, dir, "no"),
+				tlsHandshakeTimeout: 100 * time.Millisecond})
+			c, err := net.Dial("tcp4", addrs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(testkit.Timeout))
+			_, err = c.Read(make([]byte, 1))
+			if ne, ok := err.(net.Error); err == nil || ok && ne.Timeout() {
+				t.Fatalf("a silent client's read ended with %v; want the server to close it after the 100 ms handshake timeout", err)
+			}
+		})
 	}
 }
