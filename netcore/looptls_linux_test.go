@@ -363,28 +363,13 @@ func TestLoopTLSResumption(t *testing.T) {
 			cfg.MaxVersion, cfg.ClientSessionCache = v, tls.NewLRUClientSessionCache(4)
 			for i, want := range []bool{false, true} {
 				c := dialTLS(t, addr, cfg)
-				tlsRoundTrip(t, c, "hello") // in 1.3 the ticket comes after the handshake
+				loopRoundTrip(t, c, "hello") // in 1.3 the ticket comes after the handshake
 				if got := c.ConnectionState().DidResume; got != want {
 					t.Errorf("connection %d: DidResume = %v, want %v", i, got, want)
 				}
 				c.Close()
 			}
 		})
-	}
-}
-
-// tlsRoundTrip writes msg on c and reads it back.
-func tlsRoundTrip(t testing.TB, c net.Conn, msg string) {
-	t.Helper()
-	if _, err := c.Write([]byte(msg)); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("reading the echo of %q: %v", msg, err)
-	}
-	if string(got) != msg {
-		t.Fatalf("echo = %q, want %q", got, msg)
 	}
 }
 
@@ -450,7 +435,7 @@ func TestLoopStartTLS(t *testing.T) {
 		if got := readLine(t, tc); got != "secret greeting" {
 			t.Fatalf("first TLS line %q", got)
 		}
-		tlsRoundTrip(t, tc, "over TLS now\n")
+		loopRoundTrip(t, tc, "over TLS now\n")
 		tc.Close()
 		if err := testkit.WaitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
 			t.Errorf("OnClose: %v", err)
@@ -530,68 +515,6 @@ func TestLoopTLSCloseNotify(t *testing.T) {
 				t.Errorf("the last record is of type %d, want 21 (an alert: close_notify)", typ)
 			}
 		})
-	}
-}
-
-// heldConn holds what a TLS client writes after its first write (the
-// ClientHello) until release, then sends it all in one write: the
-// client's Finished and its first application data arrive together, as
-// they do from a client that writes its request right after the handshake
-// (curl did, about one run in three).
-type heldConn struct {
-	net.Conn
-	writes int
-	held   []byte
-}
-
-func (h *heldConn) Write(p []byte) (int, error) {
-	if h.writes++; h.writes == 1 {
-		return h.Conn.Write(p)
-	}
-	h.held = append(h.held, p...)
-	return len(p), nil
-}
-
-func (h *heldConn) release() error {
-	_, err := h.Conn.Write(h.held)
-	h.held = nil
-	return err
-}
-
-// TestLoopTLSDataWithClientFinished: application data that arrives in the
-// same read as the client's last handshake message is served at once, not
-// when the next bytes come.
-func TestLoopTLSDataWithClientFinished(t *testing.T) {
-	checkLeaks(t)
-	pki := testkit.NewPKI(t)
-	closed := make(chan error, 1)
-	lp := &netcore.Loop{Handler: loopEcho(closed), Loops: 1}
-	addr := serveLoopTLS(t, lp, pki.ServerConfig())
-	raw, err := net.DialTimeout("tcp4", addr, testkit.Timeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(testkit.Timeout))
-	held := &heldConn{Conn: raw}
-	cfg := pki.ClientConfig()
-	cfg.MinVersion = tls.VersionTLS13 // the client's Handshake returns before the server has its Finished
-	c := tls.Client(held, cfg)
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte("first request")); err != nil {
-		t.Fatal(err)
-	}
-	if err := held.release(); err != nil { // Finished and the request in one segment
-		t.Fatal(err)
-	}
-	got := make([]byte, len("first request"))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("reading the echo of data sent with the client's Finished: %v", err)
-	}
-	if string(got) != "first request" {
-		t.Fatalf("echo %q", got)
 	}
 }
 

@@ -93,7 +93,7 @@ func TestLoopStartTLSOutputAboveHighWater(t *testing.T) {
 	if !bytes.Equal(got, banner) {
 		t.Fatal("banner differs")
 	}
-	tlsRoundTrip(t, tc, "still echoing\n")
+	loopRoundTrip(t, tc, "still echoing\n")
 }
 
 // gatherConn holds what is written on it while gathering, and sends it
@@ -168,7 +168,7 @@ func TestLoopTLSSplitAndPipelined(t *testing.T) {
 			if err := tc.Handshake(); err != nil {
 				t.Fatal(err)
 			}
-			tlsRoundTrip(t, tc, "split at every byte")
+			loopRoundTrip(t, tc, "split at every byte")
 			tc.Close()
 			if err := testkit.WaitFor(t, closed, "OnClose"); err != nil && err != io.EOF {
 				t.Errorf("OnClose: %v", err)
@@ -286,7 +286,7 @@ func TestLoopStartTLSInsideQueuedStartTLS(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	tlsRoundTrip(t, tc, "over TLS\n")
+	loopRoundTrip(t, tc, "over TLS\n")
 }
 
 // Back-pressure over TLS: a pipeline of requests whose answers pass the
@@ -409,12 +409,12 @@ func TestLoopTLSHostileRecords(t *testing.T) {
 			closed := make(chan error, 2)
 			addr := serveLoopTLS(t, &netcore.Loop{Handler: loopEcho(closed), Loops: 1}, pki.ServerConfig())
 			tc, nc := dialTLSOver(t, addr, pki.ClientConfig(), func(c net.Conn) net.Conn { return c })
-			tlsRoundTrip(t, tc, "first")
+			loopRoundTrip(t, tc, "first")
 			nc.Write(junk)
 			if err := testkit.WaitFor(t, closed, "OnClose"); err == nil || err == io.EOF {
 				t.Errorf("OnClose: %v, want tls's error", err)
 			}
-			tlsRoundTrip(t, dialTLS(t, addr, pki.ClientConfig()), "another")
+			loopRoundTrip(t, dialTLS(t, addr, pki.ClientConfig()), "another")
 		})
 	}
 }
@@ -460,7 +460,7 @@ func TestLoopStartTLSPipelinedAndOnOpen(t *testing.T) {
 		if got := readLine(t, tc); got != "encrypted hello" {
 			t.Fatalf("first TLS line %q", got)
 		}
-		tlsRoundTrip(t, tc, "pipelined\n")
+		loopRoundTrip(t, tc, "pipelined\n")
 	})
 	t.Run("OnOpen", func(t *testing.T) {
 		checkLeaks(t)
@@ -478,7 +478,7 @@ func TestLoopStartTLSPipelinedAndOnOpen(t *testing.T) {
 		if got := readLine(t, nc); got != "220 go" {
 			t.Fatalf("greeting %q", got)
 		}
-		tlsRoundTrip(t, tls.Client(nc, pki.ClientConfig()), "after OnOpen\n")
+		loopRoundTrip(t, tls.Client(nc, pki.ClientConfig()), "after OnOpen\n")
 	})
 }
 
@@ -621,7 +621,7 @@ func TestLoopStartTLSClosingAndAfterEOF(t *testing.T) {
 	addr := serveLoop(t, &netcore.Loop{Handler: h, Loops: 1})
 
 	_, nc := dialStartTLS(t, addr, pki.ClientConfig())
-	held := &heldConn{Conn: nc}
+	held := &corkConn{clientConn: nc.(*net.TCPConn)}
 	cfg := pki.ClientConfig()
 	cfg.MinVersion = tls.VersionTLS13 // Finished is the client's last flight
 	tc := tls.Client(held, cfg)
@@ -629,7 +629,7 @@ func TestLoopStartTLSClosingAndAfterEOF(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.Write([]byte("late request"))
-	if err := held.release(); err != nil { // Finished and the request together
+	if err := held.uncork(); err != nil { // Finished and the request together
 		t.Fatal(err)
 	}
 	if b, err := io.ReadAll(tc); err != nil || string(b) != "bye\n" {
