@@ -690,15 +690,24 @@ func (w *client) idle(ctx context.Context) {
 	var b [1]byte
 	n, err := c.Read(b[:])
 	waited := time.Since(start)
-	switch {
-	case n > 0:
+	if n > 0 {
 		w.c.fail("idle, the server sent %d bytes", n)
+		return
+	}
+	w.judgeClose(ctx, err, waited, lim.IdleTimeout, "IdleTimeout", "idle")
+}
+
+// judgeClose checks the end of a connection the server must close once
+// limit (the field called name) has passed: err ended the wait for it
+// after waited; what says which client it was, for the failure.
+func (w *client) judgeClose(ctx context.Context, err error, waited, limit time.Duration, name, what string) {
+	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
 		// The run ended first.
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.c.fail("idle and still open after %v (IdleTimeout %v)", waited.Round(time.Millisecond), lim.IdleTimeout)
-	case waited < lim.IdleTimeout*9/10:
-		w.c.fail("idle, closed (%v) after %v, before IdleTimeout %v", err, waited.Round(time.Millisecond), lim.IdleTimeout)
+		w.c.fail("%s and still open after %v (%s %v)", what, waited.Round(time.Millisecond), name, limit)
+	case waited < limit*9/10:
+		w.c.fail("%s, closed (%v) after %v, before %s %v", what, err, waited.Round(time.Millisecond), name, limit)
 	default:
 		w.c.droppedAfter(waited)
 	}
@@ -757,16 +766,8 @@ func (w *client) stall(ctx context.Context) {
 	defer stop()
 	_, err = io.Copy(io.Discard, c) // the server's first flight, if any, then the close
 	waited := time.Since(start)
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
-		// The run ended first.
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.c.fail("stalled in the handshake (%d bytes of ClientHello) and still open after %v (TLSHandshakeTimeout %v)", len(hello), waited.Round(time.Millisecond), lim.HandshakeTimeout)
-	case waited < lim.HandshakeTimeout*9/10:
-		w.c.fail("stalled in the handshake (%d bytes of ClientHello), closed (%v) after %v, before TLSHandshakeTimeout %v", len(hello), err, waited.Round(time.Millisecond), lim.HandshakeTimeout)
-	default:
-		w.c.droppedAfter(waited)
-	}
+	w.judgeClose(ctx, err, waited, lim.HandshakeTimeout, "TLSHandshakeTimeout",
+		fmt.Sprintf("stalled in the handshake (%d bytes of ClientHello)", len(hello)))
 }
 
 // badHello sends an HTTP request, or random bytes and a half-close,
