@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcore-dev/netcore/internal/sys"
 	"github.com/netcore-dev/netcore/internal/testkit"
 	"github.com/netcore-dev/netcore/netcore"
 	"golang.org/x/sys/unix"
@@ -82,5 +83,19 @@ func sockoptControl(opts ...sockopt) controlFunc {
 			return err
 		}
 		return serr
+	}
+}
+
+// loopWaits counts the calls loops wait in, every loop of the process:
+// epoll_wait, or io_uring_enter when the suite runs on io_uring.
+func loopWaits() uint64 { return sys.Count(sys.OpEpollWait) + sys.Count(sys.OpIoUringEnter) }
+
+// epollOnly skips a test of the epoll backend's own mechanics (its system
+// calls, injected through the seam) when the suite runs Loops on another
+// backend (NETCORE_TEST_LOOP_BACKEND).
+func epollOnly(t *testing.T, what string) {
+	t.Helper()
+	if b := netcore.SuiteBackend(); b != netcore.BackendEpoll {
+		t.Skipf("the epoll backend's %s; the suite runs on %v", what, b)
 	}
 }

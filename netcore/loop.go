@@ -115,6 +115,37 @@ type LoopStats struct {
 	TLSHandshakes, TLSHandshakeErrors int64
 }
 
+// LoopBackend is how a Loop's event loops wait for I/O and make it.
+type LoopBackend uint8
+
+const (
+	// BackendEpoll (the default): each loop waits in its own epoll
+	// instance and makes a read(2) or write(2) per ready connection.
+	BackendEpoll LoopBackend = iota
+	// BackendIOUring: each loop has its own io_uring instance, with a
+	// multishot receive per connection into a ring of buffers the loop
+	// provides, and every send of an iteration submitted in its one
+	// io_uring_enter. Serve fails with the reason if io_uring cannot be
+	// used here (kernel.io_uring_disabled, a seccomp filter, an old
+	// kernel). See the README's "io_uring" section.
+	BackendIOUring
+	// BackendBest is io_uring where it can be used and epoll otherwise;
+	// the first Serve logs why io_uring could not be used, once.
+	BackendBest
+)
+
+func (b LoopBackend) String() string {
+	switch b {
+	case BackendEpoll:
+		return "epoll"
+	case BackendIOUring:
+		return "io_uring"
+	case BackendBest:
+		return "best"
+	}
+	return fmt.Sprintf("LoopBackend(%d)", uint8(b))
+}
+
 // Loop serves connections on a few event loops instead of a goroutine per
 // connection: each loop is a goroutine locked to its own OS thread, waiting
 // in its own epoll instance, that reads, calls Handler and writes for every
@@ -180,6 +211,10 @@ type Loop struct {
 	// ServeTLS accepted or LoopConn.StartTLS turned to TLS
 	// (DefaultTLSHandshakeTimeout if 0).
 	TLSHandshakeTimeout time.Duration
+	// Backend chooses how the loops wait for and make their I/O:
+	// BackendEpoll (the default), BackendIOUring or BackendBest. A
+	// handler cannot tell them apart, except by speed.
+	Backend LoopBackend
 	// Logger receives accept errors, limit breaches and handler panics;
 	// nil means slog.Default().
 	Logger *slog.Logger

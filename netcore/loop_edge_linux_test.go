@@ -148,6 +148,7 @@ func TestLoopIdleTimeoutHuge(t *testing.T) {
 // Serve returns ErrLoopClosed, and a later Serve on it returns
 // ErrLoopClosed at once instead of hanging on a loop that is gone.
 func TestLoopServeAfterEpollWaitFailure(t *testing.T) {
+	epollOnly(t, "epoll_wait failure")
 	var once atomic.Bool
 	setFilter(t, func(c *sys.Call) error {
 		if c.Op == sys.OpEpollWait && once.CompareAndSwap(false, true) {

@@ -24,6 +24,7 @@ import (
 // reads and writes, all at random, on every descriptor: the echo of every
 // client is still exact.
 func TestLoopFaultsEINTRAndShortIO(t *testing.T) {
+	epollOnly(t, "EINTR from epoll_wait and short read(2)/write(2)")
 	checkLeaks(t)
 	addr := serveLoop(t, &netcore.Loop{Handler: loopEcho(nil), Loops: 2})
 	// The clients use the runtime poller, which is edge-triggered: a
@@ -139,6 +140,7 @@ func TestLoopEMFILEBackOff(t *testing.T) {
 // behind: Serve reports the first two, the third closes only the new
 // connection.
 func TestLoopSetupFailures(t *testing.T) {
+	epollOnly(t, "epoll_create1, eventfd2 and epoll_ctl failures")
 	checkLeaks(t)
 	for _, op := range []sys.Op{sys.OpEpollCreate, sys.OpEventfd} {
 		restore := sys.SetFilter(func(c *sys.Call) error {

@@ -179,9 +179,13 @@ func (lp *Loop) start() error {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	useUring, err := lp.useUring()
+	if err != nil {
+		return err
+	}
 	loops := make([]*eventLoop, 0, n)
 	for range n {
-		l, err := newEventLoop(lp, lim)
+		l, err := newEventLoop(lp, lim, useUring)
 		if err != nil {
 			for _, l := range loops {
 				l.closeFDs()
@@ -194,6 +198,25 @@ func (lp *Loop) start() error {
 	st.acceptors = make(map[*acceptor]struct{})
 	for _, l := range loops {
 		go l.run()
+	}
+	if useUring {
+		// Each loop makes its ring on its own thread: wait for all.
+		var first error
+		for _, l := range loops {
+			if err := <-l.ur.ready; err != nil && first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			for _, l := range loops {
+				l.post(task{kind: taskForce})
+			}
+			for _, l := range loops {
+				<-l.done
+			}
+			st.loops = nil
+			return first
+		}
 	}
 	return nil
 }
@@ -389,9 +412,10 @@ type task struct {
 type eventLoop struct {
 	lp      *Loop
 	lim     limits
-	epfd    int
-	wakefd  int // eventfd, registered edge-triggered: never needs reading
-	reserve int // spare descriptor for the EMFILE trick, -1 if none
+	epfd    int        // -1 with io_uring
+	ur      *uringLoop // nil with epoll
+	wakefd  int        // eventfd, registered edge-triggered: never needs reading
+	reserve int        // spare descriptor for the EMFILE trick, -1 if none
 	events  []unix.EpollEvent
 	scratch []byte
 	plain   []byte      // decrypted input, for TLS connections (made on first use)
@@ -432,9 +456,19 @@ type eventLoop struct {
 	done            chan struct{}
 }
 
-func newEventLoop(lp *Loop, lim limits) (*eventLoop, error) {
+func newEventLoop(lp *Loop, lim limits, useUring bool) (*eventLoop, error) {
 	l := &eventLoop{lp: lp, lim: lim, epfd: -1, wakefd: -1, reserve: -1, done: make(chan struct{})}
 	var err error
+	if useUring {
+		// The ring is made on the loop's thread (run); the eventfd is
+		// watched by a poll on it.
+		if l.wakefd, err = sys.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+			return nil, os.NewSyscallError("eventfd2", err)
+		}
+		l.ur = &uringLoop{ready: make(chan error, 1)}
+		l.scratch = make([]byte, min(scratchSize, lim.maxInput))
+		return l, nil
+	}
 	if l.epfd, err = sys.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
@@ -529,10 +563,24 @@ func (l *eventLoop) run() {
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 	l.tid.Store(int32(sys.Gettid()))
 	defer close(l.done)
+	if l.ur != nil {
+		err := l.initUring()
+		l.ur.ready <- err
+		if err != nil {
+			l.exit()
+			return
+		}
+	}
 	for {
 		waitFrom := l.clock()
 		l.awake.Store(0)
-		n, err := l.wait(l.deadline(), waitFrom)
+		var n int
+		var err error
+		if l.ur != nil {
+			err = l.waitUring(l.deadline(), waitFrom)
+		} else {
+			n, err = l.wait(l.deadline(), waitFrom)
+		}
 		if err != nil {
 			if again(err, false) {
 				continue
@@ -548,6 +596,9 @@ func (l *eventLoop) run() {
 		l.now = l.clock()
 		l.awake.Store(l.now + 1)
 		l.measureLoad(waitFrom)
+		if l.ur != nil {
+			l.reapUring()
+		}
 		for i := range n {
 			l.dispatch(&l.events[i])
 		}
@@ -833,6 +884,9 @@ func (l *eventLoop) exit() {
 			t.a.release(ErrLoopClosed)
 		}
 	}
+	if l.ur != nil {
+		l.closeUring()
+	}
 	l.closeFDs()
 }
 
@@ -939,9 +993,9 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 		l.seq = firstSeq
 	}
 	c.seq = l.seq
-	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
-	ev := unix.EpollEvent{Events: c.events, Fd: int32(fd), Pad: int32(c.seq)}
-	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if l.ur != nil {
+		l.setRecv(c, true) // (cannot fail: a full submission queue is submitted first)
+	} else if err := l.watch(c); err != nil {
 		l.lp.logger().Error("netcore: cannot watch an accepted connection; closing it",
 			"remote", peer.String(), "err", os.NewSyscallError("epoll_ctl", err))
 		closeFD(fd)
@@ -966,6 +1020,14 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 	}
 	l.callback(c, cbOpen)
 	l.after(c)
+}
+
+// watch registers a new connection with the loop's epoll instance, for
+// input.
+func (l *eventLoop) watch(c *LoopConn) error {
+	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
+	ev := unix.EpollEvent{Events: c.events, Fd: int32(c.fd), Pad: int32(c.seq)}
+	return sys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 }
 
 // read makes one read(2) into the scratch buffer and hands the bytes to
@@ -993,6 +1055,14 @@ func (l *eventLoop) read(c *LoopConn) {
 		l.closeConn(c, c.opErr("read", "read", err))
 		return
 	}
+	l.received(c, p[:n])
+}
+
+// received hands what a read brought (nothing at the peer's FIN) to the
+// handler, or to the TLS layer: the path a read(2) and an io_uring
+// receive share. p is the loop's: borrowed until the handler returns.
+func (l *eventLoop) received(c *LoopConn, p []byte) {
+	n := len(p)
 	l.touch(c)
 	if c.tls != nil {
 		l.tlsRead(c, p[:n])
@@ -1041,6 +1111,10 @@ func (l *eventLoop) closeAfterFlush(c *LoopConn, reason error) {
 // flushConn writes c's output: one write(2) when the kernel takes it all,
 // more only after a short write, until EAGAIN (then EPOLLOUT is watched).
 func (l *eventLoop) flushConn(c *LoopConn) {
+	if l.ur != nil {
+		l.flushUring(c)
+		return
+	}
 	w := &c.out
 	if c.tls != nil {
 		w = l.seal(c) // the ciphertext
@@ -1063,6 +1137,14 @@ func (l *eventLoop) flushConn(c *LoopConn) {
 			return
 		}
 	}
+	l.flushed(c, w)
+}
+
+// flushed settles c once its output has gone as far as it can for now
+// (w, what was being written, may still hold the rest): at its end, the
+// half-close or close that waited for it; below the low watermark, the end
+// of back-pressure.
+func (l *eventLoop) flushed(c *LoopConn, w *buffer) {
 	w.ReleaseIfEmpty()
 	if c.tls != nil && c.closeErr != nil {
 		l.fail(c, c.closeErr)
@@ -1105,8 +1187,13 @@ func (l *eventLoop) rearm(c *LoopConn) {
 	if c.closed {
 		return
 	}
+	reading := !c.readHeld() && !c.eof && (c.tls == nil || !c.tls.stalled)
+	if l.ur != nil {
+		l.setRecv(c, reading)
+		return
+	}
 	var want uint32
-	if !c.readHeld() && !c.eof && (c.tls == nil || !c.tls.stalled) {
+	if reading {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.blocked {
@@ -1228,6 +1315,9 @@ func (l *eventLoop) closeConn(c *LoopConn, err error) {
 	c.borrow = nil
 	if c.tls != nil {
 		l.closeTLS(c, err)
+	}
+	if l.ur != nil {
+		l.forgetUring(c)
 	}
 	if !(c.userClosed && err == nil && l.linger(c)) {
 		closeFD(c.fd) // also takes it out of the epoll set

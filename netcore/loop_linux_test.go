@@ -350,7 +350,8 @@ func TestLoopPipelining(t *testing.T) {
 	roundTripNumbers(t, c, 1000, 100)
 	mu.Lock()
 	defer mu.Unlock()
-	if writes != 1 {
+	// (On io_uring the answer is one send, which the seam does not see.)
+	if netcore.SuiteBackend() == netcore.BackendEpoll && writes != 1 {
 		t.Errorf("the server answered 100 pipelined requests with %d writes, want 1", writes)
 	}
 }
@@ -475,7 +476,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
 		c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		w0 := sys.Count(sys.OpEpollWait)
+		w0 := loopWaits()
 		n, err := c.Conn.Write(p[done:])
 		done += n
 		c.written.Add(int64(n))
@@ -484,7 +485,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 		}
 		if err != nil && n == 0 {
 			select {
-			case c.stalls <- sys.Count(sys.OpEpollWait) - w0:
+			case c.stalls <- loopWaits() - w0:
 			default:
 			}
 		}

@@ -226,8 +226,10 @@ type acceptor struct {
 	salen   int
 	err     error
 	backoff time.Duration
-	rearmAt int64 // while backing off: when to watch the listener again
-	nextLog int64 // when the next resource-limit message may be logged
+	rearmAt int64  // while backing off: when to watch the listener again
+	nextLog int64  // when the next resource-limit message may be logged
+	lfd     int    // the listening socket's descriptor (io_uring watches it)
+	gen     uint32 // io_uring: which watch of the listener is current
 	removed chan struct{}
 	ended   bool
 	// settled is closed once the loop has watched the listener or given
@@ -296,6 +298,7 @@ func (l *eventLoop) listen(a *acceptor) {
 		if err = sys.SetNonblock(int(s), true); err != nil {
 			err = os.NewSyscallError("fcntl", err)
 		}
+		a.lfd = int(s)
 	})
 	if cerr != nil {
 		err = cerr
@@ -320,6 +323,11 @@ func (l *eventLoop) listen(a *acceptor) {
 // EPOLL_CTL_MOD: a pause is a removal.
 func (l *eventLoop) watchListener(a *acceptor, on bool) error {
 	if a.open.Load() == on {
+		return nil
+	}
+	if l.ur != nil {
+		l.watchUring(a, a.lfd, on)
+		a.open.Store(on)
 		return nil
 	}
 	op := unix.EPOLL_CTL_ADD

@@ -42,6 +42,8 @@ type LoopConn struct {
 	user        any
 	tls         *loopTLS // nil without TLS
 	hidden      bool     // its TLS handshake runs: the handler has not seen it yet
+	snd         *buffer  // io_uring: the bytes of the send in flight
+	recvGen     uint32   // io_uring: which multishot receive is armed (events != 0)
 
 	// The loop's own; see eventLoop.
 	in           buffer
@@ -189,10 +191,14 @@ func (c *LoopConn) OutputBuffered() int { return c.outLen() }
 // outLen is the output not written yet: plaintext and, with TLS, the
 // ciphertext made of it.
 func (c *LoopConn) outLen() int {
+	n := c.out.Len()
 	if c.tls != nil {
-		return c.out.Len() + c.tls.raw.Len()
+		n += c.tls.raw.Len()
 	}
-	return c.out.Len()
+	if c.snd != nil {
+		n += c.snd.Len()
+	}
+	return n
 }
 
 // OutputFull reports whether the connection's buffered output, queued

@@ -35,9 +35,13 @@ func (l *eventLoop) linger(c *LoopConn) bool {
 		}
 		c.shutWr = true
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagLinger}
-	if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
-		return false
+	if l.ur != nil {
+		l.prepPoll(c.fd, unix.POLLIN|unix.POLLRDHUP, userData(udLinger, 0, 0, c.fd))
+	} else {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd), Pad: tagLinger}
+		if err := sys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+			return false
+		}
 	}
 	deadline := addSat(l.now, int64(l.lim.linger))
 	for c.fd >= len(l.lingering) {
@@ -74,6 +78,9 @@ func (l *eventLoop) lingerRead(fd int) {
 func (l *eventLoop) endLinger(fd int) {
 	l.lingering[fd] = 0
 	l.nlinger--
+	if l.ur != nil {
+		l.prepCancel(userData(udLinger, 0, 0, fd))
+	}
 	closeFD(fd)
 }
 

@@ -477,15 +477,22 @@ func (l *eventLoop) decrypt(c *LoopConn, p []byte, eof bool) {
 		got, spilled = 0, false
 	}
 	if got > 0 || spilled {
-		if c.in.Len() == 0 {
-			c.borrow, c.borrowing = plain[:got], true
-		} else {
+		if c.readHeld() {
+			// Back-pressure (io_uring: bytes that came before the
+			// receive's cancel took effect): kept for when the output
+			// has drained, as unread input would have been.
 			c.in.Write(plain[:got])
-		}
-		l.callback(c, cbData)
-		l.after(c)
-		if c.closed {
-			return
+		} else {
+			if c.in.Len() == 0 {
+				c.borrow, c.borrowing = plain[:got], true
+			} else {
+				c.in.Write(plain[:got])
+			}
+			l.callback(c, cbData)
+			l.after(c)
+			if c.closed {
+				return
+			}
 		}
 	}
 	switch {
@@ -540,7 +547,9 @@ func (l *eventLoop) closeNotify(c *LoopConn) bool {
 // writeLast makes one write of c's ciphertext, whatever comes of it: what
 // goes out before a connection closes for an error (an alert).
 func (l *eventLoop) writeLast(c *LoopConn) {
-	if t := c.tls; t != nil && t.raw.Len() > 0 && !c.shutWr {
+	if t := c.tls; t != nil && t.raw.Len() > 0 && !c.shutWr && !(l.ur != nil && c.blocked) {
+		// (With io_uring, a send in flight holds earlier bytes: these
+		// would overtake them.)
 		sys.Write(c.fd, t.raw.Bytes())
 		t.raw.Discard(t.raw.Len())
 	}

@@ -114,6 +114,7 @@ type bufReg struct {
 const (
 	IORING_OP_NOP          = 0  // 5.1
 	IORING_OP_READV        = 1  // 5.1
+	IORING_OP_POLL_ADD     = 6  // 5.1; multishot 5.13
 	IORING_OP_TIMEOUT      = 11 // 5.4
 	IORING_OP_ACCEPT       = 13 // 5.5; multishot 5.19
 	IORING_OP_ASYNC_CANCEL = 14 // 5.5; by fd, all: 5.19
@@ -128,6 +129,10 @@ const (
 	IORING_OP_SOCKET       = 45 // 5.19, with multishot accept and PBUF_RING
 	IORING_OP_SEND_ZC      = 47 // 6.0, with multishot receive
 )
+
+// IORING_POLL_ADD_MULTI, in a POLL_ADD's len: the poll stays armed and
+// completes at every wake-up of the file (5.13).
+const IORING_POLL_ADD_MULTI = 1 << 0
 
 // sqe.flags (IOSQE_*).
 const (

@@ -249,3 +249,39 @@ func TestProbeMissing(t *testing.T) {
 		t.Errorf("a 5.19 kernel: %v", err)
 	}
 }
+
+// A multishot poll completes at each wake-up of the file while it stays
+// armed: two writes into a socket pair, two completions with POLLIN, then
+// a cancel ends it with -ECANCELED and no F_MORE.
+func TestPollMultishot(t *testing.T) {
+	checkNoFDLeak(t)
+	r := newRing(t, 8, Options{})
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if !r.PrepPollMultishot(fds[1], unix.POLLIN, 5) {
+		t.Fatal("PrepPollMultishot = false")
+	}
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		unix.Write(fds[0], []byte("x"))
+		got := waitFor(t, r, 1)
+		if got[0].userData != 5 || got[0].res&unix.POLLIN == 0 || !More(got[0].flags) {
+			t.Fatalf("wake-up %d: completion %+v, want user_data 5, POLLIN, F_MORE", i, got[0])
+		}
+	}
+	if !r.PrepCancel(5, 6) {
+		t.Fatal("PrepCancel = false")
+	}
+	got := waitFor(t, r, 2)
+	for _, c := range got {
+		if c.userData == 5 && (c.res != -int32(unix.ECANCELED) || More(c.flags)) {
+			t.Fatalf("the cancelled poll ended with %+v, want -ECANCELED without F_MORE", c)
+		}
+	}
+}

@@ -53,6 +53,7 @@ type need struct {
 // IORING_OP_SEND_ZC, so those opcodes stand for them.
 var needs = [...]need{
 	{IORING_OP_NOP, "IORING_OP_NOP", "5.1"},
+	{IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD", "5.1"},
 	{IORING_OP_ACCEPT, "IORING_OP_ACCEPT", "5.5"},
 	{IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL", "5.5"},
 	{IORING_OP_CLOSE, "IORING_OP_CLOSE", "5.6"},

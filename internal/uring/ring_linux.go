@@ -263,6 +263,24 @@ func (r *Ring) PrepNop(userData uint64) bool {
 	return true
 }
 
+// PrepPollMultishot queues a multishot poll (5.13) of fd for events
+// (POLLIN, ...): one completion, res the events ready, at every wake-up of
+// the file while it stays armed (IORING_CQE_F_MORE), as an edge-triggered
+// epoll registration reports. Without F_MORE it has ended (cancelled, or
+// the kernel dropped it) and must be queued again.
+func (r *Ring) PrepPollMultishot(fd int, events uint32, userData uint64) bool {
+	sqe := r.next()
+	if sqe == nil {
+		return false
+	}
+	sqe.Opcode = IORING_OP_POLL_ADD
+	sqe.Fd = int32(fd)
+	sqe.Len = IORING_POLL_ADD_MULTI
+	sqe.OpFlags = events // poll32_events
+	sqe.UserData = userData
+	return true
+}
+
 // PrepAcceptMultishot queues a multishot accept (5.19) on the listening
 // socket fd: one completion per connection, res the new descriptor
 // (non-blocking, close-on-exec), with IORING_CQE_F_MORE while it stays

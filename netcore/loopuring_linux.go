@@ -1,0 +1,416 @@
+package netcore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/netcore-dev/netcore/internal/uring"
+	"golang.org/x/sys/unix"
+)
+
+// The io_uring backend (Loop.Backend). Each event loop owns an io_uring
+// instance, made on its locked thread (IORING_SETUP_SINGLE_ISSUER binds it
+// there), instead of an epoll instance; the loop's iteration is the same
+// (timers, lingering, flushing, resuming, draining), only its waiting and
+// its I/O differ:
+//
+//   - A connection has a multishot receive armed while the loop wants its
+//     input (where the epoll backend registers EPOLLIN): the kernel picks a
+//     buffer from the loop's provided buffer ring for each arrival, and the
+//     completion hands the bytes to the same path a read(2) feeds
+//     (received). The buffer goes back to the ring as soon as the handler
+//     has returned (what it left unconsumed was copied out by after), so an
+//     idle connection holds none. Pausing (back-pressure, a close, EOF)
+//     cancels the receive; resuming arms a new one.
+//   - Output is sent by IORING_OP_SEND, at most one send in flight per
+//     connection. The kernel reads a send's bytes after io_uring_enter
+//     returns, so they must not move: the output buffer is handed to the
+//     send (snd) and Writes go to a fresh one meanwhile; a short send goes
+//     on from its completion. Every send prepared in an iteration goes to
+//     the kernel in that iteration's one io_uring_enter.
+//   - Listening sockets, the wake-up eventfd and lingering sockets are
+//     watched with multishot polls, which complete as edge-triggered epoll
+//     reports, so the accepting (steering, budget, EMFILE), the queue of
+//     tasks and lingering work as with epoll. Accepting differs in one
+//     way: a poll has no EPOLLEXCLUSIVE, so a new connection on a shared
+//     listener wakes every loop waiting (steering still hands it to the
+//     first loop that is not busy).
+//   - A completion's user_data says what it is for: the kind, a
+//     generation (which receive of the connection, which watch of the
+//     listener), the connection's sequence number and the descriptor, so
+//     that completions of a closed connection whose descriptor was reused
+//     are told apart.
+
+// Per loop: the provided buffers and the ring's size.
+const (
+	uringBufs    = 256
+	uringBufSize = 16 << 10
+	uringEntries = 1024 // submissions; the completion queue is 4 times larger
+)
+
+// The kinds of request, in user_data's top 4 bits.
+const (
+	udWake = iota + 1
+	udListener
+	udRecv
+	udSend
+	udCancel
+	udLinger
+)
+
+// userData packs a request's kind, a 12-bit generation, the low 16 bits
+// of a connection's sequence number and a descriptor (or an acceptor's
+// index).
+func userData(kind uint8, gen, seq uint32, fd int) uint64 {
+	return uint64(kind)<<60 | uint64(gen&0xfff)<<48 | uint64(seq&0xffff)<<32 | uint64(uint32(fd))
+}
+
+func splitUserData(ud uint64) (kind uint8, gen, seq uint32, fd int) {
+	return uint8(ud >> 60), uint32(ud>>48) & 0xfff, uint32(ud>>32) & 0xffff, int(int32(uint32(ud)))
+}
+
+// uringLoop is an event loop's io_uring state; it belongs to the loop.
+type uringLoop struct {
+	r       *uring.Ring
+	br      *uring.BufRing
+	sends   map[uint64]*LoopConn // in flight, a closed connection's too until its send completes
+	pending int                  // requests whose last completion has not come yet
+	ready   chan error           // the ring's making, reported to start
+	fn      func(uint64, int32, uint32)
+	spin    bool // SpinWait: the last wait found completions
+}
+
+// testBackend replaces BackendEpoll in tests that run the whole suite on
+// another backend (NETCORE_TEST_LOOP_BACKEND; see main_linux_test.go).
+var testBackend = BackendEpoll
+
+// useUring resolves Loop.Backend to io_uring or not: with BackendIOUring
+// it fails with the reason io_uring cannot be used; with BackendBest it
+// falls back to epoll, logging the reason once.
+func (lp *Loop) useUring() (bool, error) {
+	b := lp.Backend
+	if b == BackendEpoll {
+		b = testBackend
+	}
+	switch b {
+	case BackendEpoll:
+		return false, nil
+	case BackendIOUring, BackendBest:
+		err := uring.Available()
+		if err == nil {
+			return true, nil
+		}
+		if b == BackendIOUring {
+			return false, fmt.Errorf("netcore: Loop.Backend is BackendIOUring, but %w", err)
+		}
+		lp.logger().Info("netcore: io_uring cannot be used here; the Loop uses epoll", "reason", err.Error())
+		return false, nil
+	}
+	return false, fmt.Errorf("netcore: Loop.Backend is %d, which is no LoopBackend", lp.Backend)
+}
+
+// initUring makes the loop's ring and buffer ring, on the loop's thread,
+// and starts watching the wake-up eventfd.
+func (l *eventLoop) initUring() error {
+	u := l.ur
+	r, err := uring.New(uringEntries, uring.Options{})
+	if err != nil {
+		return fmt.Errorf("netcore: Loop.Backend io_uring: %w", err)
+	}
+	br, err := r.NewBufRing(0, uringBufs, uringBufSize)
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("netcore: Loop.Backend io_uring: the buffer ring: %w", err)
+	}
+	u.r, u.br = r, br
+	u.sends = make(map[uint64]*LoopConn)
+	u.fn = l.completed
+	l.prepPoll(l.wakefd, unix.POLLIN, userData(udWake, 0, 0, l.wakefd))
+	return nil
+}
+
+// closeUring cancels what is still in flight, waits (bounded) for the
+// kernel to let go of the buffers it was given, and closes the rings.
+func (l *eventLoop) closeUring() {
+	u := l.ur
+	if u.r == nil {
+		return
+	}
+	l.prep(func() bool { return u.r.PrepCancel(userData(udWake, 0, 0, l.wakefd), userData(udCancel, 0, 0, 0)) })
+	for end := time.Now().Add(2 * time.Second); u.pending > 0 && time.Now().Before(end); {
+		if _, err := u.r.SubmitAndWait(1, 100*time.Millisecond); err != nil && !retryable(err) {
+			break
+		}
+		u.r.ForEachCQE(u.fn)
+	}
+	for ud, c := range u.sends {
+		c.snd.Release()
+		delete(u.sends, ud)
+	}
+	u.br.Close()
+	u.r.Close()
+	u.r = nil
+}
+
+func retryable(err error) bool { return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) }
+
+// prep queues a request with add, submitting what is queued first if the
+// submission queue is full, and counts it in pending.
+func (l *eventLoop) prep(add func() bool) {
+	u := l.ur
+	for !add() {
+		if _, err := u.r.Submit(); err != nil && !retryable(err) {
+			l.lp.logger().Error("netcore: io_uring_enter failed", "err", err)
+		}
+	}
+	u.pending++
+}
+
+func (l *eventLoop) prepPoll(fd int, events uint32, ud uint64) {
+	l.prep(func() bool { return l.ur.r.PrepPollMultishot(fd, events, ud) })
+}
+
+func (l *eventLoop) prepCancel(target uint64) {
+	l.prep(func() bool { return l.ur.r.PrepCancel(target, userData(udCancel, 0, 0, 0)) })
+}
+
+// waitUring is the iteration's one io_uring_enter: it submits everything
+// prepared since the last and waits until due for a completion (see
+// eventLoop.wait for SpinWait).
+func (l *eventLoop) waitUring(due, now int64) error {
+	u := l.ur
+	timeout := time.Duration(-1)
+	if due >= 0 {
+		timeout = time.Duration(max(due-now, 0))
+	}
+	if u.spin && timeout != 0 {
+		end := now + int64(l.lim.spin)
+		if due >= 0 {
+			end = min(end, due)
+		}
+		for {
+			if _, err := u.r.SubmitAndWait(1, 0); err != nil && !retryable(err) {
+				return err
+			}
+			if u.r.CQReady() > 0 {
+				return nil
+			}
+			if now = l.clock(); now >= end {
+				break
+			}
+		}
+		if due >= 0 {
+			timeout = time.Duration(max(due-now, 0))
+		}
+	}
+	_, err := u.r.SubmitAndWait(1, timeout)
+	if err != nil && retryable(err) {
+		err = nil // reap, then submit again
+	}
+	u.spin = l.lim.spin > 0 && u.r.CQReady() > 0
+	return err
+}
+
+// reapUring handles every completion ready.
+func (l *eventLoop) reapUring() { l.ur.r.ForEachCQE(l.ur.fn) }
+
+// completed handles one completion.
+func (l *eventLoop) completed(ud uint64, res int32, flags uint32) {
+	u := l.ur
+	more := uring.More(flags)
+	if !more {
+		u.pending--
+	}
+	kind, gen, seq, fd := splitUserData(ud)
+	switch kind {
+	case udWake:
+		l.drainQueue()
+		if !more && !l.exiting() {
+			l.prepPoll(l.wakefd, unix.POLLIN, ud) // the kernel dropped the poll: watch again
+		}
+	case udListener:
+		if fd >= len(l.accs) || l.accs[fd] == nil || l.accs[fd].gen != gen {
+			return // stale: that watch was cancelled
+		}
+		a := l.accs[fd]
+		if res > 0 {
+			l.accept(a, true)
+		}
+		if !more && a.open.Load() && l.accs[fd] == a && a.gen == gen {
+			a.open.Store(false)
+			l.pauseListener(a, false) // ended on its own: watch again
+		}
+	case udRecv:
+		l.recvCompleted(ud, gen, seq, fd, res, flags, more)
+	case udSend:
+		l.sendCompleted(ud, res)
+	case udLinger:
+		if res > 0 {
+			l.lingerRead(fd)
+		}
+	}
+}
+
+// recvCompleted hands what a multishot receive brought to the connection.
+func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32, flags uint32, more bool) {
+	u := l.ur
+	bid, hasBuf := uring.BufferID(flags)
+	if hasBuf {
+		defer u.br.Recycle(bid)
+	}
+	var c *LoopConn
+	if fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil && l.conns[fd].seq&0xffff == seq {
+		c = l.conns[fd]
+	}
+	if c == nil {
+		return // a closed connection's: what it brought is dropped, as a closed socket drops it
+	}
+	current := c.recvGen == gen
+	if !more && current {
+		c.events = 0 // this receive has ended
+	}
+	switch {
+	case res > 0 && hasBuf:
+		p := u.br.Buf(bid, int(res))
+		// Bytes the receive brought before its cancel took effect:
+		// the epoll backend would not have read them yet.
+		switch {
+		case !c.readHeld():
+			l.received(c, p)
+		case c.flushClose:
+			// Closing: dropped, as lingering drops what follows.
+		case c.tls == nil:
+			c.in.Write(p) // back-pressure: offered once the output drains (resume)
+		default:
+			l.received(c, p)
+		}
+	case res == 0:
+		if !c.eof && !c.flushClose {
+			l.received(c, nil)
+		}
+	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED):
+		// Ended for want of a buffer (re-armed below, now that
+		// buffers are coming back) or cancelled by the loop.
+	default:
+		if !c.closed && res < 0 {
+			l.closeConn(c, c.opErr("read", "recv", unix.Errno(-res)))
+		}
+	}
+	if !c.closed && c.events == 0 {
+		l.rearm(c)
+	}
+}
+
+// setRecv arms c's multishot receive, or cancels it.
+func (l *eventLoop) setRecv(c *LoopConn, want bool) {
+	switch {
+	case want && c.events == 0:
+		c.recvGen++
+		c.events = unix.EPOLLIN
+		ud := userData(udRecv, c.recvGen, c.seq, c.fd)
+		l.prep(func() bool { return l.ur.r.PrepRecvMultishot(c.fd, l.ur.br.Group(), ud) })
+	case !want && c.events != 0:
+		c.events = 0
+		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))
+		// At once, not with the iteration's enter: until the cancel
+		// is in, the receive goes on taking what arrives.
+		if _, err := l.ur.r.Submit(); err != nil && !retryable(err) {
+			l.lp.logger().Error("netcore: io_uring_enter failed", "err", err)
+		}
+	}
+}
+
+// flushUring sends c's output, the ciphertext made of it with TLS: one
+// send in flight at a time, its bytes moved to c.snd so that Writes
+// meanwhile cannot move them. With nothing to send, it settles c as the
+// epoll backend's flush does once everything is written.
+func (l *eventLoop) flushUring(c *LoopConn) {
+	if c.blocked {
+		return // a send is in flight: its completion goes on
+	}
+	w := &c.out
+	if c.tls != nil {
+		w = l.seal(c)
+	}
+	if w.Len() > 0 {
+		if c.snd == nil {
+			c.snd = &buffer{held: w.held}
+		}
+		*c.snd, *w = *w, buffer{held: w.held}
+		l.send(c)
+		return
+	}
+	l.flushed(c, w)
+}
+
+// send queues the send of c.snd's bytes.
+func (l *eventLoop) send(c *LoopConn) {
+	c.blocked = true
+	ud := userData(udSend, c.seq>>16, c.seq, c.fd) // all of seq: the key in sends
+	p := c.snd.Bytes()
+	l.prep(func() bool { return l.ur.r.PrepSend(c.fd, p, ud) })
+	l.ur.sends[ud] = c
+}
+
+// sendCompleted goes on after a send: the rest of a short one, then
+// whatever was written meanwhile.
+func (l *eventLoop) sendCompleted(ud uint64, res int32) {
+	c := l.ur.sends[ud]
+	if c == nil {
+		return
+	}
+	delete(l.ur.sends, ud)
+	c.blocked = false
+	if c.closed {
+		c.snd.Release() // the kernel is done with the bytes now
+		return
+	}
+	if res < 0 {
+		if res == -int32(unix.EAGAIN) || res == -int32(unix.EINTR) {
+			l.send(c)
+			return
+		}
+		c.snd.Release()
+		l.closeConn(c, c.opErr("write", "send", unix.Errno(-res)))
+		return
+	}
+	c.snd.Discard(int(res))
+	l.touch(c)
+	if c.snd.Len() > 0 {
+		l.send(c)
+		return
+	}
+	c.snd.Release()
+	c.outN.Store(int64(c.outLen()))
+	l.flushConn(c)
+}
+
+// forgetUring ends c's requests as it closes: its receive is cancelled,
+// and a send in flight keeps its bytes until it completes.
+func (l *eventLoop) forgetUring(c *LoopConn) {
+	if c.events != 0 {
+		c.events = 0
+		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))
+	}
+	if !c.blocked && c.snd != nil {
+		c.snd.Release()
+	}
+}
+
+// watchUring watches a listener (a multishot poll), or stops.
+func (l *eventLoop) watchUring(a *acceptor, fd int, on bool) {
+	if on {
+		a.gen++
+		l.prepPoll(fd, unix.POLLIN, userData(udListener, a.gen, 0, a.idx))
+		return
+	}
+	l.prepCancel(userData(udListener, a.gen, 0, a.idx))
+}
+
+// exiting reports whether the loop is on its way out (no new watches).
+func (l *eventLoop) exiting() bool {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return l.exited
+}
