@@ -358,7 +358,7 @@ func (lp *uringLoop) prepAccept() {
 }
 
 func (lp *uringLoop) prepRecv(c *uringConn) {
-	for !lp.r.PrepRecvMultishot(c.fd, lp.br.Group(), userData(udRecv, c.seq, c.fd)) {
+	for !lp.r.PrepRecvMultishot(c.fd, lp.br.Group(), 0, userData(udRecv, c.seq, c.fd)) {
 		lp.submitFull()
 	}
 	c.recvArmed = true

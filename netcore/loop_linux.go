@@ -963,6 +963,10 @@ func (l *eventLoop) after(c *LoopConn) {
 	// never make progress.
 	if c.in.Len() >= l.lim.maxInput && !c.paused {
 		l.fail(c, &LimitError{Limit: "MaxInput", Value: int64(l.lim.maxInput)})
+		return
+	}
+	if l.ur != nil && c.events == 0 {
+		l.rearm(c) // a receive that ended, or waited for input room
 	}
 }
 
@@ -993,13 +997,16 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 		l.seq = firstSeq
 	}
 	c.seq = l.seq
-	if l.ur != nil {
-		l.setRecv(c, true) // (cannot fail: a full submission queue is submitted first)
-	} else if err := l.watch(c); err != nil {
-		l.lp.logger().Error("netcore: cannot watch an accepted connection; closing it",
-			"remote", peer.String(), "err", os.NewSyscallError("epoll_ctl", err))
-		closeFD(fd)
-		return
+	// (With io_uring, the receive is armed by after, or once the TLS
+	// handshake has begun, so that it takes no more than the handshake's
+	// buffer.)
+	if l.ur == nil {
+		if err := l.watch(c); err != nil {
+			l.lp.logger().Error("netcore: cannot watch an accepted connection; closing it",
+				"remote", peer.String(), "err", os.NewSyscallError("epoll_ctl", err))
+			closeFD(fd)
+			return
+		}
 	}
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns[:cap(l.conns)], nil)
@@ -1016,6 +1023,9 @@ func (l *eventLoop) open(fd int, peer, local Sockaddr, config *tls.Config) {
 		l.newTLS(c, config)
 		c.hidden = true
 		l.startHandshake(c)
+		if l.ur != nil {
+			l.rearm(c)
+		}
 		return
 	}
 	l.callback(c, cbOpen)
@@ -1036,7 +1046,7 @@ func (l *eventLoop) read(c *LoopConn) {
 	if c.closed || c.readHeld() || c.eof {
 		return
 	}
-	p := l.scratch[:min(len(l.scratch), l.lim.maxInput-c.in.Len())]
+	p := l.scratch[:min(len(l.scratch), l.room(c))]
 	if len(p) == 0 {
 		return // a full input buffer waiting for output room (see after)
 	}
@@ -1056,6 +1066,17 @@ func (l *eventLoop) read(c *LoopConn) {
 		return
 	}
 	l.received(c, p[:n])
+}
+
+// room is how many bytes c may be given now: what MaxInput leaves of its
+// input buffer, and during a TLS handshake no more than the handshake's
+// buffer.
+func (l *eventLoop) room(c *LoopConn) int {
+	n := l.lim.maxInput - c.in.Len()
+	if c.tls != nil && c.tls.state == tlsHandshaking {
+		n = min(n, tlsHandshakeBuffer)
+	}
+	return n
 }
 
 // received hands what a read brought (nothing at the peer's FIN) to the

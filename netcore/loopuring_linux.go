@@ -79,7 +79,14 @@ type uringLoop struct {
 	ready   chan error           // the ring's making, reported to start
 	fn      func(uint64, int32, uint32)
 	spin    bool // SpinWait: the last wait found completions
+	// recvLimit: the kernel can end a multishot receive at a byte count
+	// (uring.Ring.RecvLimit); without it every receive is a single one.
+	recvLimit bool
 }
+
+// uringRecvLimit, when false, makes the loops act as on a kernel that
+// cannot end a multishot receive at a byte count (tests).
+var uringRecvLimit = true
 
 // testBackend replaces BackendEpoll in tests that run the whole suite on
 // another backend (NETCORE_TEST_LOOP_BACKEND; see main_linux_test.go).
@@ -122,6 +129,13 @@ func (l *eventLoop) initUring() error {
 	if err != nil {
 		r.Close()
 		return fmt.Errorf("netcore: Loop.Backend io_uring: the buffer ring: %w", err)
+	}
+	if uringRecvLimit {
+		if u.recvLimit, err = r.RecvLimit(1); err != nil {
+			br.Close()
+			r.Close()
+			return fmt.Errorf("netcore: Loop.Backend io_uring: %w", err)
+		}
 	}
 	u.r, u.br = r, br
 	u.sends = make(map[uint64]*LoopConn)
@@ -302,14 +316,32 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 	}
 }
 
-// setRecv arms c's multishot receive, or cancels it.
+// setRecv arms c's receive, or cancels it. A receive takes no more than
+// room allows, as the epoll backend's read(2) does, so that MaxInput and
+// the handshake's buffer hold: a multishot receive that ends by itself
+// before it could pass room, or, for less than two buffers of room (or
+// where the kernel cannot end a multishot receive at a byte count), a
+// single receive of at most room bytes.
 func (l *eventLoop) setRecv(c *LoopConn, want bool) {
+	u := l.ur
 	switch {
 	case want && c.events == 0:
+		n := l.room(c)
+		if n <= 0 {
+			return // a full input buffer waiting for output room (see after)
+		}
 		c.recvGen++
 		c.events = unix.EPOLLIN
 		ud := userData(udRecv, c.recvGen, c.seq, c.fd)
-		l.prep(func() bool { return l.ur.r.PrepRecvMultishot(c.fd, l.ur.br.Group(), ud) })
+		if u.recvLimit && n >= 2*uringBufSize {
+			// It ends once it has taken atLeast bytes or more, the
+			// last buffer's worth included: n at most.
+			atLeast := uint32(n - uringBufSize + 1)
+			l.prep(func() bool { return u.r.PrepRecvMultishot(c.fd, u.br.Group(), atLeast, ud) })
+			return
+		}
+		max := uint32(min(n, uringBufSize))
+		l.prep(func() bool { return u.r.PrepRecv(c.fd, u.br.Group(), max, ud) })
 	case !want && c.events != 0:
 		c.events = 0
 		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))

@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestENOBUFSAndRecovery(t *testing.T) {
 	if _, err := unix.Write(a, []byte("abcdefghijkl")); err != nil {
 		t.Fatal(err)
 	}
-	r.PrepRecvMultishot(b, br.Group(), 1)
+	r.PrepRecvMultishot(b, br.Group(), 0, 1)
 	var data []string
 	var bids []uint16
 	ended := false
@@ -60,7 +61,7 @@ func TestENOBUFSAndRecovery(t *testing.T) {
 	}
 	// Re-armed: "ijkl" takes one buffer; then the connection is idle with
 	// one buffer still in the ring, which "mn" takes when it comes.
-	r.PrepRecvMultishot(b, br.Group(), 2)
+	r.PrepRecvMultishot(b, br.Group(), 0, 2)
 	c := waitFor(t, r, 1)[0]
 	bid, _ := BufferID(c.flags)
 	if c.res != 4 || !More(c.flags) || string(br.Buf(bid, 4)) != "ijkl" {
@@ -93,7 +94,7 @@ func TestCancelMultishotRecv(t *testing.T) {
 	defer br.Close()
 	a, b := tcpPair(t)
 	for _, byFD := range []bool{false, true} {
-		r.PrepRecvMultishot(b, br.Group(), 10)
+		r.PrepRecvMultishot(b, br.Group(), 0, 10)
 		if _, err := r.Submit(); err != nil {
 			t.Fatal(err)
 		}
@@ -283,5 +284,76 @@ func TestPollMultishot(t *testing.T) {
 		if c.userData == 5 && (c.res != -int32(unix.ECANCELED) || More(c.flags)) {
 			t.Fatalf("the cancelled poll ended with %+v, want -ECANCELED without F_MORE", c)
 		}
+	}
+}
+
+// A bounded multishot receive ends by itself once it has taken its limit
+// (a kernel without the limit refuses it, and RecvLimit says so), and a
+// one-shot receive takes no more than its max: in both cases the bytes
+// not taken stay in the socket, in order, for the next receive.
+func TestRecvBounded(t *testing.T) {
+	checkNoFDLeak(t)
+	r := newRing(t, 8, Options{})
+	limited, err := r.RecvLimit(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the kernel ends a multishot receive at a byte count: %v", limited)
+	br, err := r.NewBufRing(3, 16, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	a, b := tcpPair(t)
+	sent := make([]byte, 10000)
+	for i := range sent {
+		sent[i] = byte(i * 7)
+	}
+	if _, err := unix.Write(a, sent); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	take := func(c cqe) {
+		if c.res <= 0 {
+			t.Fatalf("receive failed: res %d", c.res)
+		}
+		bid, ok := BufferID(c.flags)
+		if !ok {
+			t.Fatalf("completion without a buffer: %+v", c)
+		}
+		got = append(got, br.Buf(bid, int(c.res))...)
+		br.Recycle(bid)
+	}
+	r.PrepRecv(b, br.Group(), 300, 1)
+	for _, c := range waitFor(t, r, 1) {
+		take(c)
+		if c.res != 300 || More(c.flags) {
+			t.Fatalf("one-shot receive of at most 300 bytes: res %d, more %v", c.res, More(c.flags))
+		}
+	}
+	r.PrepRecvMultishot(b, br.Group(), 2500, 2)
+	if !limited {
+		if cs := waitFor(t, r, 1); cs[0].res != -int32(unix.EINVAL) {
+			t.Fatalf("a kernel without the limit: res %d, want -EINVAL", cs[0].res)
+		}
+		return
+	}
+	for ended := false; !ended; {
+		for _, c := range waitFor(t, r, 1) {
+			take(c)
+			ended = !More(c.flags)
+		}
+	}
+	if n := len(got) - 300; n < 2500 || n > 2500+999 {
+		t.Fatalf("the receive limited to 2500 bytes took %d", n)
+	}
+	r.PrepRecvMultishot(b, br.Group(), 0, 3) // the rest
+	for len(got) < len(sent) {
+		for _, c := range waitFor(t, r, 1) {
+			take(c)
+		}
+	}
+	if !bytes.Equal(got, sent) {
+		t.Fatal("the bytes received differ from those sent")
 	}
 }

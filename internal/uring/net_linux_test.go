@@ -123,7 +123,7 @@ func echo(t *testing.T, size int) {
 	var todo []func() bool // submissions decided while reaping
 
 	prep(t, r, func() bool { return r.PrepAcceptMultishot(l, udAccept) })
-	prep(t, r, func() bool { return r.PrepRecvMultishot(cli, br.Group(), udCliRecv) })
+	prep(t, r, func() bool { return r.PrepRecvMultishot(cli, br.Group(), 0, udCliRecv) })
 	cliArmed = true
 	prep(t, r, func() bool { return r.PrepSend(cli, payload, udCliSend) })
 	enobufs := 0
@@ -147,7 +147,7 @@ func echo(t *testing.T, size int) {
 				}
 				srv = int(res)
 				t.Cleanup(func() { unix.Close(int(res)) })
-				todo = append(todo, func() bool { return r.PrepRecvMultishot(srv, br.Group(), udSrvRecv) })
+				todo = append(todo, func() bool { return r.PrepRecvMultishot(srv, br.Group(), 0, udSrvRecv) })
 				srvArmed = true
 			case udSrvRecv, udCliRecv:
 				if !More(flags) {
@@ -207,11 +207,11 @@ func echo(t *testing.T, size int) {
 		}
 		todo = todo[:0]
 		if !srvArmed && srv >= 0 {
-			prep(t, r, func() bool { return r.PrepRecvMultishot(srv, br.Group(), udSrvRecv) })
+			prep(t, r, func() bool { return r.PrepRecvMultishot(srv, br.Group(), 0, udSrvRecv) })
 			srvArmed = true
 		}
 		if !cliArmed {
-			prep(t, r, func() bool { return r.PrepRecvMultishot(cli, br.Group(), udCliRecv) })
+			prep(t, r, func() bool { return r.PrepRecvMultishot(cli, br.Group(), 0, udCliRecv) })
 			cliArmed = true
 		}
 	}

@@ -80,6 +80,7 @@ type Ring struct {
 	sqMask    uint32
 	sqEntries uint32
 	sqes      []SQE
+	recvLimit int8 // RecvLimit's finding: 0 not known yet, 1 yes, -1 no
 
 	cqHead    *uint32 // ours: completions before it are consumed
 	cqTail    *uint32 // the kernel's: completions before it are written
@@ -305,18 +306,101 @@ func (r *Ring) PrepAcceptMultishot(fd int, userData uint64) bool {
 // res 0 at the peer's EOF, a negative errno on error; -ENOBUFS when the
 // group had no buffer. It holds no buffer while nothing arrives. Without
 // IORING_CQE_F_MORE it has ended and must be queued again.
-func (r *Ring) PrepRecvMultishot(fd int, bgid uint16, userData uint64) bool {
+//
+// With atLeast > 0 (6.17, see RecvLimit) it ends by itself, its last
+// completion without F_MORE, once it has received atLeast bytes or more:
+// the kernel counts after each buffer, so it can take up to one buffer
+// less one byte past atLeast. (sqe.optlen carries atLeast; a kernel that
+// predates it fails the receive with -EINVAL.)
+func (r *Ring) PrepRecvMultishot(fd int, bgid uint16, atLeast uint32, userData uint64) bool {
+	if !r.PrepRecv(fd, bgid, 0, userData) {
+		return false
+	}
+	sqe := &r.sqes[(r.tail-1)&r.sqMask]
+	sqe.Ioprio = IORING_RECV_MULTISHOT
+	sqe.FileIdx = atLeast // optlen
+	return true
+}
+
+// PrepRecv queues one receive (5.7 with provided buffers) on fd into a
+// buffer of group bgid, of at most max bytes (0: the buffer's size): res
+// and the buffer as with PrepRecvMultishot, and it always ends with its
+// completion.
+func (r *Ring) PrepRecv(fd int, bgid uint16, max uint32, userData uint64) bool {
 	sqe := r.next()
 	if sqe == nil {
 		return false
 	}
 	sqe.Opcode = IORING_OP_RECV
 	sqe.Fd = int32(fd)
-	sqe.Ioprio = IORING_RECV_MULTISHOT
+	sqe.Len = max
 	sqe.Flags = IOSQE_BUFFER_SELECT
 	sqe.BufGroup = bgid
 	sqe.UserData = userData
 	return true
+}
+
+// RecvLimit reports whether the kernel ends a multishot receive at the
+// byte count PrepRecvMultishot's atLeast gives (6.17). It finds out once,
+// with a receive on a socket pair of its own into a buffer group of its
+// own (bgid, which must be unused), and waits for that receive to end: call
+// it before anything else is in flight, from the ring's thread.
+func (r *Ring) RecvLimit(bgid uint16) (bool, error) {
+	if r.recvLimit != 0 {
+		return r.recvLimit > 0, nil
+	}
+	br, err := r.NewBufRing(bgid, 1, 64)
+	if err != nil {
+		return false, err
+	}
+	defer br.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false, os.NewSyscallError("socketpair", err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if _, err := unix.Write(fds[0], []byte("xy")); err != nil {
+		return false, os.NewSyscallError("write", err)
+	}
+	const ud = 1<<64 - 1
+	for !r.PrepRecvMultishot(fds[1], bgid, 1, ud) {
+		if _, err := r.Submit(); err != nil {
+			return false, err
+		}
+	}
+	// It ends at once, with -EINVAL (the kernel refuses the limit) or the
+	// two bytes (it took the limit); a kernel that ignored the limit keeps
+	// it armed, so it is cancelled.
+	ok, ended := false, false
+	for tries := 0; !ended && tries < 100; tries++ {
+		if _, err := r.SubmitAndWait(1, 100*time.Millisecond); err != nil &&
+			!errors.Is(err, unix.ETIME) && !errors.Is(err, unix.EINTR) {
+			return false, err
+		}
+		r.ForEachCQE(func(u uint64, res int32, flags uint32) {
+			if u != ud {
+				return
+			}
+			if bid, has := BufferID(flags); has {
+				br.Recycle(bid)
+			}
+			if More(flags) {
+				r.PrepCancel(ud, ud-1)
+				return
+			}
+			ended = true
+			ok = res == 2
+		})
+	}
+	if !ended {
+		return false, errors.New("io_uring: a receive on a socket pair did not end")
+	}
+	r.recvLimit = -1
+	if ok {
+		r.recvLimit = 1
+	}
+	return ok, nil
 }
 
 // PrepSend queues a send(2) of p on fd with MSG_NOSIGNAL; res is the
