@@ -115,35 +115,56 @@ type LoopStats struct {
 	TLSHandshakes, TLSHandshakeErrors int64
 }
 
-// LoopBackend is how a Loop's event loops wait for I/O and make it.
+// LoopBackend is how a Loop's event loops wait for I/O and make it. It is
+// a flag.Value: "epoll", "io_uring" or "best".
 type LoopBackend uint8
 
 const (
-	// BackendEpoll (the default): each loop waits in its own epoll
-	// instance and makes a read(2) or write(2) per ready connection.
-	BackendEpoll LoopBackend = iota
+	// BackendDefault (the zero value) is BackendEpoll, unless the
+	// environment variable NETCORE_LOOP_BACKEND names another backend
+	// ("epoll", "io_uring" or "best"): a way to try io_uring in a program
+	// without changing it (the test suite runs on either so).
+	BackendDefault LoopBackend = iota
+	// BackendEpoll: each loop waits in its own epoll instance and makes
+	// a read(2) or write(2) per ready connection.
+	BackendEpoll
 	// BackendIOUring: each loop has its own io_uring instance, with a
-	// multishot receive per connection into a ring of buffers the loop
+	// receive armed per connection into a ring of buffers the loop
 	// provides, and every send of an iteration submitted in its one
-	// io_uring_enter. Serve fails with the reason if io_uring cannot be
-	// used here (kernel.io_uring_disabled, a seccomp filter, an old
-	// kernel). See the README's "io_uring" section.
+	// io_uring_enter. Serve fails, saying why, where io_uring cannot be
+	// used (kernel.io_uring_disabled, a seccomp filter, an old kernel, a
+	// missing operation). See the README's "io_uring" section.
 	BackendIOUring
-	// BackendBest is io_uring where it can be used and epoll otherwise;
-	// the first Serve logs why io_uring could not be used, once.
+	// BackendBest is io_uring where it can be used, and epoll otherwise:
+	// then the Loop logs why, once, at Info.
 	BackendBest
 )
 
+// BackendEnv is the environment variable BackendDefault follows.
+const BackendEnv = "NETCORE_LOOP_BACKEND"
+
+var backendNames = [...]string{BackendDefault: "", BackendEpoll: "epoll", BackendIOUring: "io_uring", BackendBest: "best"}
+
 func (b LoopBackend) String() string {
-	switch b {
-	case BackendEpoll:
-		return "epoll"
-	case BackendIOUring:
-		return "io_uring"
-	case BackendBest:
-		return "best"
+	if int(b) < len(backendNames) && b != BackendDefault {
+		return backendNames[b]
+	}
+	if b == BackendDefault {
+		return "default"
 	}
 	return fmt.Sprintf("LoopBackend(%d)", uint8(b))
+}
+
+// Set sets b from its name: "epoll", "io_uring" or "best" ("" or
+// "default": BackendDefault).
+func (b *LoopBackend) Set(name string) error {
+	for i, n := range backendNames {
+		if name == n || (name == "default" && i == 0) {
+			*b = LoopBackend(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("netcore: no Loop backend %q (want epoll, io_uring or best)", name)
 }
 
 // Loop serves connections on a few event loops instead of a goroutine per
@@ -212,8 +233,9 @@ type Loop struct {
 	// (DefaultTLSHandshakeTimeout if 0).
 	TLSHandshakeTimeout time.Duration
 	// Backend chooses how the loops wait for and make their I/O:
-	// BackendEpoll (the default), BackendIOUring or BackendBest. A
-	// handler cannot tell them apart, except by speed.
+	// BackendEpoll, BackendIOUring or BackendBest; BackendDefault (0) is
+	// epoll unless NETCORE_LOOP_BACKEND says otherwise. A handler cannot
+	// tell them apart, except by speed.
 	Backend LoopBackend
 	// Logger receives accept errors, limit breaches and handler panics;
 	// nil means slog.Default().

@@ -3,6 +3,7 @@ package netcore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/netcore-dev/netcore/internal/uring"
@@ -88,20 +89,19 @@ type uringLoop struct {
 // cannot end a multishot receive at a byte count (tests).
 var uringRecvLimit = true
 
-// testBackend replaces BackendEpoll in tests that run the whole suite on
-// another backend (NETCORE_TEST_LOOP_BACKEND; see main_linux_test.go).
-var testBackend = BackendEpoll
-
 // useUring resolves Loop.Backend to io_uring or not: with BackendIOUring
 // it fails with the reason io_uring cannot be used; with BackendBest it
-// falls back to epoll, logging the reason once.
+// falls back to epoll, logging the reason once (start runs once per
+// Loop).
 func (lp *Loop) useUring() (bool, error) {
 	b := lp.Backend
-	if b == BackendEpoll {
-		b = testBackend
+	if b == BackendDefault {
+		if err := b.Set(os.Getenv(BackendEnv)); err != nil {
+			return false, fmt.Errorf("%w, in the environment variable %s", err, BackendEnv)
+		}
 	}
 	switch b {
-	case BackendEpoll:
+	case BackendDefault, BackendEpoll:
 		return false, nil
 	case BackendIOUring, BackendBest:
 		err := uring.Available()
@@ -109,12 +109,12 @@ func (lp *Loop) useUring() (bool, error) {
 			return true, nil
 		}
 		if b == BackendIOUring {
-			return false, fmt.Errorf("netcore: Loop.Backend is BackendIOUring, but %w", err)
+			return false, fmt.Errorf("netcore: Loop.Backend is io_uring, but %w", err)
 		}
 		lp.logger().Info("netcore: io_uring cannot be used here; the Loop uses epoll", "reason", err.Error())
 		return false, nil
 	}
-	return false, fmt.Errorf("netcore: Loop.Backend is %d, which is no LoopBackend", lp.Backend)
+	return false, fmt.Errorf("netcore: Loop.Backend is %v, which is no backend", lp.Backend)
 }
 
 // initUring makes the loop's ring and buffer ring, on the loop's thread,

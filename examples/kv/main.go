@@ -40,6 +40,7 @@ func main() {
 	cfg := config{logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	addr := flag.String("addr", "127.0.0.1:1234", "address to listen on (host:port; port 0 picks a free one)")
 	flag.IntVar(&cfg.loops, "loops", 0, "number of event loops (0: GOMAXPROCS)")
+	flag.Var(&cfg.backend, "backend", "how the loops wait and make their I/O: epoll, io_uring or best (io_uring where it can be used); unset: epoll, or what $"+netcore.BackendEnv+" names")
 	flag.IntVar(&cfg.maxMsg, "max-msg", kvproto.DefaultMaxMsg,
 		fmt.Sprintf("largest request or reply payload, in bytes (%d to %d)", kvproto.MinMaxMsg, uint32(1<<32-1)))
 	flag.DurationVar(&cfg.grace, "shutdown-timeout", 5*time.Second,

@@ -16,10 +16,11 @@ import (
 
 // config is the server's settings besides its address.
 type config struct {
-	loops  int           // event loops; 0 means GOMAXPROCS
-	maxMsg int           // largest frame payload, either way
-	grace  time.Duration // Shutdown's timeout
-	logger *slog.Logger
+	loops   int                 // event loops; 0 means GOMAXPROCS
+	backend netcore.LoopBackend // Loop.Backend
+	maxMsg  int                 // largest frame payload, either way
+	grace   time.Duration       // Shutdown's timeout
+	logger  *slog.Logger
 }
 
 // run serves store on addr until ctx is cancelled, then shuts down
@@ -52,6 +53,7 @@ func run(ctx context.Context, addr string, store *Store, cfg config, ready func(
 			OnClose:      srv.onClose,
 		}).LoopHandler(),
 		Loops:     cfg.loops,
+		Backend:   cfg.backend,
 		MaxInput:  frame,
 		MaxOutput: netcore.DefaultOutputHighWater + frame,
 		Logger:    cfg.logger,

@@ -41,6 +41,7 @@ func runLoop(ctx context.Context, addr string, store *Store, cfg config, ready f
 		Handler:             &loopHandler{store: store, maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery},
 		Loops:               cfg.loops,
 		SpinWait:            cfg.spinWait,
+		Backend:             cfg.backend,
 		MaxInput:            cfg.maxQuery,
 		TLSHandshakeTimeout: cfg.tlsHandshakeTimeout,
 		OutputHighWater:     netcore.DefaultOutputHighWater,

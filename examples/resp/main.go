@@ -53,11 +53,12 @@ const DefaultMaxQuery = 1 << 30
 
 // config is what every mode needs besides the address.
 type config struct {
-	maxBulk  int           // longest bulk string accepted
-	maxQuery int           // largest incomplete command buffered for one connection
-	blocking bool          // netcore's blocking fast path (Server mode)
-	loops    int           // event loops (Loop mode); 0 means GOMAXPROCS
-	spinWait time.Duration // Loop mode: Loop.SpinWait
+	maxBulk  int                 // longest bulk string accepted
+	maxQuery int                 // largest incomplete command buffered for one connection
+	blocking bool                // netcore's blocking fast path (Server mode)
+	loops    int                 // event loops (Loop mode); 0 means GOMAXPROCS
+	spinWait time.Duration       // Loop mode: Loop.SpinWait
+	backend  netcore.LoopBackend // Loop mode: Loop.Backend
 	// unixSocket, if set, is a Unix socket path to listen on as well
 	// (redis-server's unixsocket): besides addr, or alone if addr is "".
 	unixSocket string
@@ -118,6 +119,8 @@ func main() {
 	unixSocket := flag.String("unixsocket", "", "Unix socket path to listen on too, as redis-server's unixsocket (\"@name\": the abstract namespace); a stale socket file there is replaced")
 	mode := flag.String("mode", "loop", "how connections are served: loop (netcore.Loop, event loops) or server (netcore.Server, a goroutine per connection)")
 	loops := flag.Int("loops", 0, "loop mode: number of event loops (0: GOMAXPROCS)")
+	var backend netcore.LoopBackend
+	flag.Var(&backend, "backend", "loop mode: how the loops wait and make their I/O: epoll, io_uring or best (io_uring where it can be used); unset: epoll, or what $"+netcore.BackendEnv+" names")
 	spinWait := flag.Duration("spin-wait", 0, "loop mode: how long a loop polls for new requests before it sleeps (netcore.Loop.SpinWait; 0: never)")
 	maxBulk := flag.Int("max-bulk", DefaultMaxBulk, "longest bulk string (argument) accepted, in bytes")
 	maxQuery := flag.Int("max-query", DefaultMaxQuery, "largest incomplete command buffered for one client, in bytes")
@@ -160,6 +163,7 @@ func main() {
 		blocking:   *blocking,
 		loops:      *loops,
 		spinWait:   *spinWait,
+		backend:    backend,
 		unixSocket: *unixSocket,
 		tlsAddr:    tlsAddr,
 		tls:        tlsConfig,
