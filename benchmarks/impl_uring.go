@@ -365,7 +365,7 @@ func (lp *uringLoop) prepRecv(c *uringConn) {
 }
 
 func (lp *uringLoop) prepSend(c *uringConn) {
-	for !lp.r.PrepSend(c.fd, c.out[c.off:], userData(udSend, c.seq, c.fd)) {
+	for !lp.r.PrepSend(c.fd, c.out[c.off:], false, userData(udSend, c.seq, c.fd)) {
 		lp.submitFull()
 	}
 	c.sending = true

@@ -47,8 +47,31 @@ import (
 const (
 	uringBufs    = 256
 	uringBufSize = 16 << 10
-	uringEntries = 1024 // submissions; the completion queue is 4 times larger
 )
+
+// Knobs for fault injection in tests (loopuring_faults_linux_test.go),
+// read as a loop makes its ring or queues a request.
+var (
+	uringEntries uint32 = 1024 // submissions; the completion queue is 4 times larger
+	uringRecvMax int           // > 0: every receive is a single one of at most this many bytes
+	uringSendMax int           // > 0: every send offers at most this many bytes
+	// uringFault, if it returns a result, has a receive or send (kind
+	// udRecv or udSend) replaced by a no-op completing with that result.
+	uringFault func(kind uint8) (res int32, ok bool)
+)
+
+// prepFault queues, in the place of a request of kind, the no-op
+// uringFault asks for, if it asks.
+func (l *eventLoop) prepFault(kind uint8, ud uint64) bool {
+	if uringFault == nil {
+		return false
+	}
+	res, ok := uringFault(kind)
+	if ok {
+		l.prep(func() bool { return l.ur.r.PrepNopResult(res, ud) })
+	}
+	return ok
+}
 
 // The kinds of request, in user_data's top 4 bits.
 const (
@@ -80,6 +103,11 @@ type uringLoop struct {
 	ready   chan error           // the ring's making, reported to start
 	fn      func(uint64, int32, uint32)
 	spin    bool // SpinWait: the last wait found completions
+	// Connections that received in the current load window, and in the
+	// last one: whether waits are batched (waitUring).
+	active, wasActive int
+	window            int64       // the load window active counts (eventLoop.winStart)
+	fresh             []*LoopConn // connections whose send was queued since the last wait
 	// recvLimit: the kernel can end a multishot receive at a byte count
 	// (uring.Ring.RecvLimit); without it every receive is a single one.
 	recvLimit bool
@@ -189,9 +217,29 @@ func (l *eventLoop) prepCancel(target uint64) {
 	l.prep(func() bool { return l.ur.r.PrepCancel(target, userData(udCancel, 0, 0, 0)) })
 }
 
+// Batched waits. A loop that wakes at every completion makes about one
+// io_uring_enter per request when many clients each send one request and
+// wait for its answer (redis-benchmark -c 1000 -P 1): each wake-up finds
+// one or two. With many connections active, a wait asks for uringBatch
+// completions but returns once uringBatchWait has passed with at least
+// one (IORING_FEAT_MIN_TIMEOUT, 6.12; without it, at the first): an
+// answer waits at most that long, where a round trip already takes
+// uringBatchConns answers' worth of work. With few connections (a
+// ping-pong, a handful of clients) a wait ends at the first completion, as
+// with epoll.
+const (
+	uringBatchConns = 64 // connections that received in a load window
+	uringBatch      = 32
+	uringBatchWait  = 50 * time.Microsecond
+	// uringQuietSend is the largest send whose completion need not end a
+	// wait (see waitUring).
+	uringQuietSend = 16 << 10
+	uringQuietWait = time.Millisecond
+)
+
 // waitUring is the iteration's one io_uring_enter: it submits everything
-// prepared since the last and waits until due for a completion (see
-// eventLoop.wait for SpinWait).
+// prepared since the last and waits until due for a completion, or a
+// batch of them (see above; and eventLoop.wait for SpinWait).
 func (l *eventLoop) waitUring(due, now int64) error {
 	u := l.ur
 	timeout := time.Duration(-1)
@@ -218,7 +266,34 @@ func (l *eventLoop) waitUring(due, now int64) error {
 			timeout = time.Duration(max(due-now, 0))
 		}
 	}
-	_, err := u.r.SubmitAndWait(1, timeout)
+	if l.winStart != u.window {
+		u.window, u.wasActive, u.active = l.winStart, u.active, 0
+	}
+	// A send completes once all of it is sent (MSG_WAITALL), often in
+	// this very io_uring_enter. Its completion need not end the wait
+	// unless something waits for it; otherwise a ping-pong would make
+	// two io_uring_enter per request, one for the request and one for
+	// the completion of its answer's send.
+	want := uint32(1)
+	for _, c := range u.fresh {
+		if c.blocked && !c.closed && !l.awaitsSend(c) {
+			want++
+		}
+	}
+	clear(u.fresh)
+	u.fresh = u.fresh[:0]
+	if want > 1 && (timeout < 0 || timeout > uringQuietWait) {
+		// Reaped within a millisecond all the same: a connection's
+		// OutputBuffered and the Loop's Stats count a send's bytes
+		// until its completion is reaped.
+		timeout = uringQuietWait
+	}
+	var err error
+	if max(u.active, u.wasActive) >= uringBatchConns {
+		_, err = u.r.SubmitAndWaitBatch(max(want, uringBatch), uringBatchWait, timeout)
+	} else {
+		_, err = u.r.SubmitAndWait(want, timeout)
+	}
 	if err != nil && retryable(err) {
 		err = nil // reap, then submit again
 	}
@@ -286,6 +361,9 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 	}
 	switch {
 	case res > 0 && hasBuf:
+		if c.last < u.window {
+			u.active++ // its first receive in this window
+		}
 		p := u.br.Buf(bid, int(res))
 		// Bytes the receive brought before its cancel took effect:
 		// the epoll backend would not have read them yet.
@@ -303,9 +381,12 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 		if !c.eof && !c.flushClose {
 			l.received(c, nil)
 		}
-	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED):
+	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED),
+		res == -int32(unix.EAGAIN), res == -int32(unix.EINTR):
 		// Ended for want of a buffer (re-armed below, now that
-		// buffers are coming back) or cancelled by the loop.
+		// buffers are coming back), cancelled (by the loop, or by
+		// the kernel), or ended with nothing to take: re-armed
+		// below if the loop still wants input.
 	default:
 		if !c.closed && res < 0 {
 			l.closeConn(c, c.opErr("read", "recv", unix.Errno(-res)))
@@ -333,6 +414,12 @@ func (l *eventLoop) setRecv(c *LoopConn, want bool) {
 		c.recvGen++
 		c.events = unix.EPOLLIN
 		ud := userData(udRecv, c.recvGen, c.seq, c.fd)
+		if l.prepFault(udRecv, ud) {
+			return
+		}
+		if uringRecvMax > 0 {
+			n = min(n, uringRecvMax)
+		}
 		if u.recvLimit && n >= 2*uringBufSize {
 			// It ends once it has taken atLeast bytes or more, the
 			// last buffer's worth included: n at most.
@@ -380,9 +467,16 @@ func (l *eventLoop) flushUring(c *LoopConn) {
 func (l *eventLoop) send(c *LoopConn) {
 	c.blocked = true
 	ud := userData(udSend, c.seq>>16, c.seq, c.fd) // all of seq: the key in sends
-	p := c.snd.Bytes()
-	l.prep(func() bool { return l.ur.r.PrepSend(c.fd, p, ud) })
 	l.ur.sends[ud] = c
+	if l.prepFault(udSend, ud) {
+		return
+	}
+	p := c.snd.Bytes()
+	if uringSendMax > 0 {
+		p = p[:min(len(p), uringSendMax)]
+	}
+	l.prep(func() bool { return l.ur.r.PrepSend(c.fd, p, true, ud) })
+	l.ur.fresh = append(l.ur.fresh, c)
 }
 
 // sendCompleted goes on after a send: the rest of a short one, then
@@ -418,14 +512,27 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 	l.flushConn(c)
 }
 
-// forgetUring ends c's requests as it closes: its receive is cancelled,
-// and a send in flight keeps its bytes until it completes.
+// awaitsSend reports whether something waits for the completion of c's
+// send in flight: more output behind it, a close or half-close after it,
+// the end of back-pressure, a Shutdown that closes c once it is idle, or
+// Send's bound, which counts the send's bytes until its completion is
+// reaped (so only a small send may wait).
+func (l *eventLoop) awaitsSend(c *LoopConn) bool {
+	return c.snd.Len() > uringQuietSend || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
+		l.draining || l.forcing
+}
+
+// forgetUring ends c's requests as it closes: its receive and its send in
+// flight are cancelled (a send to a peer that reads nothing would never
+// complete); the send's bytes are released at its completion.
 func (l *eventLoop) forgetUring(c *LoopConn) {
 	if c.events != 0 {
 		c.events = 0
 		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))
 	}
-	if !c.blocked && c.snd != nil {
+	if c.blocked {
+		l.prepCancel(userData(udSend, c.seq>>16, c.seq, c.fd))
+	} else if c.snd != nil {
 		c.snd.Release()
 	}
 }

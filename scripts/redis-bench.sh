@@ -112,12 +112,14 @@ for target in $TARGETS; do
 		waitline "$log" "Ready to accept connections" "${pid[$target]}"
 		port[$target]=$p
 		;;
-	loop | loop1 | loop-spin | server | server-blocking)
+	loop | loop1 | loop-spin | uring | uring1 | server | server-blocking)
 		args=(-addr 127.0.0.1:0)
 		case $target in
-		loop) args+=(-mode loop) ;;
-		loop1) args+=(-mode loop -loops 1) ;;
-		loop-spin) args+=(-mode loop -spin-wait 50us) ;;
+		loop) args+=(-mode loop -backend epoll) ;;
+		loop1) args+=(-mode loop -backend epoll -loops 1) ;;
+		uring) args+=(-mode loop -backend io_uring) ;;
+		uring1) args+=(-mode loop -backend io_uring -loops 1) ;;
+		loop-spin) args+=(-mode loop -backend epoll -spin-wait 50us) ;;
 		server) args+=(-mode server) ;;
 		server-blocking) args+=(-mode server -blocking) ;;
 		esac

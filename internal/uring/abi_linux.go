@@ -166,6 +166,7 @@ const (
 	IORING_FEAT_FAST_POLL   = 1 << 5  // 5.7
 	IORING_FEAT_EXT_ARG     = 1 << 8  // 5.11
 	IORING_FEAT_CQE_SKIP    = 1 << 11 // 5.17
+	IORING_FEAT_MIN_TIMEOUT = 1 << 15 // 6.12: geteventsArg.MinWaitUsec
 )
 
 // io_uring_enter flags (IORING_ENTER_*).
@@ -191,8 +192,9 @@ const (
 
 // Per-operation flags.
 const (
-	IORING_ACCEPT_MULTISHOT = 1 << 0 // sqe.ioprio of ACCEPT, 5.19
-	IORING_RECV_MULTISHOT   = 1 << 1 // sqe.ioprio of RECV, 6.0
+	IORING_ACCEPT_MULTISHOT  = 1 << 0 // sqe.ioprio of ACCEPT, 5.19
+	IORING_RECV_MULTISHOT    = 1 << 1 // sqe.ioprio of RECV, 6.0
+	IORING_NOP_INJECT_RESULT = 1 << 0 // sqe.nop_flags of NOP: complete with sqe.len as res, 6.10
 
 	IORING_ASYNC_CANCEL_ALL = 1 << 0 // sqe.cancel_flags, 5.19: every match, not only the first
 	IORING_ASYNC_CANCEL_FD  = 1 << 1 // match on sqe.fd instead of user_data

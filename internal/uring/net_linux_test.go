@@ -125,7 +125,7 @@ func echo(t *testing.T, size int) {
 	prep(t, r, func() bool { return r.PrepAcceptMultishot(l, udAccept) })
 	prep(t, r, func() bool { return r.PrepRecvMultishot(cli, br.Group(), 0, udCliRecv) })
 	cliArmed = true
-	prep(t, r, func() bool { return r.PrepSend(cli, payload, udCliSend) })
+	prep(t, r, func() bool { return r.PrepSend(cli, payload, false, udCliSend) })
 	enobufs := 0
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -170,7 +170,7 @@ func echo(t *testing.T, size int) {
 				case res > 0: // the server echoes the buffer, recycled once sent
 					srvSendOff[bid], srvSendLen[bid] = 0, int(res)
 					todo = append(todo, func() bool {
-						return r.PrepSend(srv, br.Buf(bid, int(res)), udSrvSend|uint64(bid)<<8)
+						return r.PrepSend(srv, br.Buf(bid, int(res)), false, udSrvSend|uint64(bid)<<8)
 					})
 				case res == 0:
 					t.Errorf("unexpected EOF")
@@ -184,7 +184,7 @@ func echo(t *testing.T, size int) {
 				srvSendOff[bid] += int(res)
 				if off := srvSendOff[bid]; off < srvSendLen[bid] { // a short send: the rest
 					todo = append(todo, func() bool {
-						return r.PrepSend(srv, br.Buf(bid, srvSendLen[bid])[off:], udSrvSend|uint64(bid)<<8)
+						return r.PrepSend(srv, br.Buf(bid, srvSendLen[bid])[off:], false, udSrvSend|uint64(bid)<<8)
 					})
 				} else {
 					br.Recycle(bid)
@@ -195,7 +195,7 @@ func echo(t *testing.T, size int) {
 					return
 				}
 				if sent += int(res); sent < size {
-					todo = append(todo, func() bool { return r.PrepSend(cli, payload[sent:], udCliSend) })
+					todo = append(todo, func() bool { return r.PrepSend(cli, payload[sent:], false, udCliSend) })
 				}
 			}
 		})

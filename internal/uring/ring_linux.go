@@ -264,6 +264,19 @@ func (r *Ring) PrepNop(userData uint64) bool {
 	return true
 }
 
+// PrepNopResult queues a no-op that completes with res
+// (IORING_NOP_INJECT_RESULT, 6.10): tests put it in the place of another
+// request to make that request fail as they choose.
+func (r *Ring) PrepNopResult(res int32, userData uint64) bool {
+	if !r.PrepNop(userData) {
+		return false
+	}
+	sqe := &r.sqes[(r.tail-1)&r.sqMask]
+	sqe.OpFlags = IORING_NOP_INJECT_RESULT
+	sqe.Len = uint32(res)
+	return true
+}
+
 // PrepPollMultishot queues a multishot poll (5.13) of fd for events
 // (POLLIN, ...): one completion, res the events ready, at every wake-up of
 // the file while it stays armed (IORING_CQE_F_MORE), as an edge-triggered
@@ -412,7 +425,12 @@ func (r *Ring) RecvLimit(bgid uint16) (bool, error) {
 // make it escape, so a small local array may stay on the stack): use heap
 // memory that something keeps referenced, such as a buffer in a struct, or
 // a mapping.
-func (r *Ring) PrepSend(fd int, p []byte, userData uint64) bool {
+//
+// With all (MSG_WAITALL, 5.18 for io_uring sends on stream sockets), a
+// send that the socket cannot take at once goes on in the kernel, and it
+// completes once every byte of p is sent (res len(p)) or with an error
+// (res the bytes sent before it, if any, else -errno).
+func (r *Ring) PrepSend(fd int, p []byte, all bool, userData uint64) bool {
 	sqe := r.next()
 	if sqe == nil {
 		return false
@@ -422,6 +440,9 @@ func (r *Ring) PrepSend(fd int, p []byte, userData uint64) bool {
 	sqe.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))
 	sqe.Len = uint32(min(len(p), math.MaxUint32))
 	sqe.OpFlags = unix.MSG_NOSIGNAL
+	if all {
+		sqe.OpFlags |= unix.MSG_WAITALL
+	}
 	sqe.UserData = userData
 	return true
 }
@@ -527,13 +548,32 @@ func (r *Ring) Submit() (int, error) {
 // overflowing) come back as errors: reap completions, then submit again;
 // nothing queued is lost.
 func (r *Ring) SubmitAndWait(min uint32, timeout time.Duration) (int, error) {
+	return r.SubmitAndWaitBatch(min, 0, timeout)
+}
+
+// SubmitAndWaitBatch is SubmitAndWait that, for a wait that would end at
+// the first completion, waits up to minWait for min completions first
+// (IORING_FEAT_MIN_TIMEOUT, 6.12): it returns once min completions are
+// ready, or once minWait has passed and at least one is, or at timeout.
+// Where the kernel lacks it, it waits for one completion.
+func (r *Ring) SubmitAndWaitBatch(min uint32, minWait, timeout time.Duration) (int, error) {
 	n := r.publish()
 	flags := uint32(IORING_ENTER_GETEVENTS)
 	var arg unsafe.Pointer
 	var size uintptr
-	if timeout >= 0 && min > 0 {
-		r.ts = unix.NsecToTimespec(int64(timeout))
-		r.arg = geteventsArg{Ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
+	batch := minWait > 0 && min > 1 && r.features&IORING_FEAT_MIN_TIMEOUT != 0
+	if !batch && min > 1 && minWait > 0 {
+		min = 1
+	}
+	if (timeout >= 0 && min > 0) || batch {
+		r.arg = geteventsArg{}
+		if timeout >= 0 {
+			r.ts = unix.NsecToTimespec(int64(timeout))
+			r.arg.Ts = uint64(uintptr(unsafe.Pointer(&r.ts)))
+		}
+		if batch {
+			r.arg.MinWaitUsec = uint32(max(minWait/time.Microsecond, 1))
+		}
 		flags |= IORING_ENTER_EXT_ARG
 		arg, size = unsafe.Pointer(&r.arg), unsafe.Sizeof(r.arg)
 	}
