@@ -307,3 +307,14 @@ func TestMmapFailureUndone(t *testing.T) {
 		}
 	}
 }
+
+// A no-op with an injected result completes with that result: the Loop's
+// fault-injection tests put it in the place of a receive or a send.
+func TestNopResult(t *testing.T) {
+	r := newRing(t, 4, Options{})
+	r.PrepNopResult(-int32(unix.ENOBUFS), 7)
+	got := waitFor(t, r, 1)
+	if got[0].userData != 7 || got[0].res != -int32(unix.ENOBUFS) {
+		t.Fatalf("completion %+v, want user_data 7 and res -ENOBUFS", got[0])
+	}
+}
