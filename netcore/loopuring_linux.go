@@ -68,7 +68,7 @@ func (l *eventLoop) prepFault(kind uint8, ud uint64) bool {
 	}
 	res, ok := uringFault(kind)
 	if ok {
-		l.prep(func() bool { return l.ur.r.PrepNopResult(res, ud) })
+		l.prep(request{op: opNop, n: uint32(res), ud: ud})
 	}
 	return ok
 }
@@ -100,6 +100,7 @@ type uringLoop struct {
 	br      *uring.BufRing
 	sends   map[uint64]*LoopConn // in flight, a closed connection's too until its send completes
 	pending int                  // requests whose last completion has not come yet
+	backlog []request            // requests waiting for room in the submission queue (prep)
 	ready   chan error           // the ring's making, reported to start
 	fn      func(uint64, int32, uint32)
 	spin    bool // SpinWait: the last wait found completions
@@ -179,8 +180,9 @@ func (l *eventLoop) closeUring() {
 	if u.r == nil {
 		return
 	}
-	l.prep(func() bool { return u.r.PrepCancel(userData(udWake, 0, 0, l.wakefd), userData(udCancel, 0, 0, 0)) })
+	l.prepCancel(userData(udWake, 0, 0, l.wakefd))
 	for end := time.Now().Add(2 * time.Second); u.pending > 0 && time.Now().Before(end); {
+		l.submitBacklog()
 		if _, err := u.r.SubmitAndWait(1, 100*time.Millisecond); err != nil && !retryable(err) {
 			break
 		}
@@ -197,25 +199,90 @@ func (l *eventLoop) closeUring() {
 
 func retryable(err error) bool { return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) }
 
-// prep queues a request with add, submitting what is queued first if the
-// submission queue is full, and counts it in pending.
-func (l *eventLoop) prep(add func() bool) {
+// A request is what prep queues: an operation and its arguments, by value
+// (a request that waits in backlog allocates nothing).
+type request struct {
+	op    uint8 // opRecv...
+	fd    int
+	ud    uint64 // user_data; for opCancel, the request to cancel
+	p     []byte // opSend: the bytes (c.snd's, which stay put until the completion)
+	n     uint32 // opRecv/opRecvMulti: the byte bound; opPoll: the events; opNop: the result
+	multi bool   // opRecv: multishot
+}
+
+const (
+	opRecv = iota
+	opSend
+	opPoll
+	opCancel
+	opNop // with an injected result (uringFault)
+)
+
+// add puts q in the submission queue, false if it is full.
+func (u *uringLoop) add(q *request) bool {
+	r := u.r
+	switch q.op {
+	case opRecv:
+		if q.multi {
+			return r.PrepRecvMultishot(q.fd, u.br.Group(), q.n, q.ud)
+		}
+		return r.PrepRecv(q.fd, u.br.Group(), q.n, q.ud)
+	case opSend:
+		return r.PrepSend(q.fd, q.p, true, q.ud)
+	case opPoll:
+		return r.PrepPollMultishot(q.fd, q.n, q.ud)
+	case opCancel:
+		return r.PrepCancel(q.ud, userData(udCancel, 0, 0, 0))
+	}
+	return r.PrepNopResult(int32(q.n), q.ud)
+}
+
+// prep queues q and counts it in pending. With the submission queue full
+// it submits what is queued and tries again; if the kernel takes nothing
+// (an error: short of memory, say), q waits in backlog, in order, for the
+// iteration's io_uring_enter (submitBacklog). No request is dropped, and
+// the loop never spins here.
+func (l *eventLoop) prep(q request) {
 	u := l.ur
-	for !add() {
+	u.pending++
+	if len(u.backlog) == 0 {
+		if u.add(&q) {
+			return
+		}
+		if _, err := u.r.Submit(); err == nil && u.add(&q) {
+			return
+		}
+	}
+	u.backlog = append(u.backlog, q)
+}
+
+// submitBacklog moves the requests prep could not queue into the
+// submission queue, submitting as it fills; what still does not fit
+// waits for the next iteration.
+func (l *eventLoop) submitBacklog() {
+	u := l.ur
+	i := 0
+	for ; i < len(u.backlog); i++ {
+		if u.add(&u.backlog[i]) {
+			continue
+		}
 		if _, err := u.r.Submit(); err != nil && !retryable(err) {
 			l.lp.logger().Error("netcore: io_uring_enter failed", "err", err)
 		}
+		if !u.add(&u.backlog[i]) {
+			break
+		}
 	}
-	u.pending++
+	n := copy(u.backlog, u.backlog[i:])
+	clear(u.backlog[n:])
+	u.backlog = u.backlog[:n]
 }
 
 func (l *eventLoop) prepPoll(fd int, events uint32, ud uint64) {
-	l.prep(func() bool { return l.ur.r.PrepPollMultishot(fd, events, ud) })
+	l.prep(request{op: opPoll, fd: fd, n: events, ud: ud})
 }
 
-func (l *eventLoop) prepCancel(target uint64) {
-	l.prep(func() bool { return l.ur.r.PrepCancel(target, userData(udCancel, 0, 0, 0)) })
-}
+func (l *eventLoop) prepCancel(target uint64) { l.prep(request{op: opCancel, ud: target}) }
 
 // Batched waits. A loop that wakes at every completion makes about one
 // io_uring_enter per request when many clients each send one request and
@@ -242,6 +309,9 @@ const (
 // batch of them (see above; and eventLoop.wait for SpinWait).
 func (l *eventLoop) waitUring(due, now int64) error {
 	u := l.ur
+	if len(u.backlog) > 0 {
+		l.submitBacklog()
+	}
 	timeout := time.Duration(-1)
 	if due >= 0 {
 		timeout = time.Duration(max(due-now, 0))
@@ -424,11 +494,11 @@ func (l *eventLoop) setRecv(c *LoopConn, want bool) {
 			// It ends once it has taken atLeast bytes or more, the
 			// last buffer's worth included: n at most.
 			atLeast := uint32(n - uringBufSize + 1)
-			l.prep(func() bool { return u.r.PrepRecvMultishot(c.fd, u.br.Group(), atLeast, ud) })
+			l.prep(request{op: opRecv, multi: true, fd: c.fd, n: atLeast, ud: ud})
 			return
 		}
 		max := uint32(min(n, uringBufSize))
-		l.prep(func() bool { return u.r.PrepRecv(c.fd, u.br.Group(), max, ud) })
+		l.prep(request{op: opRecv, fd: c.fd, n: max, ud: ud})
 	case !want && c.events != 0:
 		c.events = 0
 		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))
@@ -475,7 +545,7 @@ func (l *eventLoop) send(c *LoopConn) {
 	if uringSendMax > 0 {
 		p = p[:min(len(p), uringSendMax)]
 	}
-	l.prep(func() bool { return l.ur.r.PrepSend(c.fd, p, true, ud) })
+	l.prep(request{op: opSend, fd: c.fd, p: p, ud: ud})
 	l.ur.fresh = append(l.ur.fresh, c)
 }
 
