@@ -238,7 +238,7 @@ func (r *Ring) SQSpace() uint32 {
 
 // next takes the next free SQE, zeroed, or returns nil when the SQ is
 // full: the caller submits and tries again.
-func (r *Ring) next() *SQE {
+func (r *Ring) next(op uint8, fd int, userData uint64) *SQE {
 	// Load-acquire of the kernel's SQ head: the entries before it are
 	// consumed (the kernel copies what it needs while it submits), so
 	// their slots are free.
@@ -247,21 +247,14 @@ func (r *Ring) next() *SQE {
 	}
 	sqe := &r.sqes[r.tail&r.sqMask]
 	r.tail++
-	*sqe = SQE{}
+	*sqe = SQE{Opcode: op, Fd: int32(fd), UserData: userData}
 	return sqe
 }
 
 // PrepNop queues a no-op, which completes with res 0. Each Prep method
 // returns false, queuing nothing, when the SQ is full.
 func (r *Ring) PrepNop(userData uint64) bool {
-	sqe := r.next()
-	if sqe == nil {
-		return false
-	}
-	sqe.Opcode = IORING_OP_NOP
-	sqe.Fd = -1
-	sqe.UserData = userData
-	return true
+	return r.next(IORING_OP_NOP, -1, userData) != nil
 }
 
 // PrepNopResult queues a no-op that completes with res
@@ -283,15 +276,12 @@ func (r *Ring) PrepNopResult(res int32, userData uint64) bool {
 // epoll registration reports. Without F_MORE it has ended (cancelled, or
 // the kernel dropped it) and must be queued again.
 func (r *Ring) PrepPollMultishot(fd int, events uint32, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_POLL_ADD, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_POLL_ADD
-	sqe.Fd = int32(fd)
 	sqe.Len = IORING_POLL_ADD_MULTI
 	sqe.OpFlags = events // poll32_events
-	sqe.UserData = userData
 	return true
 }
 
@@ -301,15 +291,12 @@ func (r *Ring) PrepPollMultishot(fd int, events uint32, userData uint64) bool {
 // armed. Without F_MORE it has ended (an error, or cancelled) and must be
 // queued again.
 func (r *Ring) PrepAcceptMultishot(fd int, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_ACCEPT, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_ACCEPT
-	sqe.Fd = int32(fd)
 	sqe.Ioprio = IORING_ACCEPT_MULTISHOT
 	sqe.OpFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC // accept4's flags
-	sqe.UserData = userData
 	return true
 }
 
@@ -340,16 +327,13 @@ func (r *Ring) PrepRecvMultishot(fd int, bgid uint16, atLeast uint32, userData u
 // and the buffer as with PrepRecvMultishot, and it always ends with its
 // completion.
 func (r *Ring) PrepRecv(fd int, bgid uint16, max uint32, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_RECV, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_RECV
-	sqe.Fd = int32(fd)
 	sqe.Len = max
 	sqe.Flags = IOSQE_BUFFER_SELECT
 	sqe.BufGroup = bgid
-	sqe.UserData = userData
 	return true
 }
 
@@ -431,19 +415,16 @@ func (r *Ring) RecvLimit(bgid uint16) (bool, error) {
 // completes once every byte of p is sent (res len(p)) or with an error
 // (res the bytes sent before it, if any, else -errno).
 func (r *Ring) PrepSend(fd int, p []byte, all bool, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_SEND, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_SEND
-	sqe.Fd = int32(fd)
 	sqe.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))
 	sqe.Len = uint32(min(len(p), math.MaxUint32))
 	sqe.OpFlags = unix.MSG_NOSIGNAL
 	if all {
 		sqe.OpFlags |= unix.MSG_WAITALL
 	}
-	sqe.UserData = userData
 	return true
 }
 
@@ -453,15 +434,12 @@ func (r *Ring) PrepSend(fd int, p []byte, all bool, userData uint64) bool {
 // completes with -EAGAIN instead of waiting). The caller keeps p alive
 // until the completion, off any goroutine's stack (see PrepSend).
 func (r *Ring) PrepRead(fd int, p []byte, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_READ, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_READ
-	sqe.Fd = int32(fd)
 	sqe.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))
 	sqe.Len = uint32(min(len(p), math.MaxUint32))
-	sqe.UserData = userData
 	return true
 }
 
@@ -471,14 +449,11 @@ func (r *Ring) PrepRead(fd int, p []byte, userData uint64) bool {
 // cannot be stopped); the cancelled request completes with -ECANCELED and,
 // if multishot, without IORING_CQE_F_MORE.
 func (r *Ring) PrepCancel(target, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_ASYNC_CANCEL, -1, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_ASYNC_CANCEL
-	sqe.Fd = -1
 	sqe.Addr = target
-	sqe.UserData = userData
 	return true
 }
 
@@ -487,27 +462,17 @@ func (r *Ring) PrepCancel(target, userData uint64) bool {
 // connection's close does first. Its completion's res is how many were
 // cancelled, or -ENOENT for none.
 func (r *Ring) PrepCancelFD(fd int, userData uint64) bool {
-	sqe := r.next()
+	sqe := r.next(IORING_OP_ASYNC_CANCEL, fd, userData)
 	if sqe == nil {
 		return false
 	}
-	sqe.Opcode = IORING_OP_ASYNC_CANCEL
-	sqe.Fd = int32(fd)
 	sqe.OpFlags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL
-	sqe.UserData = userData
 	return true
 }
 
 // PrepClose queues close(2) of fd.
 func (r *Ring) PrepClose(fd int, userData uint64) bool {
-	sqe := r.next()
-	if sqe == nil {
-		return false
-	}
-	sqe.Opcode = IORING_OP_CLOSE
-	sqe.Fd = int32(fd)
-	sqe.UserData = userData
-	return true
+	return r.next(IORING_OP_CLOSE, fd, userData) != nil
 }
 
 // publish makes the prepared SQEs visible to the kernel and returns how
