@@ -524,9 +524,10 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 // send in flight: more output behind it, a close or half-close after it,
 // the end of back-pressure, a Shutdown that closes c once it is idle, or
 // Send's bound, which counts the send's bytes until its completion is
-// reaped (so only a small send may wait).
+// reaped (so only a small send may wait); or the rest of c.snd, when the
+// send offers only part of it (uringSendMax).
 func (l *eventLoop) awaitsSend(c *LoopConn) bool {
-	return c.snd.Len() > uringQuietSend || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
+	return c.snd.Len() > uringQuietSend || (uringSendMax > 0 && c.snd.Len() > uringSendMax) || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
 		l.draining || l.forcing
 }
 
