@@ -385,13 +385,16 @@ func roundTripNumbers(t *testing.T, c *netcore.Conn, first, count int) {
 // Over TLS the same, with the ciphertext waiting for the socket counted as
 // output.
 func TestLoopBackPressure(t *testing.T) {
-	forTransports(t, testLoopBackPressure)
+	forTransports(t, func(t *testing.T, tr transport) { testLoopBackPressure(t, tr, netcore.BackendDefault) })
 }
 
-func testLoopBackPressure(t *testing.T, tr transport) {
+// testLoopBackPressure is TestLoopBackPressure's scenario on a Loop with
+// the given Backend (loopuring_faults_linux_test.go runs it on io_uring
+// with the kernel's multishot byte limit left unused).
+func testLoopBackPressure(t *testing.T, tr transport, backend netcore.LoopBackend) {
 	checkLeaks(t)
 	lp := &netcore.Loop{Handler: loopEcho(nil), Loops: 1, MaxInput: 64 << 10,
-		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20}
+		OutputHighWater: 128 << 10, OutputLowWater: 32 << 10, MaxOutput: 1 << 20, Backend: backend}
 	// Small socket buffers at both ends (accepted sockets inherit the
 	// listener's), so that the kernel holds little before the stall.
 	lc := netcore.ListenConfig{Control: smallBuffers()}

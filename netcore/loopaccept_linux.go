@@ -229,7 +229,7 @@ type acceptor struct {
 	rearmAt int64  // while backing off: when to watch the listener again
 	nextLog int64  // when the next resource-limit message may be logged
 	lfd     int    // the listening socket's descriptor (io_uring watches it)
-	gen     uint32 // io_uring: which watch of the listener is current
+	gen     uint32 // io_uring: which watch of the listener is current, modulo genMask+1
 	removed chan struct{}
 	ended   bool
 	// settled is closed once the loop has watched the listener or given

@@ -43,7 +43,7 @@ type LoopConn struct {
 	tls         *loopTLS // nil without TLS
 	hidden      bool     // its TLS handshake runs: the handler has not seen it yet
 	snd         *buffer  // io_uring: the bytes of the send in flight
-	recvGen     uint32   // io_uring: which multishot receive is armed (events != 0)
+	recvGen     uint32   // io_uring: which receive is armed (events != 0), modulo genMask+1
 
 	// The loop's own; see eventLoop.
 	in           buffer

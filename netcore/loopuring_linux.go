@@ -87,11 +87,19 @@ const (
 // of a connection's sequence number and a descriptor (or an acceptor's
 // index).
 func userData(kind uint8, gen, seq uint32, fd int) uint64 {
-	return uint64(kind)<<60 | uint64(gen&0xfff)<<48 | uint64(seq&0xffff)<<32 | uint64(uint32(fd))
+	return uint64(kind)<<60 | uint64(gen&genMask)<<48 | uint64(seq&0xffff)<<32 | uint64(uint32(fd))
 }
 
+// genMask keeps the bits of a generation user_data holds. A generation
+// that completions are checked against (LoopConn.recvGen, acceptor.gen)
+// counts modulo genMask+1 (nextGen), so that it equals the one a
+// completion brings back after any number of requests.
+const genMask = 0xfff
+
+func nextGen(gen uint32) uint32 { return (gen + 1) & genMask }
+
 func splitUserData(ud uint64) (kind uint8, gen, seq uint32, fd int) {
-	return uint8(ud >> 60), uint32(ud>>48) & 0xfff, uint32(ud>>32) & 0xffff, int(int32(uint32(ud)))
+	return uint8(ud >> 60), uint32(ud>>48) & genMask, uint32(ud>>32) & 0xffff, int(int32(uint32(ud)))
 }
 
 // uringLoop is an event loop's io_uring state; it belongs to the loop.
@@ -481,7 +489,7 @@ func (l *eventLoop) setRecv(c *LoopConn, want bool) {
 		if n <= 0 {
 			return // a full input buffer waiting for output room (see after)
 		}
-		c.recvGen++
+		c.recvGen = nextGen(c.recvGen)
 		c.events = unix.EPOLLIN
 		ud := userData(udRecv, c.recvGen, c.seq, c.fd)
 		if l.prepFault(udRecv, ud) {
@@ -586,9 +594,10 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 // send in flight: more output behind it, a close or half-close after it,
 // the end of back-pressure, a Shutdown that closes c once it is idle, or
 // Send's bound, which counts the send's bytes until its completion is
-// reaped (so only a small send may wait).
+// reaped (so only a small send may wait); or the rest of c.snd, when the
+// send offers only part of it (uringSendMax).
 func (l *eventLoop) awaitsSend(c *LoopConn) bool {
-	return c.snd.Len() > uringQuietSend || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
+	return c.snd.Len() > uringQuietSend || (uringSendMax > 0 && c.snd.Len() > uringSendMax) || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
 		l.draining || l.forcing
 }
 
@@ -610,7 +619,7 @@ func (l *eventLoop) forgetUring(c *LoopConn) {
 // watchUring watches a listener (a multishot poll), or stops.
 func (l *eventLoop) watchUring(a *acceptor, fd int, on bool) {
 	if on {
-		a.gen++
+		a.gen = nextGen(a.gen)
 		l.prepPoll(fd, unix.POLLIN, userData(udListener, a.gen, 0, a.idx))
 		return
 	}
