@@ -597,8 +597,9 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 // reaped (so only a small send may wait); or the rest of c.snd, when the
 // send offers only part of it (uringSendMax).
 func (l *eventLoop) awaitsSend(c *LoopConn) bool {
-	return c.snd.Len() > uringQuietSend || (uringSendMax > 0 && c.snd.Len() > uringSendMax) || c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) || c.flushClose || c.wantShutWr || c.paused ||
-		l.draining || l.forcing
+	return c.snd.Len() > uringQuietSend || (uringSendMax > 0 && c.snd.Len() > uringSendMax) ||
+		c.out.Len() > 0 || (c.tls != nil && c.tls.raw.Len() > 0) ||
+		c.flushClose || c.wantShutWr || c.paused || l.draining || l.forcing
 }
 
 // forgetUring ends c's requests as it closes: its receive and its send in
