@@ -31,6 +31,8 @@
 #
 # ROUNDS=K runs the whole table K times (interleaved: each round goes
 # through every load and target) and prints the median of each cell.
+# RAW=FILE keeps every run's figures there, a line per run (tab-separated:
+# round, load, test, target, req/s, CPU us/req, ctxsw/req, syscalls/req).
 #
 # SYSCALLS=1 (off by default) also counts each server's system calls per
 # request: perf stat on the raw_syscalls:sys_enter tracepoint, attached to
@@ -42,6 +44,7 @@
 # the CPU columns of such a run lean against the servers that make more
 # calls (redis-server's read/write/epoll_wait against io_uring_enter).
 set -euo pipefail
+RAW=${RAW:+$(realpath -m -- "$RAW")} # before the cd: relative to where the script was started
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
@@ -239,6 +242,9 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+if [ -n "$RAW" ]; then
+	cp "$results" "$RAW"
+fi
 [ "$TLS" = 1 ] && printf 'over TLS (redis-benchmark --tls), '
 [ "$SYSCALLS" = 1 ] && printf 'system calls counted by perf stat (raw_syscalls:sys_enter) in every run, '
 printf '%s\n' "redis-benchmark, $N requests per run, median of $ROUNDS round(s), $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
