@@ -19,8 +19,9 @@ import (
 )
 
 // uringServer is an echo written directly on internal/uring, netcore's
-// io_uring layer: not the Loop (which has no io_uring backend yet), but
-// what such a backend could reach here. GOMAXPROCS event loops, each a
+// io_uring layer: not the Loop (loop-uring is the Loop on its io_uring
+// backend), but what an io_uring echo with nothing else to do reaches
+// here, written before the Loop had that backend. GOMAXPROCS event loops, each a
 // goroutine locked to its OS thread with its own Ring (SINGLE_ISSUER,
 // DEFER_TASKRUN), its own provided buffer ring and its own listening
 // socket (SO_REUSEPORT: the kernel spreads connections over the loops).

@@ -8,6 +8,7 @@
 #   ROUNDS=10 BENCH='Echo/conns=1000' benchmarks/run.sh
 #   TLS=1 benchmarks/run.sh                   # only the echo over TLS, against net-tls
 #   IMPLS=net,loop,uring benchmarks/run.sh    # only these implementations (-impls)
+#   IMPLS=net,loop,loop-uring SYSROUNDS=5 benchmarks/run.sh   # the Loop on both backends
 #
 # Every round runs every benchmark for every implementation once, so a slow
 # stretch of the machine hits them alike. 10,000 connections run in a second
@@ -22,12 +23,13 @@
 # only their Echo (BENCH's default then) and prints only that table.
 #
 # System calls per op come from one more round with -syscalls (perf stat
-# counting the server's calls; skipped without perf, or with SYSCALLS=0):
-# counting costs the server CPU per call, so that round's other figures
-# are left out. It runs LONG too.
+# counting the server's calls; skipped without perf, or with SYSCALLS=0;
+# SYSROUNDS=K makes it K rounds, and the table their medians): counting
+# costs the server CPU per call, so those rounds' other figures are left
+# out. It runs LONG too.
 #
-# With uring among the results, one more table compares everything with
-# the epoll Loop (impl=loop).
+# With uring or loop-uring (the Loop on io_uring) among the results, one
+# more table compares everything with the epoll Loop (impl=loop).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -44,6 +46,7 @@ LONG=${LONG-$([ "$BENCH" = . ] && echo 'Echo/conns=10000' || true)}
 LONGTIME=${LONGTIME:-5s}
 METRICS=${METRICS:-rt/s,conns/s,p50-ns,p99-ns,srv-cpu-ns/op,srv-ctxsw/op,srv-allocs/op,srv-peak-rss-B,srv-idle-rss-B/conn,srv-idle-heap-B/conn,cli-cpu-ns/op}
 SYSCALLS=${SYSCALLS:-$(command -v perf >/dev/null && echo 1 || echo 0)}
+SYSROUNDS=${SYSROUNDS:-1}
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=echo-$stamp.txt
@@ -65,15 +68,20 @@ for i in $(seq "$ROUNDS"); do
 	fi
 done
 if [ "$SYSCALLS" = 1 ]; then
-	echo "system calls: one round with -syscalls" >&2
-	"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls -impls "$IMPLS" >> "$sysout"
-	if [ -n "$LONG" ]; then
-		"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -syscalls -impls "$IMPLS" >> "$sysout"
-	fi
+	for i in $(seq "$SYSROUNDS"); do
+		echo "system calls: round $i/$SYSROUNDS with -syscalls" >&2
+		"$tmp/echo.test" -test.run '^$' -test.bench "$BENCH" "${skip[@]}" -test.benchtime "$BENCHTIME" -syscalls -impls "$IMPLS" >> "$sysout"
+		if [ -n "$LONG" ]; then
+			"$tmp/echo.test" -test.run '^$' -test.bench "$LONG" -test.benchtime "$LONGTIME" -syscalls -impls "$IMPLS" >> "$sysout"
+		fi
+	done
 fi
 echo "raw results: benchmarks/$out" >&2
 # tlsonly keeps the results of the implementations over TLS (impl=NAME-tls).
 tlsonly() { grep -E '^Benchmark[^ ]*/impl=[^/ ]*-tls(-[0-9]+)?[[:space:]]' "$@" || true; }
+# hasuring says whether FILE has results of uring or loop-uring, and of loop
+# (the base of their table).
+hasuring() { grep -qE '/impl=(loop-)?uring(-[0-9]+)?[[:space:]]' "$1" && grep -qE '/impl=loop(-[0-9]+)?[[:space:]]' "$1"; }
 base=net
 if [ "$TLS" = 1 ]; then
 	base=net-tls
@@ -92,7 +100,7 @@ else
 		"$tmp/benchtable" -base gnet -metrics "$METRICS" "$out"
 		echo
 	fi
-	if grep -q '/impl=uring-' "$out"; then
+	if hasuring "$out"; then
 		echo "The same medians against impl=loop (the epoll Loop)."
 		echo
 		"$tmp/benchtable" -base loop -metrics "$METRICS" "$out"
@@ -106,11 +114,11 @@ else
 	fi
 fi
 if [ -s "$sysout" ]; then
-	echo "The server's system calls per op (one round, counted by perf stat), against impl=$base."
+	echo "The server's system calls per op (medians of $SYSROUNDS round(s) with -syscalls, counted by perf stat), against impl=$base."
 	echo
 	"$tmp/benchtable" -base "$base" -metrics srv-syscalls/op "$sysout"
 	echo
-	if grep -q '/impl=uring-' "$sysout"; then
+	if hasuring "$sysout"; then
 		echo "The same against impl=loop."
 		echo
 		"$tmp/benchtable" -base loop -metrics srv-syscalls/op "$sysout"

@@ -55,6 +55,7 @@ var Impls = []Impl{
 	{Name: "net", Start: StartNet},
 	{Name: "netcore", Start: StartNetcore},
 	{Name: "loop", Start: StartLoop},
+	{Name: "loop-uring", Start: StartLoopURing},
 	{Name: "loop-reuseport", Start: StartLoopReusePort},
 	{Name: "loop-spin", Start: StartLoopSpin},
 	{Name: "gnet", Start: StartGnet},

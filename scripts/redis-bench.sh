@@ -31,7 +31,20 @@
 #
 # ROUNDS=K runs the whole table K times (interleaved: each round goes
 # through every load and target) and prints the median of each cell.
+# RAW=FILE keeps every run's figures there, a line per run (tab-separated:
+# round, load, test, target, req/s, CPU us/req, ctxsw/req, syscalls/req).
+#
+# SYSCALLS=1 (off by default) also counts each server's system calls per
+# request: perf stat on the raw_syscalls:sys_enter tracepoint, attached to
+# the server (every thread) with its counter enabled just before each
+# redis-benchmark run and disabled just after (perf's --control), adds a
+# "syscalls/req" column. It needs perf and the right to trace the servers
+# (root, or a low enough kernel.perf_event_paranoid), and fails at once
+# without them. The tracepoint costs the server some CPU on every call, so
+# the CPU columns of such a run lean against the servers that make more
+# calls (redis-server's read/write/epoll_wait against io_uring_enter).
 set -euo pipefail
+RAW=${RAW:+$(realpath -m -- "$RAW")} # before the cd: relative to where the script was started
 cd "$(dirname "$0")/.."
 
 N=${N:-200000}
@@ -40,14 +53,20 @@ ROUNDS=${ROUNDS:-1}
 TESTS=${TESTS:-ping_mbulk set get}
 LOADS=${LOADS:-"-c 50 -P 1;-c 1000 -P 1;-c 50 -P 16"}
 TLS=${TLS:-0}
+SYSCALLS=${SYSCALLS:-0}
 
 for tool in redis-server redis-benchmark; do
 	command -v "$tool" >/dev/null || { echo "redis-bench: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
+if [ "$SYSCALLS" = 1 ]; then
+	command -v perf >/dev/null || { echo "redis-bench: SYSCALLS=1 needs perf (apt-get install linux-perf), which is not installed" >&2; exit 1; }
+fi
 
 dir=$(mktemp -d)
 pids=()
+perfpid=
 cleanup() {
+	if [ -n "$perfpid" ]; then kill "$perfpid" 2>/dev/null || true; wait "$perfpid" 2>/dev/null || true; fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$dir"
@@ -143,7 +162,47 @@ cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # ctxsw PID: context switches of the process's threads so far.
 ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/{n += $2} END{print n}'; }
 
-# One run per round, load, test and target: "round load test target rps us cs".
+# perf stat counting one server's system calls, while enabled (SYSCALLS=1):
+# perfstart PID attaches it, disabled, then enables it and waits for perf's
+# ack; perfstop disables it, ends perf and sets calls to the count ("bad"
+# if perf printed none).
+if [ "$SYSCALLS" = 1 ]; then
+	mkfifo "$dir/perf.ctl" "$dir/perf.ack"
+fi
+perfcmd() {
+	echo "$1" >&"$perfctl"
+	local ack=
+	if ! read -r -t 10 -u "$perfack" ack || [ "$ack" != ack ]; then
+		echo "redis-bench: perf stat did not acknowledge '$1' (can it trace the server? root, or kernel.perf_event_paranoid):" >&2
+		cat "$dir/perf.err" "$dir/perf.out" >&2 2>/dev/null
+		exit 1
+	fi
+}
+perfstart() {
+	rm -f "$dir/perf.out"
+	perf stat -x, -e raw_syscalls:sys_enter --delay -1 --control "fifo:$dir/perf.ctl,$dir/perf.ack" \
+		-p "$1" -o "$dir/perf.out" 2>"$dir/perf.err" &
+	perfpid=$!
+	# Opened read-write, a FIFO does not wait for perf to open its end: if
+	# perf fails, the read of its ack times out (perfcmd) instead of an
+	# open waiting for ever.
+	exec {perfctl}<>"$dir/perf.ctl" {perfack}<>"$dir/perf.ack"
+	perfcmd enable
+}
+perfstop() {
+	perfcmd disable
+	exec {perfctl}>&- {perfack}<&-
+	kill -INT "$perfpid" 2>/dev/null || true
+	wait "$perfpid" 2>/dev/null || true
+	perfpid=
+	# "COUNT,,raw_syscalls:sys_enter,..."; "<not counted>" if the server
+	# never ran while enabled (so made no calls).
+	calls=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print ($1 ~ /^[0-9]+$/ ? $1 : ($1 == "<not counted>" ? 0 : "bad")); found = 1 }
+		END { if (!found) print "bad" }' "$dir/perf.out")
+}
+
+# One run per round, load, test and target: "round load test target rps us
+# cs sc" (sc: system calls per request, "-" without SYSCALLS=1).
 results="$dir/results"
 IFS=';' read -ra loads <<<"$LOADS"
 for round in $(seq "$ROUNDS"); do
@@ -151,6 +210,9 @@ for round in $(seq "$ROUNDS"); do
 	for load in "${loads[@]}"; do
 		for test in $TESTS; do
 			for target in $TARGETS; do
+				if [ "$SYSCALLS" = 1 ]; then
+					perfstart "${pid[$target]}"
+				fi
 				before=$(cputicks "${pid[$target]}")
 				cs0=$(ctxsw "${pid[$target]}")
 				# shellcheck disable=SC2086 # $load is a list of flags
@@ -162,31 +224,44 @@ for round in $(seq "$ROUNDS"); do
 				fi
 				after=$(cputicks "${pid[$target]}")
 				cs1=$(ctxsw "${pid[$target]}")
+				sc=-
+				if [ "$SYSCALLS" = 1 ]; then
+					perfstop
+					if [ "$calls" = bad ]; then
+						echo "redis-bench: perf stat counted no system calls of $target:" >&2; cat "$dir/perf.out" "$dir/perf.err" >&2; exit 1
+					fi
+					sc=$(awk -v c="$calls" -v n="$N" 'BEGIN{printf "%.3f", c / n}')
+				fi
 				rps=$(awk -F'"' 'NR==2{print $4}' <<<"$csv")
 				[ -n "$rps" ] || { echo "redis-bench: no result from redis-benchmark against $target: $csv" >&2; exit 1; }
 				us=$(awk -v d=$((after - before)) -v t="$tck" -v n="$N" 'BEGIN{printf "%.3f", d * 1e6 / t / n}')
 				cs=$(awk -v d=$((cs1 - cs0)) -v n="$N" 'BEGIN{printf "%.3f", d / n}')
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$test" "$target" "$rps" "$us" "$cs" >>"$results"
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$test" "$target" "$rps" "$us" "$cs" "$sc" >>"$results"
 			done
 		done
 	done
 done
 
+if [ -n "$RAW" ]; then
+	cp "$results" "$RAW"
+fi
 [ "$TLS" = 1 ] && printf 'over TLS (redis-benchmark --tls), '
+[ "$SYSCALLS" = 1 ] && printf 'system calls counted by perf stat (raw_syscalls:sys_enter) in every run, '
 printf '%s\n' "redis-benchmark, $N requests per run, median of $ROUNDS round(s), $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
-awk -F'\t' -v targets="$TARGETS" -v loads="$LOADS" -v tests="$TESTS" '
+awk -F'\t' -v targets="$TARGETS" -v loads="$LOADS" -v tests="$TESTS" -v syscalls="$SYSCALLS" '
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 	return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
 }
-{ k = $2 SUBSEP $3 SUBSEP $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6; cs[k] = cs[k] " " $7 }
+{ k = $2 SUBSEP $3 SUBSEP $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6; cs[k] = cs[k] " " $7; sc[k] = sc[k] " " $8 }
 END {
 	nt = split(targets, T, " "); nl = split(loads, L, ";"); nx = split(tests, X, " ")
 	hasredis = 0; for (i = 1; i <= nt; i++) if (T[i] == "redis") hasredis = 1
 	h = "| load | test |"; r = "| --- | --- |"
 	for (i = 1; i <= nt; i++) {
 		h = h " " T[i] " req/s | " T[i] " CPU us/req | " T[i] " ctxsw/req |"; r = r " --- | --- | --- |"
+		if (syscalls == 1) { h = h " " T[i] " syscalls/req |"; r = r " --- |" }
 		if (hasredis && T[i] != "redis") { h = h " " T[i] " CPU vs redis |"; r = r " --- |" }
 	}
 	print h; print r
@@ -197,6 +272,7 @@ END {
 			k = L[li] SUBSEP X[xi] SUBSEP T[i]
 			u = median(us[k])
 			row = row sprintf(" %.0f | %.2f | %.2f |", median(rps[k]), u, median(cs[k]))
+			if (syscalls == 1) row = row sprintf(" %.2f |", median(sc[k]))
 			if (hasredis && T[i] != "redis") row = row (base > 0 ? sprintf(" %.2fx |", u / base) : " - |")
 		}
 		print row
