@@ -43,10 +43,21 @@ import (
 //     that completions of a closed connection whose descriptor was reused
 //     are told apart.
 
-// Per loop: the provided buffers and the ring's size.
+// Per loop: the provided buffers, 4 MiB. A receive takes the bytes it
+// needs from the buffer at the ring's head, and the next receive, of any
+// connection, goes on in the same buffer (incremental consumption, 6.12),
+// so one io_uring_enter can take a great many connections' small
+// arrivals. Where the kernel cannot, a buffer serves one receive, and the
+// buffers are many and small: their count bounds how many connections'
+// arrivals one io_uring_enter takes, and the rest end with -ENOBUFS and
+// are received again. With 256 buffers of 16 KiB and no incremental
+// consumption, echo at 10,000 connections ran at half the epoll Loop's
+// rate, with 2.5 times its CPU per round trip, mostly in that churn.
 const (
-	uringBufs    = 256
-	uringBufSize = 16 << 10
+	uringIncBufs    = 256
+	uringIncBufSize = 16 << 10
+	uringBufs       = 1024
+	uringBufSize    = 4 << 10
 )
 
 // Knobs for fault injection in tests (loopuring_faults_linux_test.go),
@@ -120,6 +131,7 @@ type uringLoop struct {
 	// recvLimit: the kernel can end a multishot receive at a byte count
 	// (uring.Ring.RecvLimit); without it every receive is a single one.
 	recvLimit bool
+	bufSize   int // the buffers' size: the most one receive takes
 }
 
 // uringRecvLimit, when false, makes the loops act as on a kernel that
@@ -162,7 +174,12 @@ func (l *eventLoop) initUring() error {
 	if err != nil {
 		return fmt.Errorf("netcore: Loop.Backend io_uring: %w", err)
 	}
-	br, err := r.NewBufRing(0, uringBufs, uringBufSize)
+	br, err := r.NewBufRingIncremental(0, uringIncBufs, uringIncBufSize)
+	u.bufSize = uringIncBufSize
+	if errors.Is(err, unix.EINVAL) {
+		br, err = r.NewBufRing(0, uringBufs, uringBufSize)
+		u.bufSize = uringBufSize
+	}
 	if err != nil {
 		r.Close()
 		return fmt.Errorf("netcore: Loop.Backend io_uring: the buffer ring: %w", err)
@@ -423,8 +440,12 @@ func (l *eventLoop) completed(ud uint64, res int32, flags uint32) {
 func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32, flags uint32, more bool) {
 	u := l.ur
 	bid, hasBuf := uring.BufferID(flags)
+	var p []byte
 	if hasBuf {
-		defer u.br.Recycle(bid)
+		var recycle bool
+		if p, recycle = u.br.Completed(bid, res, flags); recycle {
+			defer u.br.Recycle(bid)
+		}
 	}
 	var c *LoopConn
 	if fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil && l.conns[fd].seq&0xffff == seq {
@@ -442,7 +463,6 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 		if c.last < u.window {
 			u.active++ // its first receive in this window
 		}
-		p := u.br.Buf(bid, int(res))
 		// Bytes the receive brought before its cancel took effect:
 		// the epoll backend would not have read them yet.
 		switch {
@@ -498,14 +518,14 @@ func (l *eventLoop) setRecv(c *LoopConn, want bool) {
 		if uringRecvMax > 0 {
 			n = min(n, uringRecvMax)
 		}
-		if u.recvLimit && n >= 2*uringBufSize {
+		if u.recvLimit && n >= 2*u.bufSize {
 			// It ends once it has taken atLeast bytes or more, the
 			// last buffer's worth included: n at most.
-			atLeast := uint32(n - uringBufSize + 1)
+			atLeast := uint32(n - u.bufSize + 1)
 			l.prep(request{op: opRecv, multi: true, fd: c.fd, n: atLeast, ud: ud})
 			return
 		}
-		max := uint32(min(n, uringBufSize))
+		max := uint32(min(n, u.bufSize))
 		l.prep(request{op: opRecv, fd: c.fd, n: max, ud: ud})
 	case !want && c.events != 0:
 		c.events = 0

@@ -110,6 +110,9 @@ type bufReg struct {
 	resv        [3]uint64
 }
 
+// bufReg.Flags.
+const IOU_PBUF_RING_INC = 2 // 6.12: buffers consumed incrementally
+
 // Opcodes (enum io_uring_op), with the release each came in.
 const (
 	IORING_OP_NOP          = 0  // 5.1
@@ -187,6 +190,7 @@ const (
 	IORING_CQE_F_BUFFER        = 1 << 0 // the upper 16 bits are the provided buffer's id
 	IORING_CQE_F_MORE          = 1 << 1 // a multishot request stays armed: more completions follow
 	IORING_CQE_F_SOCK_NONEMPTY = 1 << 2
+	IORING_CQE_F_BUF_MORE      = 1 << 4 // 6.12: an incremental buffer was not used up; more of it follows
 	IORING_CQE_BUFFER_SHIFT    = 16
 )
 

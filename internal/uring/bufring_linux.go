@@ -40,11 +40,26 @@ type BufRing struct {
 	slots    []bufRingEntry
 	tailWord *uint32 // bytes 12-15: slot 0's bid, then the tail
 	tail     uint16  // ours, published by publish
+	used     []int   // incremental: how much of each buffer completions have used
 }
 
 // NewBufRing registers buffer group bgid with entries buffers (a power of
 // two up to 32768) of size bytes each, all of them given to the kernel.
 func (r *Ring) NewBufRing(bgid uint16, entries uint32, size int) (*BufRing, error) {
+	return r.newBufRing(bgid, entries, size, 0)
+}
+
+// NewBufRingIncremental is NewBufRing with incremental consumption
+// (IOU_PBUF_RING_INC, 6.12): a receive takes only the bytes it needs from
+// the buffer at the ring's head, and the next receive, of any connection,
+// goes on in the same buffer. So a ring of a few large buffers serves a
+// great many small arrivals at once. Use Completed, not Buf. A kernel
+// without it refuses the registration with EINVAL.
+func (r *Ring) NewBufRingIncremental(bgid uint16, entries uint32, size int) (*BufRing, error) {
+	return r.newBufRing(bgid, entries, size, IOU_PBUF_RING_INC)
+}
+
+func (r *Ring) newBufRing(bgid uint16, entries uint32, size int, flags uint16) (*BufRing, error) {
 	if entries == 0 || entries&(entries-1) != 0 || entries > maxBufRingEntries || size <= 0 {
 		return nil, fmt.Errorf("uring: buffer ring of %d buffers of %d bytes (want a power of two up to %d, size > 0)",
 			entries, size, maxBufRingEntries)
@@ -64,11 +79,14 @@ func (r *Ring) NewBufRing(bgid uint16, entries uint32, size int) (*BufRing, erro
 	}
 	b.slots = unsafe.Slice((*bufRingEntry)(b.ring), entries)
 	b.tailWord = (*uint32)(unsafe.Add(b.ring, 12))
-	reg := bufReg{RingAddr: uint64(uintptr(b.ring)), RingEntries: entries, Bgid: bgid}
+	reg := bufReg{RingAddr: uint64(uintptr(b.ring)), RingEntries: entries, Bgid: bgid, Flags: flags}
 	if err := sys.IoUringRegister(r.fd, IORING_REGISTER_PBUF_RING, unsafe.Pointer(&reg), 1); err != nil {
 		sys.Munmap(b.bufs, b.bufsLen)
 		sys.Munmap(b.ring, b.ringLen)
 		return nil, os.NewSyscallError("io_uring_register", err)
+	}
+	if flags&IOU_PBUF_RING_INC != 0 {
+		b.used = make([]int, entries)
 	}
 	for bid := range entries {
 		b.add(uint16(bid))
@@ -87,6 +105,31 @@ func (b *BufRing) Size() int { return b.size }
 // reports them (n is its res). They are valid until Recycle(bid).
 func (b *BufRing) Buf(bid uint16, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(b.bufs, int(bid)*b.size)), b.size)[:n]
+}
+
+// Completed returns the bytes a completion with a buffer (BufferID) brought,
+// valid until Recycle(bid), and whether the buffer is to be recycled once
+// they have been used. Without incremental consumption that is always so.
+// With it, the bytes start where the buffer's previous completion ended
+// (the kernel uses a buffer in order, and completions come in that order),
+// and the buffer is recycled only with its last completion, the one
+// without IORING_CQE_F_BUF_MORE; a completion without bytes (res <= 0)
+// used none of it.
+func (b *BufRing) Completed(bid uint16, res int32, flags uint32) (p []byte, recycle bool) {
+	if b.used == nil {
+		return b.Buf(bid, int(max(res, 0))), true
+	}
+	if res <= 0 {
+		return nil, false
+	}
+	off := b.used[bid]
+	p = unsafe.Slice((*byte)(unsafe.Add(b.bufs, int(bid)*b.size+off)), int(res))
+	if flags&IORING_CQE_F_BUF_MORE != 0 {
+		b.used[bid] = off + int(res)
+		return p, false
+	}
+	b.used[bid] = 0
+	return p, true
 }
 
 // Recycle gives buffer bid back to the kernel.
