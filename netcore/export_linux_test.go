@@ -21,6 +21,9 @@ type URingFaults struct {
 	// NoRecvLimit has the loops act as on a kernel that cannot end a
 	// multishot receive at a byte count: every receive is a single one.
 	NoRecvLimit bool
+	// WholeBuffers has the loops act as on a kernel without incremental
+	// buffer consumption: a buffer serves one receive.
+	WholeBuffers bool
 }
 
 // The kinds of request URingFaults.Fault is asked about.
@@ -34,12 +37,12 @@ const (
 // after Shutdown returns), and returns a function that restores the
 // previous ones.
 func SetURingFaults(f URingFaults) (restore func()) {
-	entries, recvMax, sendMax, fault, recvLimit := uringEntries, uringRecvMax, uringSendMax, uringFault, uringRecvLimit
+	entries, recvMax, sendMax, fault, recvLimit, inc := uringEntries, uringRecvMax, uringSendMax, uringFault, uringRecvLimit, uringIncremental
 	if f.Entries != 0 {
 		uringEntries = f.Entries
 	}
-	uringRecvMax, uringSendMax, uringFault, uringRecvLimit = f.RecvMax, f.SendMax, f.Fault, !f.NoRecvLimit
+	uringRecvMax, uringSendMax, uringFault, uringRecvLimit, uringIncremental = f.RecvMax, f.SendMax, f.Fault, !f.NoRecvLimit, !f.WholeBuffers
 	return func() {
-		uringEntries, uringRecvMax, uringSendMax, uringFault, uringRecvLimit = entries, recvMax, sendMax, fault, recvLimit
+		uringEntries, uringRecvMax, uringSendMax, uringFault, uringRecvLimit, uringIncremental = entries, recvMax, sendMax, fault, recvLimit, inc
 	}
 }

@@ -134,6 +134,10 @@ type uringLoop struct {
 	bufSize   int // the buffers' size: the most one receive takes
 }
 
+// uringIncremental, when false, makes the loops act as on a kernel
+// without incremental buffer consumption (tests).
+var uringIncremental = true
+
 // uringRecvLimit, when false, makes the loops act as on a kernel that
 // cannot end a multishot receive at a byte count (tests).
 var uringRecvLimit = true
@@ -176,6 +180,10 @@ func (l *eventLoop) initUring() error {
 	}
 	br, err := r.NewBufRingIncremental(0, uringIncBufs, uringIncBufSize)
 	u.bufSize = uringIncBufSize
+	if !uringIncremental && err == nil {
+		br.Close()
+		err = unix.EINVAL
+	}
 	if errors.Is(err, unix.EINVAL) {
 		br, err = r.NewBufRing(0, uringBufs, uringBufSize)
 		u.bufSize = uringBufSize
