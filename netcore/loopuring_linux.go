@@ -117,9 +117,10 @@ func splitUserData(ud uint64) (kind uint8, gen, seq uint32, fd int) {
 type uringLoop struct {
 	r       *uring.Ring
 	br      *uring.BufRing
-	sends   map[uint64]*LoopConn // in flight, a closed connection's too until its send completes
+	orphans map[uint64]*LoopConn // closed connections whose send is still in flight, by its user_data
 	pending int                  // requests whose last completion has not come yet
 	backlog []request            // requests waiting for room in the submission queue (prep)
+	spare   []*buffer            // send buffers given back (sent), for the next sends
 	ready   chan error           // the ring's making, reported to start
 	fn      func(uint64, int32, uint32)
 	spin    bool // SpinWait: the last wait found completions
@@ -200,7 +201,7 @@ func (l *eventLoop) initUring() error {
 		}
 	}
 	u.r, u.br = r, br
-	u.sends = make(map[uint64]*LoopConn)
+	u.orphans = make(map[uint64]*LoopConn)
 	u.fn = l.completed
 	l.prepPoll(l.wakefd, unix.POLLIN, userData(udWake, 0, 0, l.wakefd))
 	return nil
@@ -221,9 +222,9 @@ func (l *eventLoop) closeUring() {
 		}
 		u.r.ForEachCQE(u.fn)
 	}
-	for ud, c := range u.sends {
-		c.snd.Release()
-		delete(u.sends, ud)
+	for ud, c := range u.orphans {
+		l.sent(c)
+		delete(u.orphans, ud)
 	}
 	u.br.Close()
 	u.r.Close()
@@ -560,7 +561,7 @@ func (l *eventLoop) flushUring(c *LoopConn) {
 	}
 	if w.Len() > 0 {
 		if c.snd == nil {
-			c.snd = &buffer{held: w.held}
+			c.snd = l.ur.takeSnd()
 		}
 		*c.snd, *w = *w, buffer{held: w.held}
 		l.send(c)
@@ -572,8 +573,7 @@ func (l *eventLoop) flushUring(c *LoopConn) {
 // send queues the send of c.snd's bytes.
 func (l *eventLoop) send(c *LoopConn) {
 	c.blocked = true
-	ud := userData(udSend, c.seq>>16, c.seq, c.fd) // all of seq: the key in sends
-	l.ur.sends[ud] = c
+	ud := sendUD(c)
 	if l.prepFault(udSend, ud) {
 		return
 	}
@@ -585,17 +585,25 @@ func (l *eventLoop) send(c *LoopConn) {
 	l.ur.fresh = append(l.ur.fresh, c)
 }
 
+// sendUD is the user_data of c's send: all of its sequence number (the
+// generation's bits hold the upper ones), so that it names c alone.
+func sendUD(c *LoopConn) uint64 { return userData(udSend, c.seq>>16, c.seq, c.fd) }
+
 // sendCompleted goes on after a send: the rest of a short one, then
 // whatever was written meanwhile.
 func (l *eventLoop) sendCompleted(ud uint64, res int32) {
-	c := l.ur.sends[ud]
-	if c == nil {
+	_, _, _, fd := splitUserData(ud)
+	var c *LoopConn
+	if fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil && l.conns[fd].blocked && sendUD(l.conns[fd]) == ud {
+		c = l.conns[fd]
+	} else if c = l.ur.orphans[ud]; c != nil {
+		delete(l.ur.orphans, ud)
+	} else {
 		return
 	}
-	delete(l.ur.sends, ud)
 	c.blocked = false
 	if c.closed {
-		c.snd.Release() // the kernel is done with the bytes now
+		l.sent(c) // the kernel is done with the bytes now
 		return
 	}
 	if res < 0 {
@@ -603,7 +611,7 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 			l.send(c)
 			return
 		}
-		c.snd.Release()
+		l.sent(c)
 		l.closeConn(c, c.opErr("write", "send", unix.Errno(-res)))
 		return
 	}
@@ -613,9 +621,29 @@ func (l *eventLoop) sendCompleted(ud uint64, res int32) {
 		l.send(c)
 		return
 	}
-	c.snd.Release()
+	l.sent(c)
 	c.outN.Store(int64(c.outLen()))
 	l.flushConn(c)
+}
+
+// sent releases c.snd's bytes, once the kernel is done with them, and
+// keeps the buffer for the loop's next send: an idle connection holds
+// none, and a send allocates none.
+func (l *eventLoop) sent(c *LoopConn) {
+	c.snd.Release()
+	l.ur.spare = append(l.ur.spare, c.snd)
+	c.snd = nil
+}
+
+// takeSnd is a buffer for a send, the last one given back if any.
+func (u *uringLoop) takeSnd() *buffer {
+	if n := len(u.spare); n > 0 {
+		b := u.spare[n-1]
+		u.spare[n-1] = nil
+		u.spare = u.spare[:n-1]
+		return b
+	}
+	return new(buffer)
 }
 
 // awaitsSend reports whether something waits for the completion of c's
@@ -639,9 +667,10 @@ func (l *eventLoop) forgetUring(c *LoopConn) {
 		l.prepCancel(userData(udRecv, c.recvGen, c.seq, c.fd))
 	}
 	if c.blocked {
-		l.prepCancel(userData(udSend, c.seq>>16, c.seq, c.fd))
+		l.ur.orphans[sendUD(c)] = c
+		l.prepCancel(sendUD(c))
 	} else if c.snd != nil {
-		c.snd.Release()
+		l.sent(c)
 	}
 }
 
