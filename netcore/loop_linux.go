@@ -585,8 +585,10 @@ func (l *eventLoop) run() {
 			if again(err, false) {
 				continue
 			}
-			l.lp.logger().Error("netcore: epoll_wait failed; closing the Loop",
-				"err", os.NewSyscallError("epoll_wait", err))
+			if l.ur == nil {
+				err = os.NewSyscallError("epoll_wait", err)
+			}
+			l.lp.logger().Error("netcore: waiting for events failed; closing the Loop", "err", err)
 			l.forcing = true
 			// The whole Loop: one loop gone would leave listeners
 			// handing it connections. (From here, Close only starts
@@ -1190,6 +1192,12 @@ func (l *eventLoop) flushed(c *LoopConn, w *buffer) {
 			return
 		}
 	}
+	l.drained(c)
+}
+
+// drained ends c's back-pressure once its output is at or below the low
+// watermark (its input is offered again in the next pass), and rearms it.
+func (l *eventLoop) drained(c *LoopConn) {
 	if c.paused && c.outLen() <= l.lim.low {
 		c.paused = false
 		if c.in.Len() > 0 && !c.resumeQueued {

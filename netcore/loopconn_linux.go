@@ -44,6 +44,7 @@ type LoopConn struct {
 	hidden      bool     // its TLS handshake runs: the handler has not seen it yet
 	snd         *buffer  // io_uring: the bytes of the send in flight
 	recvGen     uint32   // io_uring: which receive is armed (events != 0), modulo genMask+1
+	finPending  bool     // io_uring: the peer's FIN came while reading was held
 
 	// The loop's own; see eventLoop.
 	in           buffer

@@ -80,6 +80,7 @@ func (l *eventLoop) endLinger(fd int) {
 	l.nlinger--
 	if l.ur != nil {
 		l.prepCancel(userData(udLinger, 0, 0, fd))
+		l.submitBeforeClose()
 	}
 	closeFD(fd)
 }

@@ -864,3 +864,46 @@ func TestLoopBackendFlag(t *testing.T) {
 		t.Errorf("LoopBackend(9).String() = %q", s)
 	}
 }
+
+// A client pipelines requests whose answers fill the output past the high
+// watermark and half-closes at once, before the server has read a byte;
+// the handler takes no request while the output is full. The epoll
+// backend reads nothing while reading is held for back-pressure, so the
+// peer's FIN, behind the requests, reaches OnEOF only once the output has
+// drained below the high watermark and the input was offered again. On
+// io_uring the FIN can come in the same batch of completions as the data,
+// while reading is held: it must wait the same way (it was taken as OnEOF
+// at once, with the output still full and requests never offered again).
+// Run on both backends (the suite's NETCORE_LOOP_BACKEND).
+func TestLoopFINBehindHeldInput(t *testing.T) {
+	checkLeaks(t)
+	const requests, answer, high = 40, 64 << 10, 256 << 10
+	eofOut := make(chan int, 1)
+	h := &loopFuncs{
+		data: func(c *netcore.LoopConn) {
+			for c.Buffered() >= 4 && !c.OutputFull() {
+				c.Discard(4)
+				c.Write(make([]byte, answer))
+			}
+		},
+		eof: func(c *netcore.LoopConn) { eofOut <- c.OutputBuffered() },
+	}
+	lp := &netcore.Loop{Handler: h, Loops: 1, OutputHighWater: high, OutputLowWater: 64 << 10, MaxOutput: 1 << 20}
+	addr := serveLoop(t, lp)
+	c := dialLoop(t, addr)
+	if _, err := c.Write(make([]byte, 4*requests)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(testkit.Timeout))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n == 0 || n%answer != 0 {
+		t.Fatalf("read %d bytes then %v; want whole answers of %d bytes, then EOF", n, err, answer)
+	}
+	if out := testkit.WaitFor(t, eofOut, "OnEOF"); out >= high {
+		t.Errorf("OnEOF came with %d bytes of output buffered, at or above the high watermark (%d): while reading was held", out, high)
+	}
+	t.Logf("%d of %d requests answered before the EOF", n/answer, requests)
+}

@@ -121,6 +121,7 @@ type uringLoop struct {
 	pending int                  // requests whose last completion has not come yet
 	backlog []request            // requests waiting for room in the submission queue (prep)
 	spare   []*buffer            // send buffers given back (sent), for the next sends
+	lgen    uint32               // the last listener watch's generation
 	ready   chan error           // the ring's making, reported to start
 	fn      func(uint64, int32, uint32)
 	spin    bool // SpinWait: the last wait found completions
@@ -222,6 +223,16 @@ func (l *eventLoop) closeUring() {
 		}
 		u.r.ForEachCQE(u.fn)
 	}
+	if u.pending > 0 {
+		// The kernel may still write into the buffers or read the
+		// sends' bytes: leave them to it (closing the ring ends the
+		// requests; the mappings are lost, not reused).
+		l.lp.logger().Error("netcore: io_uring requests still in flight at the loop's exit; their buffers are not reused",
+			"requests", u.pending)
+		u.r.Close()
+		u.r = nil
+		return
+	}
 	for ud, c := range u.orphans {
 		l.sent(c)
 		delete(u.orphans, ud)
@@ -262,11 +273,19 @@ func (u *uringLoop) add(q *request) bool {
 		}
 		return r.PrepRecv(q.fd, u.br.Group(), q.n, q.ud)
 	case opSend:
-		return r.PrepSend(q.fd, q.p, true, q.ud)
+		// MSG_WAITALL for a send small enough to be quiet (waitUring):
+		// its completion then means all of it went. A larger one
+		// completes with what the socket took, as write(2) would, so
+		// that each completion touches the connection (IdleTimeout)
+		// and the output drains in steps (OutputLowWater).
+		return r.PrepSend(q.fd, q.p, len(q.p) <= uringQuietSend, q.ud)
 	case opPoll:
 		return r.PrepPollMultishot(q.fd, q.n, q.ud)
 	case opCancel:
 		return r.PrepCancel(q.ud, userData(udCancel, 0, 0, 0))
+	}
+	if q.n == 0 {
+		return r.PrepNop(q.ud)
 	}
 	return r.PrepNopResult(int32(q.n), q.ud)
 }
@@ -360,6 +379,8 @@ func (l *eventLoop) waitUring(due, now int64) error {
 				return err
 			}
 			if u.r.CQReady() > 0 {
+				clear(u.fresh)
+				u.fresh = u.fresh[:0]
 				return nil
 			}
 			if now = l.clock(); now >= end {
@@ -411,11 +432,14 @@ func (l *eventLoop) reapUring() { l.ur.r.ForEachCQE(l.ur.fn) }
 // completed handles one completion.
 func (l *eventLoop) completed(ud uint64, res int32, flags uint32) {
 	u := l.ur
+	kind, gen, seq, fd := splitUserData(ud)
+	if kind == 0 || kind > udLinger {
+		return // not the loop's (RecvLimit's probe)
+	}
 	more := uring.More(flags)
 	if !more {
 		u.pending--
 	}
-	kind, gen, seq, fd := splitUserData(ud)
 	switch kind {
 	case udWake:
 		l.drainQueue()
@@ -430,7 +454,7 @@ func (l *eventLoop) completed(ud uint64, res int32, flags uint32) {
 		if res > 0 {
 			l.accept(a, true)
 		}
-		if !more && a.open.Load() && l.accs[fd] == a && a.gen == gen {
+		if !more && res != -int32(unix.ECANCELED) && a.open.Load() && l.accs[fd] == a && a.gen == gen {
 			a.open.Store(false)
 			l.pauseListener(a, false) // ended on its own: watch again
 		}
@@ -485,7 +509,14 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 			l.received(c, p)
 		}
 	case res == 0:
-		if !c.eof && !c.flushClose {
+		switch {
+		case c.eof || c.flushClose:
+		case c.readHeld():
+			// The peer's FIN behind input the handler has not been
+			// offered (back-pressure): the epoll backend would read
+			// it after that input, so it waits (setRecv).
+			c.finPending = true
+		default:
 			l.received(c, nil)
 		}
 	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED),
@@ -513,6 +544,14 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 func (l *eventLoop) setRecv(c *LoopConn, want bool) {
 	u := l.ur
 	switch {
+	case want && c.events == 0 && c.finPending:
+		// The FIN a receive brought while reading was held: a
+		// no-op completing with 0 delivers it as that receive would
+		// have, after the input offered on resuming.
+		c.finPending = false
+		c.recvGen = nextGen(c.recvGen)
+		c.events = unix.EPOLLIN
+		l.prep(request{op: opNop, ud: userData(udRecv, c.recvGen, c.seq, c.fd)})
 	case want && c.events == 0:
 		n := l.room(c)
 		if n <= 0 {
@@ -565,6 +604,12 @@ func (l *eventLoop) flushUring(c *LoopConn) {
 		}
 		*c.snd, *w = *w, buffer{held: w.held}
 		l.send(c)
+		if c.paused {
+			// Below the low watermark with this send in flight: as
+			// the epoll backend after a write (a stream of Sends
+			// would otherwise keep it paused).
+			l.drained(c)
+		}
 		return
 	}
 	l.flushed(c, w)
@@ -672,12 +717,35 @@ func (l *eventLoop) forgetUring(c *LoopConn) {
 	} else if c.snd != nil {
 		l.sent(c)
 	}
+	l.submitBeforeClose()
+}
+
+// submitBeforeClose hands the kernel every request queued so far, before
+// the loop closes a descriptor. The kernel finds a request's file when it
+// is submitted: a request on a connection's descriptor still waiting in
+// the submission queue when the descriptor is closed and taken by an
+// accept would act on the new connection (send the old one's bytes to it,
+// or take its first bytes into a receive dropped as stale).
+func (l *eventLoop) submitBeforeClose() {
+	if len(l.ur.backlog) > 0 {
+		l.submitBacklog()
+	}
+	for i := 0; l.ur.r.SQSpace() < l.ur.r.SQEntries() && i < 100; i++ {
+		if _, err := l.ur.r.Submit(); err != nil && !retryable(err) {
+			l.lp.logger().Error("netcore: io_uring_enter failed", "err", err)
+			return
+		}
+	}
 }
 
 // watchUring watches a listener (a multishot poll), or stops.
 func (l *eventLoop) watchUring(a *acceptor, fd int, on bool) {
 	if on {
-		a.gen = nextGen(a.gen)
+		// From the loop's counter, not the acceptor's: a new acceptor
+		// in a closed one's slot must not take a generation whose
+		// completions may still come.
+		l.ur.lgen = nextGen(l.ur.lgen)
+		a.gen = l.ur.lgen
 		l.prepPoll(fd, unix.POLLIN, userData(udListener, a.gen, 0, a.idx))
 		return
 	}
