@@ -99,7 +99,8 @@ type tally struct {
 	Resumed  int64    `json:"resumed"`  // resume: connections that resumed a TLS session
 	// BadTLS counts the connections that made the server's handshake
 	// fail on purpose: against a TLS server, every stall, badhello and
-	// vanish connection.
+	// vanish connection (and a never connection whose handshake the
+	// run's end cut short).
 	BadTLS  int64    `json:"bad_tls"`
 	Samples []string `json:"samples"` // the first few errors
 }
@@ -283,7 +284,7 @@ func (w *client) open(wrap func(*net.TCPConn) net.Conn, config *tls.Config) (c n
 	raw.SetDeadline(time.Now().Add(opTimeout))
 	if err := tc.Handshake(); err != nil {
 		raw.Close()
-		return nil, nil, fmt.Errorf("TLS handshake: %v", err)
+		return nil, nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	raw.SetDeadline(time.Time{})
 	return tc, raw, nil
@@ -478,6 +479,12 @@ func (w *client) never(ctx context.Context) {
 		sc = &stallConn{TCPConn: raw, ctx: ctx, bound: w.cfg.Limits.dropBound()}
 		return sc
 	}, nil)
+	if errors.Is(err, errRunOver) {
+		// The run ended in its handshake (its writes wait out stalls):
+		// a failed handshake for the server, and no fault of either.
+		w.c.badTLS.Add(1)
+		return
+	}
 	if err != nil {
 		w.c.fail("%v", err)
 		return
@@ -740,6 +747,10 @@ func (w *client) stall(ctx context.Context) {
 		w.c.fail("%v", err)
 		return
 	}
+	// The clock starts before the dial: the server cannot accept, and
+	// start its handshake timer, any earlier (after the dial returns,
+	// this goroutine can wait to run longer than the tolerance).
+	start := time.Now()
 	c, err := w.dial()
 	if err != nil {
 		w.c.fail("dial: %v", err)
@@ -747,7 +758,6 @@ func (w *client) stall(ctx context.Context) {
 	}
 	defer c.Close()
 	w.c.badTLS.Add(1)
-	start := time.Now()
 	switch w.rng.IntN(3) {
 	case 0:
 		hello = nil

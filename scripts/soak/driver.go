@@ -247,7 +247,7 @@ func (r *serverRun) check(d driverConfig) {
 			bad += t.BadTLS
 		}
 		if r.Bye.TLSHandshakeErrors != bad {
-			r.fail("the server counted %d failed TLS handshakes, want %d (the clients' stall, badhello and vanish connections)", r.Bye.TLSHandshakeErrors, bad)
+			r.fail("the server counted %d failed TLS handshakes, want %d (the clients' stall, badhello and vanish connections, and handshakes the run's end cut short)", r.Bye.TLSHandshakeErrors, bad)
 		}
 		if r.After.Handshaking != 0 {
 			r.fail("%d goroutines still in a TLS handshake once the clients had gone", r.After.Handshaking)
