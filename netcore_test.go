@@ -714,10 +714,21 @@ func TestDialerAndListenConfigControl(t *testing.T) {
 
 func TestRefusedErrorShape(t *testing.T) {
 	t.Parallel()
-	l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	_, err := netcore.Dial("tcp4", addr)
+	// A port just closed, which another test process may take before the
+	// dial (then the dial succeeds): another port, a few times at most.
+	var addr string
+	var err error
+	for range 10 {
+		l := testkit.Listen(t, "tcp4", "127.0.0.1:0")
+		addr = l.Addr().String()
+		l.Close()
+		var c *netcore.Conn
+		if c, err = netcore.Dial("tcp4", addr); err == nil {
+			c.Close()
+			continue
+		}
+		break
+	}
 	var oe *net.OpError
 	var se *os.SyscallError
 	if !errors.As(err, &oe) || oe.Op != "dial" || !errors.As(err, &se) || !errors.Is(err, syscall.ECONNREFUSED) {
