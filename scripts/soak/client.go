@@ -301,6 +301,17 @@ func closeWrite(c net.Conn, raw *net.TCPConn) error {
 	return raw.CloseWrite()
 }
 
+// exchangeSome makes 1 to most random requests and exchanges them over c
+// within opTimeout.
+func (w *client) exchangeSome(c net.Conn, most int) error {
+	reqs := make([]request, 1+w.rng.IntN(most))
+	for i := range reqs {
+		reqs[i] = w.newRequest(maxPayload)
+	}
+	c.SetDeadline(time.Now().Add(opTimeout))
+	return w.exchange(c, reqs, c)
+}
+
 // exchange sends reqs, written in random pieces by another goroutine
 // while this one reads, and verifies every reply. read reads replies: a
 // plain reader, or a slow one.
@@ -382,12 +393,7 @@ func (w *client) pipeline(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		reqs := make([]request, 1+w.rng.IntN(32))
-		for i := range reqs {
-			reqs[i] = w.newRequest(maxPayload)
-		}
-		c.SetDeadline(time.Now().Add(opTimeout))
-		if err := w.exchange(c, reqs, c); err != nil {
+		if err := w.exchangeSome(c, 32); err != nil {
 			w.c.fail("%v", err)
 			return
 		}
@@ -865,12 +871,7 @@ func (w *client) resume(ctx context.Context) {
 		w.c.fail("connection %d of a client with a session cache (%s) did not resume a session", w.conns, tls.VersionName(w.version))
 		return
 	}
-	reqs := make([]request, 1+w.rng.IntN(4))
-	for i := range reqs {
-		reqs[i] = w.newRequest(maxPayload)
-	}
-	c.SetDeadline(time.Now().Add(opTimeout))
-	if err := w.exchange(c, reqs, c); err != nil {
+	if err := w.exchangeSome(c, 4); err != nil {
 		w.c.fail("%v", err)
 	}
 }

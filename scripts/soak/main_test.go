@@ -55,9 +55,39 @@ func (w testWriter) Write(p []byte) (int, error) {
 // server: it must pass, and every kind of client must have met the
 // server in the way its kind is about.
 func TestSoak(t *testing.T) {
-	d := soakConfig(t, "server,blocking,loop", "pipeline=4,slow=2,halfclose=2,never=2,reset=2,garbage=2,idle=2,vanish=2", shortLimits)
+	out := soakPasses(t, "server,blocking,loop", "pipeline=4,slow=2,halfclose=2,never=2,reset=2,garbage=2,idle=2,vanish=2")
+	for _, want := range []string{"| pipeline |", "| never |", "| garbage |", "| idle |", "| vanish |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report has no %q row", want)
+		}
+	}
+}
+
+// TestSoakTLS runs the soak briefly against the TLS servers, with the
+// clients that only they meet: a handshake that stalls, a bad ClientHello,
+// sessions resumed.
+func TestSoakTLS(t *testing.T) {
+	servers := "loop-tls,server-tls"
+	out := soakPasses(t, servers, "pipeline=3,slow=1,halfclose=1,resume=2,never=2,reset=1,garbage=2,idle=1,vanish=1,stall=2,badhello=2")
+	for _, mode := range strings.Split(servers, ",") {
+		if !strings.Contains(out, "\n"+labels[mode]+": TLS handshakes ") {
+			t.Errorf("%s: no line counting the TLS handshakes", mode)
+		}
+	}
+	for _, want := range []string{"| resume |", "| stall |", "| badhello |", " resumed)", "closed by the handshake timeout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report has no %q", want)
+		}
+	}
+}
+
+// soakPasses runs the soak briefly against servers with clients, and
+// fails t unless it passes with an "ok" report row for every server; it
+// returns the report.
+func soakPasses(t *testing.T, servers, clients string) string {
+	t.Helper()
 	var out bytes.Buffer
-	ok, err := drive(d, &out)
+	ok, err := drive(soakConfig(t, servers, clients, shortLimits), &out)
 	t.Logf("%s", out.Bytes())
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +95,7 @@ func TestSoak(t *testing.T) {
 	if !ok {
 		t.Fatal("the soak failed")
 	}
-	for _, mode := range []string{"server", "blocking", "loop"} {
+	for _, mode := range strings.Split(servers, ",") {
 		row := ""
 		for _, line := range strings.Split(out.String(), "\n") {
 			if strings.HasPrefix(line, "| "+labels[mode]+" |") {
@@ -76,49 +106,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("%s: report row %q, want one ending in ok", mode, row)
 		}
 	}
-	for _, want := range []string{"| pipeline |", "| never |", "| garbage |", "| idle |", "| vanish |"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the report has no %q row", want)
-		}
-	}
-}
-
-// TestSoakTLS runs the soak briefly against the TLS servers, with the
-// clients that only they meet: a handshake that stalls, a bad ClientHello,
-// sessions resumed.
-func TestSoakTLS(t *testing.T) {
-	d := soakConfig(t, "loop-tls,server-tls", "pipeline=3,slow=1,halfclose=1,resume=2,never=2,reset=1,garbage=2,idle=1,vanish=1,stall=2,badhello=2", shortLimits)
-	var out bytes.Buffer
-	ok, err := drive(d, &out)
-	t.Logf("%s", out.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ok {
-		t.Fatal("the soak failed")
-	}
-	for _, mode := range []string{"loop-tls", "server-tls"} {
-		row, hs := "", ""
-		for _, line := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(line, "| "+labels[mode]+" |") {
-				row = line
-			}
-			if strings.HasPrefix(line, labels[mode]+": TLS handshakes ") {
-				hs = line
-			}
-		}
-		if !strings.HasSuffix(row, "| ok |") {
-			t.Errorf("%s: report row %q, want one ending in ok", mode, row)
-		}
-		if hs == "" {
-			t.Errorf("%s: no line counting the TLS handshakes", mode)
-		}
-	}
-	for _, want := range []string{"| resume |", "| stall |", "| badhello |", " resumed)", "closed by the handshake timeout"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the report has no %q", want)
-		}
-	}
+	return out.String()
 }
 
 // TestSoakCatchesClientThatHoldsOn: with no write deadline in the Server's
