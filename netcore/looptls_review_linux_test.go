@@ -55,19 +55,14 @@ func startTLSData(t *testing.T, config *tls.Config, afterStart func(c *netcore.L
 // client's *tls.Conn, its handshake not started.
 func dialStartTLS(t *testing.T, addr string, config *tls.Config) (*tls.Conn, net.Conn) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp4", addr, testkit.Timeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(testkit.Timeout))
+	tc, nc := dialTLSOver(t, addr, config, func(nc net.Conn) net.Conn { return nc })
 	if _, err := nc.Write([]byte("STARTTLS\n")); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLine(t, nc); got != "220 go" {
 		t.Fatalf("answer to STARTTLS %q", got)
 	}
-	return tls.Client(nc, config), nc
+	return tc, nc
 }
 
 // A handler that writes more than OutputHighWater right after StartTLS
