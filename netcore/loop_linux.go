@@ -414,7 +414,7 @@ type eventLoop struct {
 	lim     limits
 	epfd    int        // -1 with io_uring
 	ur      *uringLoop // nil with epoll
-	wakefd  int        // eventfd, registered edge-triggered: never needs reading
+	wakefd  int        // eventfd, watched edge-triggered (epoll) or by a multishot poll: never read
 	reserve int        // spare descriptor for the EMFILE trick, -1 if none
 	events  []unix.EpollEvent
 	scratch []byte

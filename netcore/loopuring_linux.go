@@ -525,10 +525,8 @@ func (l *eventLoop) recvCompleted(ud uint64, gen, seq uint32, fd int, res int32,
 		// buffers are coming back), cancelled (by the loop, or by
 		// the kernel), or ended with nothing to take: re-armed
 		// below if the loop still wants input.
-	default:
-		if !c.closed && res < 0 {
-			l.closeConn(c, c.opErr("read", "recv", unix.Errno(-res)))
-		}
+	default: // an error
+		l.closeConn(c, c.opErr("read", "recv", unix.Errno(-res)))
 	}
 	if !c.closed && c.events == 0 {
 		l.rearm(c)
@@ -599,9 +597,7 @@ func (l *eventLoop) flushUring(c *LoopConn) {
 		w = l.seal(c)
 	}
 	if w.Len() > 0 {
-		if c.snd == nil {
-			c.snd = l.ur.takeSnd()
-		}
+		c.snd = l.ur.takeSnd() // (nil while no send is in flight)
 		*c.snd, *w = *w, buffer{held: w.held}
 		l.send(c)
 		if c.paused {
@@ -630,8 +626,9 @@ func (l *eventLoop) send(c *LoopConn) {
 	l.ur.fresh = append(l.ur.fresh, c)
 }
 
-// sendUD is the user_data of c's send: all of its sequence number (the
-// generation's bits hold the upper ones), so that it names c alone.
+// sendUD is the user_data of c's send: 28 bits of its sequence number
+// (the generation's bits hold bits 16-27) and its descriptor, so that it
+// names c alone among the connections a descriptor has had recently.
 func sendUD(c *LoopConn) uint64 { return userData(udSend, c.seq>>16, c.seq, c.fd) }
 
 // sendCompleted goes on after a send: the rest of a short one, then
@@ -714,8 +711,6 @@ func (l *eventLoop) forgetUring(c *LoopConn) {
 	if c.blocked {
 		l.ur.orphans[sendUD(c)] = c
 		l.prepCancel(sendUD(c))
-	} else if c.snd != nil {
-		l.sent(c)
 	}
 	l.submitBeforeClose()
 }
